@@ -1,0 +1,408 @@
+/*
+ * config.c - the key table, defaults, load and validate.
+ *
+ * Owns: parsing /etc/echod.conf with libconfig into a fresh struct cfg.
+ * Never touches live state: the caller decides what to do with a result.
+ * Errors name the file and line of the offending setting, the key, and
+ * what was expected; integers are read as 64-bit and range-checked before
+ * they are stored, and a float, string or bool where an integer belongs is
+ * an error, never a conversion.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libconfig.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "config.h"
+#include "log.h"
+
+#define CFG_OFF(f) offsetof(struct cfg, f)
+#define CFG_LOFF(f) offsetof(struct cfg_listen, f)
+#define CFG_MIB ((int64_t)1024 * 1024)
+
+const struct cfg_key cfg_keys[] = {
+    { "listen", CFG_LISTEN, CFG_TOP, 0, 0, NULL, 0, CFG_MAX_LISTEN,
+      "Listening sockets: a list of { address; port; ipv6_only; } groups." },
+    { "address", CFG_STRING, CFG_ITEM, CFG_LOFF(address), 0, NULL, 1,
+      CFG_ADDR_MAX - 1,
+      "Numeric IPv4 or IPv6 address to bind (\"0.0.0.0\" or \"::\" for all)." },
+    { "port", CFG_INT, CFG_ITEM, CFG_LOFF(port), 7, NULL, 1, 65535,
+      "TCP port to bind." },
+    { "ipv6_only", CFG_BOOL, CFG_ITEM, CFG_LOFF(ipv6_only), 1, NULL, 0, 1,
+      "For an IPv6 address: accept IPv6 only (IPV6_V6ONLY)." },
+    { "max_connections", CFG_INT, CFG_TOP, CFG_OFF(max_connections), 10000,
+      NULL, 1, 1048576,
+      "Concurrent TCP connections; beyond it, accept and close at once." },
+    { "idle_timeout", CFG_INT, CFG_TOP, CFG_OFF(idle_timeout), 300, NULL, 0,
+      86400, "Seconds without progress before a connection is closed; 0 = off." },
+    { "output_high_watermark", CFG_INT, CFG_TOP,
+      CFG_OFF(output_high_watermark), 65536, NULL, 4096, 64 * CFG_MIB,
+      "Queued output bytes per connection at which echod stops reading it." },
+    { "output_low_watermark", CFG_INT, CFG_TOP, CFG_OFF(output_low_watermark),
+      16384, NULL, 0, 64 * CFG_MIB,
+      "Queued output bytes at or below which reading resumes." },
+    { "shutdown_timeout", CFG_INT, CFG_TOP, CFG_OFF(shutdown_timeout), 5, NULL,
+      0, 3600, "Seconds to let queued output drain on SIGTERM." },
+    { "listen_backlog", CFG_INT, CFG_TOP, CFG_OFF(listen_backlog), 1024, NULL,
+      1, 65535, "listen(2) backlog (the kernel caps it at somaxconn)." },
+    { "log_level", CFG_LEVEL, CFG_TOP, CFG_OFF(log_level), LOG_INFO, NULL, 0,
+      0, "Lowest level logged: emerg alert crit err warning notice info debug." },
+    { "syslog_facility", CFG_FACILITY, CFG_TOP, CFG_OFF(syslog_facility),
+      LOG_DAEMON, NULL, 0, 0, "syslog facility: daemon, user or local0..local7." },
+    { "syslog_ident", CFG_STRING, CFG_TOP, CFG_OFF(syslog_ident), 0, "echod", 1,
+      CFG_IDENT_MAX - 1, "syslog identity (the tag in front of each line)." },
+    { NULL, CFG_INT, CFG_TOP, 0, 0, NULL, 0, 0, NULL },
+};
+
+const struct cfg_listen cfg_default_listen[] = {
+    { "0.0.0.0", 7, true },
+    { "::", 7, true },
+};
+const size_t cfg_n_default_listen =
+    sizeof(cfg_default_listen) / sizeof(cfg_default_listen[0]);
+
+static int64_t *
+cfg_int_field(void *base, const struct cfg_key *k)
+{
+    return (int64_t *)(void *)((char *)base + k->off);
+}
+
+static void
+cfg_key_default(void *base, const struct cfg_key *k)
+{
+    switch (k->type) {
+    case CFG_INT:
+    case CFG_LEVEL:
+    case CFG_FACILITY:
+        *cfg_int_field(base, k) = k->def;
+        break;
+    case CFG_BOOL:
+        *(bool *)((char *)base + k->off) = k->def != 0;
+        break;
+    case CFG_STRING:
+        snprintf((char *)base + k->off, (size_t)k->max + 1, "%s",
+                 k->def_str != NULL ? k->def_str : "");
+        break;
+    case CFG_LISTEN:
+        break;
+    }
+}
+
+void
+cfg_defaults(struct cfg *c)
+{
+    memset(c, 0, sizeof(*c));
+    for (const struct cfg_key *k = cfg_keys; k->name != NULL; k++) {
+        if (k->scope == CFG_TOP) {
+            cfg_key_default(c, k);
+        }
+    }
+    memcpy(c->listen, cfg_default_listen, sizeof(cfg_default_listen));
+    c->n_listen = cfg_n_default_listen;
+}
+
+void
+cfg_default_text(const struct cfg_key *k, char *buf, size_t len)
+{
+    switch (k->type) {
+    case CFG_INT:
+        snprintf(buf, len, "%lld", (long long)k->def);
+        break;
+    case CFG_BOOL:
+        snprintf(buf, len, "%s", k->def ? "true" : "false");
+        break;
+    case CFG_STRING:
+        snprintf(buf, len, "\"%s\"", k->def_str != NULL ? k->def_str : "");
+        break;
+    case CFG_LEVEL:
+        snprintf(buf, len, "\"%s\"", log_level_name((int)k->def));
+        break;
+    case CFG_FACILITY:
+        snprintf(buf, len, "\"%s\"", log_facility_name((int)k->def));
+        break;
+    case CFG_LISTEN: {
+        size_t used = 0;
+        used += (size_t)snprintf(buf, len, "(");
+        for (size_t i = 0; i < cfg_n_default_listen && used < len; i++) {
+            used += (size_t)snprintf(buf + used, len - used,
+                                     "%s { address = \"%s\"; port = %lld; }",
+                                     i ? "," : "",
+                                     cfg_default_listen[i].address,
+                                     (long long)cfg_default_listen[i].port);
+        }
+        if (used < len) {
+            snprintf(buf + used, len - used, " )");
+        }
+        break;
+    }
+    }
+}
+
+bool
+cfg_listen_equal(const struct cfg_listen *a, const struct cfg_listen *b)
+{
+    return strcmp(a->address, b->address) == 0 && a->port == b->port &&
+           a->ipv6_only == b->ipv6_only;
+}
+
+/* ---- loading ---- */
+
+struct cfg_ctx {
+    const char *path;
+    char *err;
+    size_t errlen;
+};
+
+static int
+cfg_fail(struct cfg_ctx *x, const config_setting_t *s, const char *fmt, ...)
+    LOG_PRINTF(3, 4);
+
+static int
+cfg_fail(struct cfg_ctx *x, const config_setting_t *s, const char *fmt, ...)
+{
+    va_list ap;
+    const char *file = NULL;
+    unsigned line = 0;
+    int n;
+
+    if (s != NULL) {
+        file = config_setting_source_file(s);
+        line = config_setting_source_line(s);
+    }
+    n = snprintf(x->err, x->errlen, "%s:%u: ", file ? file : x->path, line);
+    if (n >= 0 && (size_t)n < x->errlen) {
+        va_start(ap, fmt);
+        vsnprintf(x->err + n, x->errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static const struct cfg_key *
+cfg_find(const char *name, enum cfg_scope scope)
+{
+    for (const struct cfg_key *k = cfg_keys; k->name != NULL; k++) {
+        if (k->scope == scope && strcmp(k->name, name) == 0) {
+            return k;
+        }
+    }
+    return NULL;
+}
+
+/* Store one scalar setting into base after checking type and range. */
+static int
+cfg_set_scalar(struct cfg_ctx *x, const config_setting_t *s,
+               const struct cfg_key *k, void *base, const char *label)
+{
+    int t = config_setting_type(s);
+    const char *str;
+    long long v;
+    int code;
+
+    switch (k->type) {
+    case CFG_INT:
+        if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64) {
+            return cfg_fail(x, s, "%s: expected an integer in %lld..%lld",
+                            label, (long long)k->min, (long long)k->max);
+        }
+        v = config_setting_get_int64(s);
+        if (v < k->min || v > k->max) {
+            return cfg_fail(x, s, "%s: expected an integer in %lld..%lld",
+                            label, (long long)k->min, (long long)k->max);
+        }
+        *cfg_int_field(base, k) = v;
+        return 0;
+    case CFG_BOOL:
+        if (t != CONFIG_TYPE_BOOL) {
+            return cfg_fail(x, s, "%s: expected true or false", label);
+        }
+        *(bool *)((char *)base + k->off) = config_setting_get_bool(s) != 0;
+        return 0;
+    case CFG_STRING:
+        str = t == CONFIG_TYPE_STRING ? config_setting_get_string(s) : NULL;
+        if (str == NULL || strlen(str) < (size_t)k->min ||
+            strlen(str) > (size_t)k->max) {
+            return cfg_fail(x, s, "%s: expected a string of %lld..%lld "
+                            "characters", label, (long long)k->min,
+                            (long long)k->max);
+        }
+        snprintf((char *)base + k->off, (size_t)k->max + 1, "%s", str);
+        return 0;
+    case CFG_LEVEL:
+    case CFG_FACILITY:
+        str = t == CONFIG_TYPE_STRING ? config_setting_get_string(s) : NULL;
+        code = str == NULL ? -1
+               : k->type == CFG_LEVEL ? log_level_from_name(str)
+                                      : log_facility_from_name(str);
+        if (code < 0) {
+            return cfg_fail(x, s, "%s: expected one of %s", label,
+                            k->type == CFG_LEVEL
+                                ? "emerg, alert, crit, err, warning, notice, "
+                                  "info, debug"
+                                : "daemon, user, local0 .. local7");
+        }
+        *cfg_int_field(base, k) = code;
+        return 0;
+    case CFG_LISTEN:
+        break;
+    }
+    return cfg_fail(x, s, "%s: internal error: bad key type", label);
+}
+
+static int
+cfg_check_address(struct cfg_ctx *x, const config_setting_t *s,
+                  const struct cfg_listen *l, const char *label)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+
+    if (inet_pton(AF_INET, l->address, buf) != 1 &&
+        inet_pton(AF_INET6, l->address, buf) != 1) {
+        return cfg_fail(x, s, "%s.address: expected a numeric IPv4 or IPv6 "
+                        "address, got \"%s\"", label, l->address);
+    }
+    return 0;
+}
+
+static int
+cfg_load_item(struct cfg_ctx *x, const config_setting_t *item,
+              struct cfg_listen *l, unsigned idx)
+{
+    char label[48];
+    char sublabel[80];
+    bool have_address = false;
+
+    snprintf(label, sizeof(label), "listen[%u]", idx);
+    if (!config_setting_is_group(item)) {
+        return cfg_fail(x, item, "%s: expected a group { address = ...; "
+                        "port = ...; }", label);
+    }
+    for (const struct cfg_key *k = cfg_keys; k->name != NULL; k++) {
+        if (k->scope == CFG_ITEM) {
+            cfg_key_default(l, k);
+        }
+    }
+    for (int i = 0; i < config_setting_length(item); i++) {
+        const config_setting_t *s = config_setting_get_elem(item, (unsigned)i);
+        const char *name = config_setting_name(s);
+        const struct cfg_key *k = cfg_find(name, CFG_ITEM);
+
+        snprintf(sublabel, sizeof(sublabel), "%s.%s", label, name);
+        if (k == NULL) {
+            return cfg_fail(x, s, "%s: unknown key", sublabel);
+        }
+        if (cfg_set_scalar(x, s, k, l, sublabel) < 0) {
+            return -1;
+        }
+        if (strcmp(name, "address") == 0) {
+            have_address = true;
+        }
+    }
+    if (!have_address) {
+        return cfg_fail(x, item, "%s.address: missing (required)", label);
+    }
+    return cfg_check_address(x, item, l, label);
+}
+
+static int
+cfg_load_listen(struct cfg_ctx *x, const config_setting_t *s, struct cfg *c)
+{
+    unsigned n;
+
+    if (!config_setting_is_list(s) && !config_setting_is_array(s)) {
+        return cfg_fail(x, s, "listen: expected a list ( { address = ...; "
+                        "port = ...; }, ... )");
+    }
+    n = (unsigned)config_setting_length(s);
+    if (n > CFG_MAX_LISTEN) {
+        return cfg_fail(x, s, "listen: at most %d entries", CFG_MAX_LISTEN);
+    }
+    c->n_listen = 0;
+    for (unsigned i = 0; i < n; i++) {
+        const config_setting_t *item = config_setting_get_elem(s, i);
+
+        if (cfg_load_item(x, item, &c->listen[i], i) < 0) {
+            return -1;
+        }
+        for (unsigned j = 0; j < i; j++) {
+            if (cfg_listen_equal(&c->listen[i], &c->listen[j])) {
+                return cfg_fail(x, item, "listen[%u]: duplicate of "
+                                "listen[%u]", i, j);
+            }
+        }
+        c->n_listen = i + 1;
+    }
+    return 0;
+}
+
+static int
+cfg_load_root(struct cfg_ctx *x, const config_setting_t *root, struct cfg *c)
+{
+    const config_setting_t *low = NULL;
+
+    for (int i = 0; i < config_setting_length(root); i++) {
+        const config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
+        const char *name = config_setting_name(s);
+        const struct cfg_key *k = cfg_find(name, CFG_TOP);
+
+        if (k == NULL) {
+            return cfg_fail(x, s, "%s: unknown key", name);
+        }
+        if (k->type == CFG_LISTEN) {
+            if (cfg_load_listen(x, s, c) < 0) {
+                return -1;
+            }
+            continue;
+        }
+        if (cfg_set_scalar(x, s, k, c, name) < 0) {
+            return -1;
+        }
+        if (strcmp(name, "output_low_watermark") == 0) {
+            low = s;
+        }
+    }
+    if (c->output_low_watermark >= c->output_high_watermark) {
+        if (low == NULL) {
+            low = config_setting_get_member(root, "output_high_watermark");
+        }
+        return cfg_fail(x, low, "output_low_watermark: must be less than "
+                        "output_high_watermark (%lld)",
+                        (long long)c->output_high_watermark);
+    }
+    return 0;
+}
+
+int
+cfg_load(struct cfg *c, const char *path, char *err, size_t errlen)
+{
+    struct cfg_ctx x = { path, err, errlen };
+    config_t lc;
+    int rc = -1;
+
+    FILE *probe;
+
+    cfg_defaults(c);
+    /* libconfig reports an I/O error without errno; ask the kernel first. */
+    probe = fopen(path, "r");
+    if (probe == NULL) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    fclose(probe);
+    config_init(&lc);
+    if (config_read_file(&lc, path) != CONFIG_TRUE) {
+        if (config_error_type(&lc) == CONFIG_ERR_FILE_IO) {
+            snprintf(err, errlen, "%s: cannot read", path);
+        } else {
+            snprintf(err, errlen, "%s:%d: %s",
+                     config_error_file(&lc) ? config_error_file(&lc) : path,
+                     config_error_line(&lc), config_error_text(&lc));
+        }
+    } else {
+        rc = cfg_load_root(&x, config_root_setting(&lc), c);
+    }
+    config_destroy(&lc);
+    return rc;
+}

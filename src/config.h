@@ -1,0 +1,93 @@
+/*
+ * config.h - echod's configuration: one table of keys drives defaults,
+ * validation (with file:line), unknown-key detection, -t and the checks
+ * that conf/echod.conf and man/echod.conf.5 agree with the code.
+ *
+ * A load builds a complete new struct cfg; live code only ever sees a
+ * const struct cfg * and swaps snapshots on reload.
+ */
+#ifndef ECHOD_CONFIG_H
+#define ECHOD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef ECHOD_CONF_PATH
+#define ECHOD_CONF_PATH "/etc/echod.conf"
+#endif
+
+#define CFG_MAX_LISTEN 64
+#define CFG_ADDR_MAX 64
+#define CFG_IDENT_MAX 32
+#define CFG_ERR_MAX 512
+
+struct cfg_listen {
+    char address[CFG_ADDR_MAX]; /* numeric IPv4 or IPv6 address */
+    int64_t port;
+    bool ipv6_only;
+};
+
+struct cfg {
+    struct cfg_listen listen[CFG_MAX_LISTEN];
+    size_t n_listen;
+    int64_t max_connections;
+    int64_t idle_timeout;          /* seconds, 0 = off */
+    int64_t output_high_watermark; /* bytes */
+    int64_t output_low_watermark;  /* bytes */
+    int64_t shutdown_timeout;      /* seconds */
+    int64_t listen_backlog;
+    int64_t log_level;             /* syslog level (LOG_*) */
+    int64_t syslog_facility;       /* syslog facility (LOG_*) */
+    char syslog_ident[CFG_IDENT_MAX];
+};
+
+enum cfg_type {
+    CFG_INT,
+    CFG_BOOL,
+    CFG_STRING,
+    CFG_LEVEL,    /* string naming a syslog level */
+    CFG_FACILITY, /* string naming a syslog facility */
+    CFG_LISTEN,   /* list of groups described by the CFG_ITEM rows */
+};
+
+enum cfg_scope {
+    CFG_TOP,  /* a top-level key */
+    CFG_ITEM, /* a key inside one `listen` entry */
+};
+
+/* One row per key: the only place a default or a range is written. */
+struct cfg_key {
+    const char *name;
+    enum cfg_type type;
+    enum cfg_scope scope;
+    size_t off;          /* into struct cfg or struct cfg_listen */
+    int64_t def;         /* CFG_INT, CFG_BOOL, CFG_LEVEL, CFG_FACILITY */
+    const char *def_str; /* CFG_STRING; NULL = required (CFG_ITEM) */
+    int64_t min, max;    /* CFG_INT range; CFG_STRING length */
+    const char *doc;     /* one line */
+};
+
+/* The key table, terminated by a row whose name is NULL. */
+extern const struct cfg_key cfg_keys[];
+
+/* The built-in listeners used when the file has no `listen` key. */
+extern const struct cfg_listen cfg_default_listen[];
+extern const size_t cfg_n_default_listen;
+
+/* Fill *c with the built-in defaults. */
+void cfg_defaults(struct cfg *c);
+
+/*
+ * Read and validate `path` into *c. On success returns 0 and *c is complete.
+ * On failure returns -1, leaves *c unspecified and writes one line to err,
+ * of the form "FILE:LINE: KEY: what was expected" (no trailing newline).
+ */
+int cfg_load(struct cfg *c, const char *path, char *err, size_t errlen);
+
+/* The default of a key as it would be written in the config file. */
+void cfg_default_text(const struct cfg_key *k, char *buf, size_t len);
+
+bool cfg_listen_equal(const struct cfg_listen *a, const struct cfg_listen *b);
+
+#endif /* ECHOD_CONFIG_H */

@@ -1,0 +1,93 @@
+/*
+ * loop.h - the event loop: one epoll instance, edge-triggered on every fd.
+ *
+ * The rules every owner of an fd follows (register once, readiness kept in
+ * the owner's flags, budgets, the ready list, close now / free later) are
+ * written once, in ../shared/STYLE.md section 2 ("The edge-triggered
+ * discipline"); this interface exists to make them easy to follow.
+ */
+#ifndef ECHOD_LOOP_H
+#define ECHOD_LOOP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "list.h"
+#include "outq.h"
+
+#define LOOP_MAX_EVENTS 256       /* events per epoll_wait */
+#define LOOP_SCRATCH ((size_t)64 * 1024) /* the one read buffer of the loop */
+#define LOOP_POOL_FREE_MAX 256    /* cached free output chunks (4 MiB) */
+
+/* Embedded first in every owner of an fd (conn, listener, signalfd). */
+struct loop_io {
+    int fd;
+    /* An epoll event arrived: set readiness flags, then do the work. */
+    void (*on_event)(struct loop_io *io, uint32_t events);
+    /* Served from the ready list (a budget ran out with work left). */
+    void (*on_ready)(struct loop_io *io);
+    /* Called after the batch once loop_close() was called; frees it. */
+    void (*on_free)(struct loop_io *io);
+    struct list node; /* on the ready list or the closed list */
+    bool closed;
+};
+
+struct loop_timer {
+    uint64_t deadline; /* loop->now milliseconds */
+    bool armed;
+    void (*fn)(struct loop_timer *t);
+    struct list node;
+};
+
+struct loop {
+    int epfd;
+    uint64_t now; /* monotonic milliseconds, read once per iteration */
+    struct list ready;
+    struct list closed;
+    struct list timers;
+    bool stop;
+    struct outq_pool pool;
+    char *scratch; /* LOOP_SCRATCH bytes */
+};
+
+/* Returns 0, or -1 with errno (epoll_create1 or malloc failed). */
+int loop_init(struct loop *l);
+/* Frees what loop_close() deferred, the pool and the scratch buffer. */
+void loop_fini(struct loop *l);
+
+/* Refresh l->now from CLOCK_MONOTONIC. */
+void loop_update_now(struct loop *l);
+
+/* Prepare an io for io->fd with its callbacks (not registered yet). */
+void loop_io_init(struct loop_io *io, int fd,
+                  void (*on_event)(struct loop_io *, uint32_t),
+                  void (*on_ready)(struct loop_io *),
+                  void (*on_free)(struct loop_io *));
+
+/* EPOLL_CTL_ADD with the full mask; the only epoll_ctl echod ever makes.
+ * Returns 0 or -1 with errno. */
+int loop_add(struct loop *l, struct loop_io *io, uint32_t events);
+
+/* Queue io to be served (on_ready) before the next epoll_wait blocks.
+ * At most once: a second call while queued does nothing. */
+void loop_ready(struct loop *l, struct loop_io *io);
+
+/* Close the fd now (which also deregisters it), forget any ready-list
+ * entry, and free the owner after the current batch. */
+void loop_close(struct loop *l, struct loop_io *io);
+
+void loop_timer_init(struct loop_timer *t, void (*fn)(struct loop_timer *));
+/* (Re)arm to fire once at `deadline` (loop->now milliseconds). */
+void loop_timer_arm(struct loop *l, struct loop_timer *t, uint64_t deadline);
+void loop_timer_disarm(struct loop_timer *t);
+
+/* One iteration: wait (at most max_wait_ms, -1 = no cap; 0 while the
+ * ready list is not empty), dispatch, serve the ready list snapshot, run
+ * expired timers, free closed owners. */
+void loop_run_once(struct loop *l, int max_wait_ms);
+
+/* Iterate until l->stop is set. */
+void loop_run(struct loop *l);
+
+#endif /* ECHOD_LOOP_H */

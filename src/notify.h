@@ -1,0 +1,34 @@
+/*
+ * notify.h - the service manager protocol (sd_notify) and socket
+ * activation. The only module that includes sd-daemon.h. When echod is
+ * not run by systemd (no NOTIFY_SOCKET, no LISTEN_FDS) every call does
+ * nothing, so echod and its tests behave the same either way.
+ */
+#ifndef ECHOD_NOTIFY_H
+#define ECHOD_NOTIFY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* READY=1 with a STATUS= line. */
+void ntf_ready(const char *status);
+/* RELOADING=1 with MONOTONIC_USEC= (now). */
+void ntf_reloading(void);
+/* STOPPING=1 with a STATUS= line. */
+void ntf_stopping(const char *status);
+void ntf_status(const char *status);
+void ntf_watchdog(void);
+/* Startup failed: STATUS= and ERRNO=. */
+void ntf_failed(int err, const char *status);
+
+/* The watchdog interval in microseconds, or 0 when not enabled for us. */
+uint64_t ntf_watchdog_usec(void);
+
+/*
+ * Inherited listening sockets (LISTEN_FDS for our PID). Each is checked
+ * to be a listening TCP socket; others are closed and logged. Stores up to
+ * max fds in fds[] and returns how many, 0 if not socket-activated.
+ */
+size_t ntf_listen_fds(int *fds, size_t max);
+
+#endif /* ECHOD_NOTIFY_H */

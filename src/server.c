@@ -1,0 +1,372 @@
+/*
+ * server.c - the control plane.
+ *
+ * Owns: the one server instance (file-static, main thread only), the
+ * current config snapshot, listener set and connection set, reload
+ * (parse, validate, then apply the difference without dropping a
+ * connection), graceful shutdown with a deadline, the STATUS line and the
+ * watchdog tick. Never moves client bytes.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "listener.h"
+#include "log.h"
+#include "loop.h"
+#include "notify.h"
+#include "server.h"
+#include "signals.h"
+#include "sock.h"
+
+#define SRV_STATUS_MS 1000
+#define SRV_FD_RESERVE 32 /* fds kept for everything but client conns */
+
+static struct srv {
+    struct loop loop;
+    struct conn_set conns;
+    struct lsn_set lsns;
+    struct cfg cfg;
+    struct srv_opts opts;
+    struct loop_io sigio;
+    struct loop_timer status_timer;
+    struct loop_timer watchdog_timer;
+    struct loop_timer shutdown_timer;
+    uint64_t watchdog_ms;
+    long nofile;
+    bool activated; /* listeners came from the service manager */
+    bool stopping;
+    bool started;   /* loop_init succeeded */
+    bool reload_failed;
+    char status[256];
+} srv;
+
+static void
+srv_apply_logging(const struct cfg *c, bool reopen)
+{
+    int level = srv.opts.debug ? LOG_DEBUG : (int)c->log_level;
+
+    if (reopen) {
+        log_open(c->syslog_ident, (int)c->syslog_facility, level,
+                 srv.opts.foreground || isatty(STDERR_FILENO));
+    } else {
+        log_set_level(level);
+    }
+}
+
+/* max_connections fitted under RLIMIT_NOFILE, with a warning if lowered. */
+static size_t
+srv_fit_conns(const struct cfg *c, size_t n_listeners)
+{
+    long room = srv.nofile - (long)n_listeners - SRV_FD_RESERVE;
+
+    if (room < 1) {
+        room = 1;
+    }
+    if ((long)c->max_connections > room) {
+        log_warnx("max_connections %lld lowered to %ld to fit the open "
+                  "files limit (RLIMIT_NOFILE %ld)",
+                  (long long)c->max_connections, room, srv.nofile);
+        return (size_t)room;
+    }
+    return (size_t)c->max_connections;
+}
+
+static void
+srv_status_text(char *buf, size_t len)
+{
+    const struct conn_set *cs = &srv.conns;
+    uint64_t refused = srv.lsns.n_rejected + srv.lsns.n_shed;
+
+    snprintf(buf, len,
+             "%s%zu listener(s), %zu connection(s) open, %llu accepted, "
+             "%llu refused%s",
+             srv.stopping ? "stopping: " : "", lsn_count(&srv.lsns),
+             cs->n_open, (unsigned long long)cs->n_opened,
+             (unsigned long long)refused,
+             srv.reload_failed ? "; last reload failed, see the log" : "");
+}
+
+static void
+srv_status_tick(struct loop_timer *t)
+{
+    char now[sizeof(srv.status)];
+
+    srv_status_text(now, sizeof(now));
+    if (strcmp(now, srv.status) != 0) {
+        memcpy(srv.status, now, sizeof(now));
+        ntf_status(srv.status);
+    }
+    loop_timer_arm(&srv.loop, t, srv.loop.now + SRV_STATUS_MS);
+}
+
+static void
+srv_watchdog_tick(struct loop_timer *t)
+{
+    /* From a loop timer: a stalled loop stops petting the watchdog. */
+    ntf_watchdog();
+    loop_timer_arm(&srv.loop, t, srv.loop.now + srv.watchdog_ms);
+}
+
+/* Bind the configured listeners not already open; close those that are no
+ * longer configured. Returns the number that failed to bind. */
+static int
+srv_sync_listeners(const struct cfg *c, bool at_start)
+{
+    struct list *n, *next;
+    int failed = 0;
+
+    for (n = srv.lsns.all.next; n != &srv.lsns.all; n = next) {
+        struct lsn *l = list_entry(n, struct lsn, node);
+        bool wanted = false;
+
+        next = n->next;
+        for (size_t i = 0; i < c->n_listen && !l->adopted; i++) {
+            wanted = wanted || cfg_listen_equal(&l->conf, &c->listen[i]);
+        }
+        if (!l->adopted && !wanted) {
+            log_notice("no longer listening on %s", l->name);
+            lsn_close(l);
+        }
+    }
+    for (size_t i = 0; i < c->n_listen; i++) {
+        const struct cfg_listen *cl = &c->listen[i];
+        struct lsn *l;
+
+        if (lsn_find(&srv.lsns, cl) != NULL) {
+            continue;
+        }
+        l = lsn_open(&srv.lsns, cl, (int)c->listen_backlog);
+        if (l != NULL) {
+            log_notice("listening on %s", l->name);
+        } else if (errno == EAFNOSUPPORT && at_start) {
+            log_warn("skipping listen address %s port %lld", cl->address,
+                     (long long)cl->port);
+        } else {
+            log_err("cannot listen on %s port %lld", cl->address,
+                    (long long)cl->port);
+            failed++;
+        }
+    }
+    return failed;
+}
+
+static void
+srv_reload(void)
+{
+    static struct cfg next; /* large; the server is a singleton */
+    char err[CFG_ERR_MAX];
+
+    ntf_reloading();
+    if (cfg_load(&next, srv.opts.conf_path, err, sizeof(err)) < 0) {
+        log_errx("reload failed, keeping the current configuration: %s",
+                 err);
+        srv.reload_failed = true;
+        srv_status_text(srv.status, sizeof(srv.status));
+        ntf_ready(srv.status);
+        return;
+    }
+    srv_apply_logging(&next,
+                      strcmp(next.syslog_ident, srv.cfg.syslog_ident) != 0 ||
+                          next.syslog_facility != srv.cfg.syslog_facility);
+    srv.reload_failed = false;
+    if (srv.activated) {
+        log_info("socket-activated: the listen key is ignored on reload");
+    } else if (srv_sync_listeners(&next, false) > 0) {
+        srv.reload_failed = true;
+    }
+    srv.lsns.max_conns = srv_fit_conns(&next, lsn_count(&srv.lsns));
+    conn_set_configure(&srv.conns, (size_t)next.output_high_watermark,
+                       (size_t)next.output_low_watermark,
+                       (uint64_t)next.idle_timeout * 1000);
+    srv.cfg = next;
+    log_notice("reloaded configuration from %s%s", srv.opts.conf_path,
+               srv.reload_failed ? " (some listeners failed)" : "");
+    srv_status_text(srv.status, sizeof(srv.status));
+    ntf_ready(srv.status);
+}
+
+static void
+srv_shutdown_deadline(struct loop_timer *t)
+{
+    (void)t;
+    if (srv.conns.n_open > 0) {
+        log_notice("shutdown timeout: closing %zu connection(s) with output "
+                   "still queued", srv.conns.n_open);
+    }
+    conn_set_close_all(&srv.conns, CONN_SHUTDOWN_TIMEOUT);
+}
+
+static void
+srv_shutdown(int sig)
+{
+    struct list *n;
+
+    if (srv.stopping) {
+        log_notice("%s again: closing all connections now", strsignal(sig));
+        srv_shutdown_deadline(&srv.shutdown_timer);
+        return;
+    }
+    srv.stopping = true;
+    srv_status_text(srv.status, sizeof(srv.status));
+    ntf_stopping(srv.status);
+    log_notice("%s: shutting down, %zu connection(s) to drain for up to "
+               "%llds", strsignal(sig), srv.conns.n_open,
+               (long long)srv.cfg.shutdown_timeout);
+    while ((n = list_first(&srv.lsns.all)) != NULL) {
+        lsn_close(list_entry(n, struct lsn, node));
+    }
+    conn_set_drain(&srv.conns);
+    loop_timer_arm(&srv.loop, &srv.shutdown_timer,
+                   srv.loop.now + (uint64_t)srv.cfg.shutdown_timeout * 1000);
+}
+
+static void
+srv_on_signal(struct loop_io *io, uint32_t events)
+{
+    int sig;
+
+    (void)events;
+    while ((sig = sig_next(io->fd)) > 0) {
+        if (sig == SIGHUP) {
+            if (!srv.stopping) {
+                srv_reload();
+            }
+        } else {
+            srv_shutdown(sig);
+        }
+    }
+    if (sig < 0) {
+        log_err("reading signals");
+    }
+}
+
+static void
+srv_on_signal_ready(struct loop_io *io)
+{
+    srv_on_signal(io, 0);
+}
+
+/* Fail before READY: log, tell the service manager, return the code. */
+static int
+srv_fail(int code, int err, const char *what)
+{
+    char status[256];
+
+    snprintf(status, sizeof(status), "failed to start: %s: %s", what,
+             strerror(err));
+    errno = err;
+    log_err("%s", what);
+    ntf_failed(err, status);
+    return code;
+}
+
+static int
+srv_open_listeners(void)
+{
+    int fds[CFG_MAX_LISTEN];
+    size_t n = ntf_listen_fds(fds, CFG_MAX_LISTEN);
+
+    if (n > 0) {
+        srv.activated = true;
+        for (size_t i = 0; i < n; i++) {
+            struct lsn *l = lsn_adopt(&srv.lsns, fds[i]);
+            if (l == NULL) {
+                return srv_fail(SRV_EX_OSERR, errno, "adopting a socket");
+            }
+            log_notice("listening on %s (socket-activated)", l->name);
+        }
+        log_notice("adopted %zu socket(s) from the service manager; the "
+                   "listen key is ignored", n);
+        return 0;
+    }
+    if (srv_sync_listeners(&srv.cfg, true) > 0) {
+        return srv_fail(SRV_EX_OSERR, errno, "binding listeners");
+    }
+    if (lsn_count(&srv.lsns) == 0) {
+        return srv_fail(SRV_EX_CONFIG, EINVAL, "no listening sockets");
+    }
+    return 0;
+}
+
+int
+srv_start(const struct cfg *cfg, const struct srv_opts *opts)
+{
+    int fd, rc;
+
+    srv.cfg = *cfg;
+    srv.opts = *opts;
+    loop_io_init(&srv.sigio, -1, srv_on_signal, srv_on_signal_ready, NULL);
+    srv_apply_logging(cfg, true);
+    srv.nofile = sock_fit_nofile();
+    if (srv.nofile < 0) {
+        return srv_fail(SRV_EX_OSERR, errno, "RLIMIT_NOFILE");
+    }
+    if (loop_init(&srv.loop) < 0) {
+        return srv_fail(SRV_EX_OSERR, errno, "creating the event loop");
+    }
+    srv.started = true;
+    conn_set_init(&srv.conns, &srv.loop);
+    if (lsn_set_init(&srv.lsns, &srv.loop, &srv.conns) < 0) {
+        return srv_fail(SRV_EX_OSERR, errno, "opening the reserve fd");
+    }
+    fd = sig_init();
+    if (fd < 0) {
+        return srv_fail(SRV_EX_OSERR, errno, "setting up signals");
+    }
+    srv.sigio.fd = fd;
+    if (loop_add(&srv.loop, &srv.sigio, EPOLLIN) < 0) {
+        return srv_fail(SRV_EX_OSERR, errno, "registering the signalfd");
+    }
+    rc = srv_open_listeners();
+    if (rc != 0) {
+        return rc;
+    }
+    srv.lsns.max_conns = srv_fit_conns(cfg, lsn_count(&srv.lsns));
+    conn_set_configure(&srv.conns, (size_t)cfg->output_high_watermark,
+                       (size_t)cfg->output_low_watermark,
+                       (uint64_t)cfg->idle_timeout * 1000);
+    loop_timer_init(&srv.status_timer, srv_status_tick);
+    loop_timer_init(&srv.watchdog_timer, srv_watchdog_tick);
+    loop_timer_init(&srv.shutdown_timer, srv_shutdown_deadline);
+    loop_timer_arm(&srv.loop, &srv.status_timer,
+                   srv.loop.now + SRV_STATUS_MS);
+    srv.watchdog_ms = ntf_watchdog_usec() / 2000;
+    if (srv.watchdog_ms > 0) {
+        loop_timer_arm(&srv.loop, &srv.watchdog_timer, srv.loop.now);
+    }
+    srv_status_text(srv.status, sizeof(srv.status));
+    log_notice("echod %s ready: %zu listener(s), max_connections %zu",
+               ECHOD_VERSION, lsn_count(&srv.lsns), srv.lsns.max_conns);
+    ntf_ready(srv.status);
+    return 0;
+}
+
+int
+srv_run(void)
+{
+    while (!(srv.stopping && srv.conns.n_open == 0)) {
+        loop_run_once(&srv.loop, -1);
+    }
+    log_notice("exiting: %llu connection(s) served, %llu bytes echoed",
+               (unsigned long long)srv.conns.n_opened,
+               (unsigned long long)srv.conns.bytes_out);
+    return SRV_EX_OK;
+}
+
+void
+srv_fini(void)
+{
+    if (!srv.started) {
+        return;
+    }
+    conn_set_close_all(&srv.conns, CONN_SHUTDOWN);
+    lsn_set_fini(&srv.lsns);
+    loop_close(&srv.loop, &srv.sigio);
+    loop_fini(&srv.loop);
+    srv.started = false;
+}

@@ -1,0 +1,130 @@
+/*
+ * sock.c - socket options and address helpers. No logging, no state.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "sock.h"
+
+int
+sock_addr(const char *addr, int port, struct sockaddr_storage *ss,
+          socklen_t *len)
+{
+    struct sockaddr_in *sin = (struct sockaddr_in *)(void *)ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)(void *)ss;
+
+    memset(ss, 0, sizeof(*ss));
+    if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)port);
+        *len = sizeof(*sin);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, addr, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)port);
+        *len = sizeof(*sin6);
+        return 0;
+    }
+    errno = EINVAL;
+    return -1;
+}
+
+const char *
+sock_name(const struct sockaddr *sa, char *buf, size_t len)
+{
+    char host[INET6_ADDRSTRLEN];
+
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *sin = (const void *)sa;
+        inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+        snprintf(buf, len, "%s:%u", host, ntohs(sin->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const void *)sa;
+        inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+        snprintf(buf, len, "[%s]:%u", host, ntohs(sin6->sin6_port));
+    } else {
+        snprintf(buf, len, "(family %d)", sa->sa_family);
+    }
+    return buf;
+}
+
+int
+sock_listen(const struct sockaddr *sa, socklen_t len, bool v6only,
+            int backlog)
+{
+    int one = 1;
+    int v6 = v6only ? 1 : 0;
+    int fd, saved;
+
+    fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -1;
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) {
+        goto fail;
+    }
+    if (sa->sa_family == AF_INET6 &&
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6, sizeof(v6)) < 0) {
+        goto fail;
+    }
+    if (bind(fd, sa, len) < 0 || listen(fd, backlog) < 0) {
+        goto fail;
+    }
+    return fd;
+fail:
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+}
+
+int
+sock_nodelay(int fd)
+{
+    int one = 1;
+
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+int
+sock_nonblock_cloexec(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        return -1;
+    }
+    fl = fcntl(fd, F_GETFD);
+    if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+long
+sock_fit_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        return -1;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+            return -1;
+        }
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (rlim_t)1 << 30) {
+        return 1L << 30;
+    }
+    return (long)rl.rlim_cur;
+}

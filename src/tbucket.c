@@ -1,0 +1,33 @@
+/*
+ * tbucket.c - token bucket.
+ *
+ * Invariant: 0 <= tokens <= burst. No clock of its own: callers pass a
+ * monotonic time in milliseconds.
+ */
+#include "tbucket.h"
+
+void
+tb_init(struct tb *tb, double rate, double burst, uint64_t now_ms)
+{
+    tb->rate = rate;
+    tb->burst = burst;
+    tb->tokens = burst;
+    tb->last_ms = now_ms;
+}
+
+bool
+tb_take(struct tb *tb, uint64_t now_ms)
+{
+    if (now_ms > tb->last_ms) {
+        tb->tokens += (double)(now_ms - tb->last_ms) * tb->rate / 1000.0;
+        if (tb->tokens > tb->burst) {
+            tb->tokens = tb->burst;
+        }
+        tb->last_ms = now_ms;
+    }
+    if (tb->tokens >= 1.0) {
+        tb->tokens -= 1.0;
+        return true;
+    }
+    return false;
+}

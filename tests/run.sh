@@ -1,0 +1,48 @@
+#!/bin/sh
+# Run every unit test binary given as an argument, then the integration
+# tests, each under a hard deadline, and print one closing line:
+#   check: N passed, N failed, N skipped
+# Environment: ECHOD (binary under test), PYTHON, SANITIZE.
+set -u
+
+PYTHON=${PYTHON:-/usr/bin/python3}
+passed=0 failed=0 skipped=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+if [ "${SANITIZE:-}" = 1 ]; then
+    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=66
+    export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+fi
+
+for t in "$@"; do
+    echo "== unit: $(basename "$t")"
+    timeout -k 10 120 "$t" >"$log" 2>&1
+    rc=$?
+    cat "$log"
+    p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log")
+    f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log")
+    passed=$((passed + ${p:-0}))
+    failed=$((failed + ${f:-0}))
+    if [ $rc -ne 0 ] && [ -z "$f" ]; then
+        echo "!! $(basename "$t") exited $rc" >&2
+        failed=$((failed + 1))
+    fi
+done
+
+echo "== integration"
+timeout -k 20 1500 "$PYTHON" tests/integration/run.py >"$log" 2>&1
+rc=$?
+cat "$log"
+line=$(grep -E '^integration: [0-9]+ passed' "$log" | tail -1)
+if [ -n "$line" ]; then
+    set -- $line
+    passed=$((passed + $2)); failed=$((failed + $4)); skipped=$((skipped + $6))
+fi
+if [ $rc -ne 0 ] && [ -z "$line" ]; then
+    echo "!! integration runner exited $rc" >&2
+    failed=$((failed + 1))
+fi
+
+echo "check: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,45 @@
+#!/bin/sh
+# Install the Debian packages echod needs, if any are missing.
+#   tools/deps.sh build   what `make` and `make run` need
+#   tools/deps.sh check   also what `make check` needs
+# As root it runs apt-get; otherwise it prints the command and fails.
+set -eu
+
+BUILD="build-essential pkg-config libconfig-dev libsystemd-dev"
+CHECK="$BUILD libcmocka-dev python3 cppcheck clang-tidy"
+
+case "${1:-build}" in
+build) want=$BUILD ;;
+check) want=$CHECK ;;
+*) echo "usage: $0 build|check" >&2; exit 64 ;;
+esac
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+    # Not Debian: trust pkg-config and hope for the best.
+    pkg-config --exists libconfig libsystemd || {
+        echo "deps: libconfig and libsystemd development files are missing" >&2
+        exit 1
+    }
+    exit 0
+fi
+
+missing=
+for p in $want; do
+    st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    case "$st" in
+    *" installed") ;;
+    *) missing="$missing $p" ;;
+    esac
+done
+[ -z "$missing" ] && exit 0
+
+cmd="apt-get install -y --no-install-recommends$missing"
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: missing packages:$missing" >&2
+    echo "deps: run as root: apt-get update && $cmd" >&2
+    exit 1
+fi
+echo "deps: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >&2
+apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends $missing >&2
