@@ -62,7 +62,7 @@ UNIT_HDRS  := $(wildcard tests/unit/*.h)
 # Fault injection: libc calls a unit test replaces with __wrap_*.
 WRAP_test_listener := -Wl,--wrap=accept4
 WRAP_test_outq     := -Wl,--wrap=sendmsg,--wrap=malloc
-WRAP_test_log      := -Wl,--wrap=clock_gettime,--wrap=syslog
+WRAP_test_log      := -Wl,--wrap=clock_gettime,--wrap=syslog,--wrap=__syslog_chk
 
 .PHONY: all run check check-unit check-integration check-headers deps \
         deps-build install uninstall lint format clean
