@@ -23,28 +23,13 @@
 
 #include "log.h"
 #include "tbucket.h"
+#include "fake_clock.h"
 #include "unit.h"
 
-/* ---- the fake clock and the syslog capture ---- */
+/* ---- the syslog capture ---- */
 
-int __real_clock_gettime(clockid_t id, struct timespec *ts);
-int __wrap_clock_gettime(clockid_t id, struct timespec *ts);
 void __wrap_syslog(int pri, const char *fmt, ...);
 void __wrap___syslog_chk(int pri, int flag, const char *fmt, ...);
-
-static bool fake_clock;
-static uint64_t fake_ms;
-
-int
-__wrap_clock_gettime(clockid_t id, struct timespec *ts)
-{
-    if (!fake_clock || id != CLOCK_MONOTONIC) {
-        return __real_clock_gettime(id, ts);
-    }
-    ts->tv_sec = (time_t)(fake_ms / 1000);
-    ts->tv_nsec = (long)(fake_ms % 1000) * 1000000;
-    return 0;
-}
 
 #define CAP_MAX 64
 

@@ -108,13 +108,19 @@ t_tcp_listener(struct sockaddr_in *addr, int backlog)
     return fd;
 }
 
-/* A blocking connect to addr; the returned socket is nonblocking. */
+/* A blocking connect to addr; the returned socket is nonblocking.
+ * bufs > 0 sets SO_RCVBUF (first, so the window scale fits it) and
+ * SO_SNDBUF. */
 static inline int
-t_tcp_connect(const struct sockaddr_in *addr)
+t_tcp_connect(const struct sockaddr_in *addr, int bufs)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
     assert_true(fd >= 0);
+    if (bufs > 0) {
+        t_setint(fd, SOL_SOCKET, SO_RCVBUF, bufs);
+        t_setint(fd, SOL_SOCKET, SO_SNDBUF, bufs);
+    }
     assert_int_equal(
         connect(fd, (const struct sockaddr *)addr, sizeof(*addr)), 0);
     t_nonblock(fd);
@@ -122,32 +128,25 @@ t_tcp_connect(const struct sockaddr_in *addr)
 }
 
 /* A connected loopback TCP pair: *cli is the test's end, *srv the end
- * handed to the code under test (nonblocking, like accept4 gives it).
- * rcvbuf > 0 sets SO_RCVBUF on the server side before the handshake, so
- * the window scale fits it. */
+ * handed to the code under test (nonblocking, as accept4 gives it).
+ * small > 0 makes the pair push back early: both buffers of the client
+ * and SO_SNDBUF of the server end (setting them also stops the kernel from
+ * autotuning them to megabytes). */
 static inline void
 t_tcp_pair(int *cli, int *srv, struct sockaddr_storage *peer,
-           socklen_t *plen, int rcvbuf)
+           socklen_t *plen, int small)
 {
     struct sockaddr_in addr;
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    socklen_t len = sizeof(addr);
+    int lfd = t_tcp_listener(&addr, 1);
 
-    assert_true(lfd >= 0);
-    if (rcvbuf > 0) {
-        t_setint(lfd, SOL_SOCKET, SO_RCVBUF, rcvbuf);
-    }
-    memset(&addr, 0, sizeof(addr));
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(lfd, (struct sockaddr *)&addr, sizeof(addr)), 0);
-    assert_int_equal(listen(lfd, 1), 0);
-    assert_int_equal(getsockname(lfd, (struct sockaddr *)&addr, &len), 0);
-    *cli = t_tcp_connect(&addr);
+    *cli = t_tcp_connect(&addr, small);
     *plen = sizeof(*peer);
     *srv = accept4(lfd, (struct sockaddr *)peer, plen,
                    SOCK_NONBLOCK | SOCK_CLOEXEC);
     assert_true(*srv >= 0);
+    if (small > 0) {
+        t_setint(*srv, SOL_SOCKET, SO_SNDBUF, small);
+    }
     close(lfd);
 }
 
