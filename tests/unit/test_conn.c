@@ -38,35 +38,6 @@ static struct conn_set cs;
 static int cli[MAX_CLI];
 static int n_cli;
 
-/* Counting shims around a conn's callbacks: which path served it. */
-static int n_events, n_readies;
-static void (*orig_event)(struct loop_io *, uint32_t);
-static void (*orig_ready)(struct loop_io *);
-
-static void
-shim_event(struct loop_io *io, uint32_t ev)
-{
-    n_events++;
-    orig_event(io, ev);
-}
-
-static void
-shim_ready(struct loop_io *io)
-{
-    n_readies++;
-    orig_ready(io);
-}
-
-static void
-count_calls(struct conn *c)
-{
-    orig_event = c->io.on_event;
-    orig_ready = c->io.on_ready;
-    c->io.on_event = shim_event;
-    c->io.on_ready = shim_ready;
-    n_events = n_readies = 0;
-}
-
 static int
 setup(void **state)
 {
@@ -224,14 +195,14 @@ test_budget_requeue(void **state)
     assert_int_equal(off, len); /* all of it waits in the conn's queue */
     assert_int_equal(ioctl(c->io.fd, FIONREAD, &inq), 0);
     assert_int_equal(inq, len);
-    count_calls(c);
+    t_count_calls(&c->io);
 
     /* One turn, dispatched the way the loop does it. */
     assert_int_equal(epoll_wait(l.epfd, ev, 4, 1000), 1);
     assert_ptr_equal(ev[0].data.ptr, &c->io);
     assert_true(ev[0].events & EPOLLIN);
     c->io.on_event(&c->io, ev[0].events);
-    assert_int_equal(n_events, 1);
+    assert_int_equal(t_calls()->events, 1);
     assert_int_equal(c->rx, CONN_READ_BUDGET);
     assert_true(c->readable);
     assert_ptr_equal(l.ready.next, &c->io.node); /* requeued */
@@ -239,8 +210,8 @@ test_budget_requeue(void **state)
     assert_int_equal(epoll_wait(l.epfd, ev, 4, 0), 0);
 
     loop_run_once(&l, 1000);
-    assert_int_equal(n_readies, 1);
-    assert_int_equal(n_events, 1);
+    assert_int_equal(t_calls()->readies, 1);
+    assert_int_equal(t_calls()->events, 1);
     assert_int_equal(c->rx, len);
     assert_false(list_linked(&c->io.node)); /* drained: off the list */
 
@@ -323,13 +294,13 @@ test_configure_resumes_paused(void **state)
     c = new_tcp_conn(&fd, 4096);
     run_until_paused(c, fd, src, len, &off);
     rx = c->rx;
-    count_calls(c);
+    t_count_calls(&c->io);
     conn_set_configure(&cs, 1024 * 1024, 512 * 1024, 0);
     assert_false(c->rd_paused);
     assert_true(list_linked(&c->io.node));
     loop_run_once(&l, 1000);
     assert_true(c->rx > rx);
-    assert_true(n_readies >= 1);
+    assert_true(t_calls()->readies >= 1);
     free(src);
 }
 
@@ -443,21 +414,6 @@ test_rst_is_reset(void **state)
     free(src);
 }
 
-static void
-expect_eof(int fd)
-{
-    uint64_t deadline = t_now_ms() + DEADLINE_MS;
-    char buf[64];
-    size_t got = 0;
-    int r;
-
-    while ((r = t_read_avail(fd, buf, sizeof(buf), &got)) == 1) {
-        assert_true(t_now_ms() < deadline);
-        loop_run_once(&l, 10);
-    }
-    assert_int_equal(r, 0);
-}
-
 /* Idle timeout on a hand-moved clock: each conn closes exactly when it
  * has been quiet for idle_ms, and activity (moving it to the LRU tail)
  * postpones that. */
@@ -488,7 +444,7 @@ test_idle_timeout(void **state)
     loop_run_once(&l, 0);
     assert_int_equal(cs.n_closed[CONN_IDLE], 1);
     assert_int_equal(cs.n_open, 1);
-    expect_eof(fa);
+    assert_int_equal(t_pump_until_closed(&l, fa), 0);
 
     fake_ms = t0 + 15999;
     loop_run_once(&l, 0);
@@ -498,7 +454,7 @@ test_idle_timeout(void **state)
     assert_int_equal(cs.n_closed[CONN_IDLE], 2);
     assert_int_equal(cs.n_open, 0);
     assert_false(cs.idle_timer.armed); /* nothing left to watch */
-    expect_eof(fb);
+    assert_int_equal(t_pump_until_closed(&l, fb), 0);
 }
 
 /* idle_ms = 0 means never. */

@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loop.h"
+
 static inline void
 t_on_alarm(int sig)
 {
@@ -221,6 +223,67 @@ t_write_avail(int fd, const void *buf, size_t len, size_t *off)
         assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
         return;
     }
+}
+
+/* Run the loop until fd (nonblocking) reports EOF or an error, with no
+ * byte before it. Returns 0 on EOF, -1 with errno on error. */
+static inline int
+t_pump_until_closed(struct loop *l, int fd)
+{
+    uint64_t deadline = t_now_ms() + 20000;
+    char buf[64];
+    size_t got = 0;
+    int r;
+
+    while ((r = t_read_avail(fd, buf, sizeof(buf), &got)) == 1) {
+        assert_true(t_now_ms() < deadline);
+        loop_run_once(l, 10);
+    }
+    assert_int_equal(got, 0);
+    return r;
+}
+
+/* How the loop called one owner (see t_count_calls): through an epoll
+ * event, or from the ready list. One owner per test at a time. */
+struct t_calls {
+    int events;
+    int readies;
+    void (*event)(struct loop_io *, uint32_t);
+    void (*ready)(struct loop_io *);
+};
+
+static inline struct t_calls *
+t_calls(void)
+{
+    static struct t_calls calls;
+    return &calls;
+}
+
+static inline void
+t_shim_event(struct loop_io *io, uint32_t ev)
+{
+    t_calls()->events++;
+    t_calls()->event(io, ev);
+}
+
+static inline void
+t_shim_ready(struct loop_io *io)
+{
+    t_calls()->readies++;
+    t_calls()->ready(io);
+}
+
+/* Interpose counting shims between the loop and io's callbacks. */
+static inline void
+t_count_calls(struct loop_io *io)
+{
+    struct t_calls *c = t_calls();
+
+    c->events = c->readies = 0;
+    c->event = io->on_event;
+    c->ready = io->on_ready;
+    io->on_event = t_shim_event;
+    io->on_ready = t_shim_ready;
 }
 
 #endif /* ECHOD_TEST_UNIT_H */
