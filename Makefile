@@ -57,11 +57,13 @@ HDRS := $(wildcard src/*.h)
 
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
+UNIT_HDRS  := $(wildcard tests/unit/*.h)
 
 # Fault injection: libc calls a unit test replaces with __wrap_*.
 WRAP_test_listener := -Wl,--wrap=accept4
-WRAP_test_outq     := -Wl,--wrap=sendmsg
-WRAP_test_log      := -Wl,--wrap=clock_gettime,--wrap=syslog
+WRAP_test_outq     := -Wl,--wrap=sendmsg,--wrap=malloc
+WRAP_test_log      := -Wl,--wrap=clock_gettime,--wrap=syslog,--wrap=__syslog_chk
+WRAP_test_conn     := -Wl,--wrap=clock_gettime
 
 .PHONY: all run check check-unit check-integration check-headers deps \
         deps-build install uninstall lint format clean
@@ -81,7 +83,7 @@ $(ECHOD): $(B)/main.o $(B)/libechod.a
 $(B) $(B)/tests:
 	mkdir -p $@
 
-$(B)/tests/%: tests/unit/%.c $(B)/libechod.a $(HDRS) | $(B)/tests
+$(B)/tests/%: tests/unit/%.c $(B)/libechod.a $(HDRS) $(UNIT_HDRS) | $(B)/tests
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Isrc \
 	    -o $@ $< $(B)/libechod.a $(ALL_LDFLAGS) $(WRAP_$*) \
 	    $(CMOCKA_LIBS) $(DEPS_LIBS)

@@ -9,10 +9,13 @@
  * an error, never a conversion.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <libconfig.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 
@@ -22,6 +25,7 @@
 #define CFG_OFF(f) offsetof(struct cfg, f)
 #define CFG_LOFF(f) offsetof(struct cfg_listen, f)
 #define CFG_MIB ((int64_t)1024 * 1024)
+#define CFG_FILE_MAX ((size_t)1024 * 1024) /* enough for any echod.conf */
 
 const struct cfg_key cfg_keys[] = {
     { "listen", CFG_LISTEN, CFG_TOP, 0, 0, NULL, 0, CFG_MAX_LISTEN,
@@ -192,6 +196,92 @@ cfg_find(const char *name, enum cfg_scope scope)
     return NULL;
 }
 
+/* True when p starts an integer literal without the L suffix that does not
+ * fit a 32-bit int (float and L literals are left to libconfig). */
+static bool
+cfg_literal_overflows(const char *p)
+{
+    unsigned long long u;
+    bool neg = *p == '-';
+    bool hex;
+    char *end;
+
+    if (*p == '-' || *p == '+') {
+        p++;
+    }
+    if (!isdigit((unsigned char)*p)) {
+        return false;
+    }
+    hex = p[0] == '0' && (p[1] == 'x' || p[1] == 'X');
+    errno = 0;
+    u = strtoull(p, &end, hex ? 16 : 10);
+    if (*end == 'L' || *end == '.' || *end == 'e' || *end == 'E') {
+        return false;
+    }
+    if (errno == ERANGE) {
+        return true;
+    }
+    return u > (unsigned long long)INT_MAX + (neg && !hex ? 1 : 0);
+}
+
+/*
+ * libconfig 1.5 stores an integer literal without the L suffix as an int
+ * and silently keeps its low 32 bits ("max_connections = 4294967301;"
+ * reads as 5), so no check on the stored value can see it. Look at the
+ * text instead: every `name = literal` that starts on the setting's line
+ * must fit an int. Returns false only when such a literal was found.
+ */
+static bool
+cfg_literal_fits_int(const struct cfg_ctx *x, const config_setting_t *s)
+{
+    const char *file = config_setting_source_file(s);
+    const char *name = config_setting_name(s);
+    unsigned line = config_setting_source_line(s);
+    size_t nlen = strlen(name), len;
+    bool fits = true;
+    char *text, *p;
+    FILE *f;
+
+    f = fopen(file != NULL ? file : x->path, "r");
+    if (f == NULL) {
+        return true; /* libconfig just read it; nothing better to say */
+    }
+    text = malloc(CFG_FILE_MAX + 1);
+    len = text != NULL ? fread(text, 1, CFG_FILE_MAX, f) : 0;
+    fclose(f);
+    if (text == NULL) {
+        return true;
+    }
+    text[len] = '\0';
+    for (p = text; line > 1 && (p = strchr(p, '\n')) != NULL; line--) {
+        p++;
+    }
+    for (bool in_str = false; p != NULL && *p != '\0' && *p != '\n'; p++) {
+        const char *q = p + nlen;
+        if (*p == '"' && (p == text || p[-1] != '\\')) {
+            in_str = !in_str;
+        }
+        if (!in_str && (*p == '#' || (p[0] == '/' && p[1] == '/'))) {
+            break; /* a comment runs to the end of the line */
+        }
+        if (in_str || strncmp(p, name, nlen) != 0 ||
+            (p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_')) ||
+            isalnum((unsigned char)*q) || *q == '_') {
+            continue;
+        }
+        q += strspn(q, " \t\r\n");
+        if (*q != '=' && *q != ':') {
+            continue;
+        }
+        q += 1 + strspn(q + 1, " \t\r\n");
+        if (cfg_literal_overflows(q)) {
+            fits = false;
+        }
+    }
+    free(text);
+    return fits;
+}
+
 /* Store one scalar setting into base after checking type and range. */
 static int
 cfg_set_scalar(struct cfg_ctx *x, const config_setting_t *s,
@@ -209,7 +299,8 @@ cfg_set_scalar(struct cfg_ctx *x, const config_setting_t *s,
                             label, (long long)k->min, (long long)k->max);
         }
         v = config_setting_get_int64(s);
-        if (v < k->min || v > k->max) {
+        if (v < k->min || v > k->max ||
+            (t == CONFIG_TYPE_INT && !cfg_literal_fits_int(x, s))) {
             return cfg_fail(x, s, "%s: expected an integer in %lld..%lld",
                             label, (long long)k->min, (long long)k->max);
         }

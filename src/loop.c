@@ -141,9 +141,11 @@ loop_timer_arm(struct loop *l, struct loop_timer *t, uint64_t deadline)
 {
     t->deadline = deadline;
     t->armed = true;
-    if (!list_linked(&t->node)) {
-        list_insert_tail(&l->timers, &t->node);
-    }
+    /* Relink even if linked: the timer may be on the list of timers due in
+     * this iteration (another timer's callback re-arms it), and with a new
+     * deadline it must not fire from there. */
+    list_remove(&t->node);
+    list_insert_tail(&l->timers, &t->node);
 }
 
 void

@@ -1,0 +1,806 @@
+/*
+ * test_config.c - the key table, defaults, the shipped config file, and
+ * every class of load error with its exact "FILE:LINE: key: ..." text.
+ *
+ * Finds the source tree through $ECHOD_TOP, else by walking up from the
+ * working directory, else from the test binary's own directory, looking
+ * for conf/echod.conf next to src/config.h. Writes its test files into a
+ * fresh directory under $TMPDIR (or /tmp) and removes them.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "unit.h"
+
+static char top[PATH_MAX];    /* the source tree */
+static char tmpdir[PATH_MAX]; /* scratch files */
+static char path[PATH_MAX + 32]; /* the file under test */
+static char err[CFG_ERR_MAX];
+
+/* ---- finding the tree and writing files ---- */
+
+static int
+is_top(const char *dir)
+{
+    char p[PATH_MAX + 32];
+    struct stat st;
+
+    snprintf(p, sizeof(p), "%s/conf/echod.conf", dir);
+    if (stat(p, &st) != 0) {
+        return 0;
+    }
+    snprintf(p, sizeof(p), "%s/src/config.h", dir);
+    return stat(p, &st) == 0;
+}
+
+/* Walk up from start (a directory) to the first one that is the tree. */
+static int
+find_top_from(const char *start)
+{
+    char dir[PATH_MAX];
+
+    if (realpath(start, dir) == NULL) {
+        return -1;
+    }
+    for (int up = 0; up < 8; up++) {
+        char *slash;
+
+        if (is_top(dir)) {
+            snprintf(top, sizeof(top), "%s", dir);
+            return 0;
+        }
+        slash = strrchr(dir, '/');
+        if (slash == NULL || slash == dir) {
+            return -1;
+        }
+        *slash = '\0';
+    }
+    return -1;
+}
+
+static int
+find_top(void)
+{
+    const char *env = getenv("ECHOD_TOP");
+    char exe[PATH_MAX];
+    ssize_t n;
+
+    if (env != NULL && *env != '\0') {
+        return find_top_from(env);
+    }
+    if (find_top_from(".") == 0) {
+        return 0;
+    }
+    n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0) {
+        return -1;
+    }
+    exe[n] = '\0';
+    *strrchr(exe, '/') = '\0';
+    return find_top_from(exe);
+}
+
+static int
+group_setup(void **state)
+{
+    const char *t = getenv("TMPDIR");
+
+    (void)state;
+    if (find_top() < 0) {
+        fprintf(stderr, "test_config: cannot find the source tree; "
+                        "set ECHOD_TOP\n");
+        return -1;
+    }
+    snprintf(tmpdir, sizeof(tmpdir), "%s/echod-cfg-XXXXXX",
+             t != NULL && *t != '\0' ? t : "/tmp");
+    return mkdtemp(tmpdir) == NULL ? -1 : 0;
+}
+
+static int
+group_teardown(void **state)
+{
+    char p[PATH_MAX + 32];
+    static const char *const names[] = { "t.conf", "inc.conf" };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(p, sizeof(p), "%s/%s", tmpdir, names[i]);
+        unlink(p);
+    }
+    return rmdir(tmpdir);
+}
+
+static void
+write_file(const char *name, const char *text)
+{
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Load text as a config file; returns cfg_load's result. */
+static int
+load(struct cfg *c, const char *text)
+{
+    write_file("t.conf", text);
+    memset(err, 0, sizeof(err));
+    return cfg_load(c, path, err, sizeof(err));
+}
+
+/* The load must fail with exactly "PATH:LINE: what". */
+static void
+expect_error(const char *text, int line, const char *what)
+{
+    struct cfg c;
+    char want[CFG_ERR_MAX + PATH_MAX];
+
+    assert_int_equal(load(&c, text), -1);
+    snprintf(want, sizeof(want), "%s:%d: %s", path, line, what);
+    assert_string_equal(err, want);
+}
+
+/* ---- comparing configs ---- */
+
+static void
+assert_listen_equal(const struct cfg_listen *a, const struct cfg_listen *b)
+{
+    assert_string_equal(a->address, b->address);
+    assert_int_equal(a->port, b->port);
+    assert_int_equal(a->ipv6_only, b->ipv6_only);
+}
+
+/* Field by field, driven by the table, plus the listen list. */
+static void
+assert_cfg_equal(const struct cfg *a, const struct cfg *b)
+{
+    for (const struct cfg_key *k = cfg_keys; k->name != NULL; k++) {
+        const char *pa = (const char *)a + k->off;
+        const char *pb = (const char *)b + k->off;
+
+        if (k->scope != CFG_TOP) {
+            continue;
+        }
+        switch (k->type) {
+        case CFG_INT:
+        case CFG_LEVEL:
+        case CFG_FACILITY:
+            assert_int_equal(*(const int64_t *)(const void *)pa,
+                             *(const int64_t *)(const void *)pb);
+            break;
+        case CFG_BOOL:
+            assert_int_equal(*(const bool *)pa, *(const bool *)pb);
+            break;
+        case CFG_STRING:
+            assert_string_equal(pa, pb);
+            break;
+        case CFG_LISTEN:
+            break;
+        }
+    }
+    assert_int_equal(a->n_listen, b->n_listen);
+    for (size_t i = 0; i < a->n_listen; i++) {
+        assert_listen_equal(&a->listen[i], &b->listen[i]);
+    }
+}
+
+/* ---- defaults and the shipped file ---- */
+
+static void
+test_defaults_equal_table(void **state)
+{
+    struct cfg c;
+    size_t n_top = 0;
+
+    (void)state;
+    cfg_defaults(&c);
+    for (const struct cfg_key *k = cfg_keys; k->name != NULL; k++) {
+        const char *p = (const char *)&c + k->off;
+
+        assert_non_null(k->doc);
+        assert_true(strlen(k->doc) > 0);
+        if (k->type == CFG_INT) {
+            /* A default must pass its own range check. */
+            assert_true(k->min <= k->def && k->def <= k->max);
+        }
+        if (k->scope != CFG_TOP) {
+            continue;
+        }
+        n_top++;
+        switch (k->type) {
+        case CFG_INT:
+        case CFG_LEVEL:
+        case CFG_FACILITY:
+            assert_int_equal(*(const int64_t *)(const void *)p, k->def);
+            break;
+        case CFG_BOOL:
+            assert_int_equal(*(const bool *)p, k->def != 0);
+            break;
+        case CFG_STRING:
+            assert_non_null(k->def_str);
+            assert_string_equal(p, k->def_str);
+            break;
+        case CFG_LISTEN:
+            break;
+        }
+    }
+    assert_true(n_top >= 9); /* the keys the issue names, at least */
+    assert_int_equal(c.n_listen, cfg_n_default_listen);
+    for (size_t i = 0; i < cfg_n_default_listen; i++) {
+        assert_listen_equal(&c.listen[i], &cfg_default_listen[i]);
+    }
+    /* The defaults are a valid configuration. */
+    assert_true(c.output_low_watermark < c.output_high_watermark);
+    assert_int_equal(c.log_level, LOG_INFO);
+    assert_int_equal(c.syslog_facility, LOG_DAEMON);
+}
+
+/* Strip #, // and C comments, so that a commented-out key is not found. */
+static char *
+strip_comments(const char *s)
+{
+    char *out = malloc(strlen(s) + 1), *o = out;
+    bool in_str = false;
+
+    assert_non_null(out);
+    while (*s != '\0') {
+        if (in_str) {
+            if (*s == '\\' && s[1] != '\0') {
+                *o++ = *s++;
+            } else if (*s == '"') {
+                in_str = false;
+            }
+            *o++ = *s++;
+        } else if (*s == '"') {
+            in_str = true;
+            *o++ = *s++;
+        } else if (*s == '#' || (s[0] == '/' && s[1] == '/')) {
+            while (*s != '\0' && *s != '\n') {
+                s++;
+            }
+        } else if (s[0] == '/' && s[1] == '*') {
+            const char *end = strstr(s + 2, "*/");
+            s = end != NULL ? end + 2 : s + strlen(s);
+        } else {
+            *o++ = *s++;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* True when text has `name` as a whole word followed by = or :. */
+static bool
+sets_key(const char *text, const char *name)
+{
+    size_t len = strlen(name);
+
+    for (const char *p = strstr(text, name); p != NULL;
+         p = strstr(p + 1, name)) {
+        const char *q = p + len;
+        if (p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_')) {
+            continue;
+        }
+        while (*q == ' ' || *q == '\t') {
+            q++;
+        }
+        if (*q == '=' || *q == ':') {
+            return true;
+        }
+    }
+    return false;
+}
+
+static char *
+read_text(const char *p)
+{
+    FILE *f = fopen(p, "r");
+    char *buf;
+    long len;
+
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    len = ftell(f);
+    assert_true(len > 0);
+    rewind(f);
+    buf = malloc((size_t)len + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)len, f), (size_t)len);
+    buf[len] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* conf/echod.conf documents every key at its default: it parses to exactly
+ * cfg_defaults(), and it sets every key of the table (outside comments),
+ * so a file with everything commented out cannot pass. */
+static void
+test_shipped_conf_is_defaults(void **state)
+{
+    struct cfg want, got;
+    char shipped[PATH_MAX + 32];
+    char *text, *code;
+
+    (void)state;
+    snprintf(shipped, sizeof(shipped), "%s/conf/echod.conf", top);
+    cfg_defaults(&want);
+    memset(&got, 0x5a, sizeof(got)); /* nothing may be left unset */
+    if (cfg_load(&got, shipped, err, sizeof(err)) != 0) {
+        fail_msg("%s", err);
+    }
+    assert_cfg_equal(&got, &want);
+
+    text = read_text(shipped);
+    code = strip_comments(text);
+    for (const struct cfg_key *k = cfg_keys; k->name != NULL; k++) {
+        if (!sets_key(code, k->name)) {
+            fail_msg("conf/echod.conf does not set key \"%s\"", k->name);
+        }
+    }
+    free(code);
+    free(text);
+}
+
+/* The comment stripper itself, or the previous test proves nothing. */
+static void
+test_commented_keys_do_not_count(void **state)
+{
+    char *code = strip_comments("# max_connections = 1;\n"
+                                "// idle_timeout = 1;\n"
+                                "/* log_level = \"info\"; */\n"
+                                "syslog_ident = \"a#b\"; port=7;\n");
+
+    (void)state;
+    assert_false(sets_key(code, "max_connections"));
+    assert_false(sets_key(code, "idle_timeout"));
+    assert_false(sets_key(code, "log_level"));
+    assert_true(sets_key(code, "syslog_ident"));
+    assert_true(sets_key(code, "port"));
+    assert_false(sets_key(code, "ort"));
+    free(code);
+}
+
+static void
+test_valid_file_sets_every_kind(void **state)
+{
+    struct cfg c;
+
+    (void)state;
+    if (load(&c, "listen = (\n"
+                 "  { address = \"127.0.0.1\"; port = 7007; },\n"
+                 "  { address = \"::1\"; port = 7007; ipv6_only = false; }\n"
+                 ");\n"
+                 "max_connections = 1048576;\n"
+                 "idle_timeout = 0;\n"
+                 "output_high_watermark = 4096;\n"
+                 "output_low_watermark = 0;\n"
+                 "shutdown_timeout = 3600;\n"
+                 "listen_backlog = 1;\n"
+                 "log_level = \"debug\";\n"
+                 "syslog_facility = \"local3\";\n"
+                 "syslog_ident = \"echo-test\";\n") != 0) {
+        fail_msg("%s", err);
+    }
+    assert_int_equal(c.n_listen, 2);
+    assert_string_equal(c.listen[0].address, "127.0.0.1");
+    assert_int_equal(c.listen[0].port, 7007);
+    assert_true(c.listen[0].ipv6_only); /* the item default */
+    assert_string_equal(c.listen[1].address, "::1");
+    assert_false(c.listen[1].ipv6_only);
+    assert_int_equal(c.max_connections, 1048576);
+    assert_int_equal(c.idle_timeout, 0);
+    assert_int_equal(c.output_high_watermark, 4096);
+    assert_int_equal(c.output_low_watermark, 0);
+    assert_int_equal(c.shutdown_timeout, 3600);
+    assert_int_equal(c.listen_backlog, 1);
+    assert_int_equal(c.log_level, LOG_DEBUG);
+    assert_int_equal(c.syslog_facility, LOG_LOCAL3);
+    assert_string_equal(c.syslog_ident, "echo-test");
+}
+
+/* Keys left out keep their defaults; an empty file is all defaults. */
+static void
+test_missing_keys_keep_defaults(void **state)
+{
+    struct cfg c, want;
+
+    (void)state;
+    cfg_defaults(&want);
+    assert_int_equal(load(&c, ""), 0);
+    assert_cfg_equal(&c, &want);
+    assert_int_equal(load(&c, "\n\nidle_timeout = 17;\n"), 0);
+    want.idle_timeout = 17;
+    assert_cfg_equal(&c, &want);
+}
+
+static void
+test_empty_listen_list_is_valid(void **state)
+{
+    struct cfg c;
+
+    (void)state;
+    /* For socket activation only: the inherited sockets are the listeners. */
+    if (load(&c, "listen = ();\n") != 0) {
+        fail_msg("%s", err);
+    }
+    assert_int_equal(c.n_listen, 0);
+}
+
+static void
+test_port_defaults_in_a_listen_item(void **state)
+{
+    struct cfg c;
+
+    (void)state;
+    assert_int_equal(load(&c, "listen = ( { address = \"::\"; } );\n"), 0);
+    assert_int_equal(c.n_listen, 1);
+    assert_int_equal(c.listen[0].port, 7);
+    assert_true(c.listen[0].ipv6_only);
+}
+
+/* ---- every error class, with its exact text ---- */
+
+static void
+test_error_syntax(void **state)
+{
+    (void)state;
+    expect_error("max_connections = 10;\nidle_timeout = ;\n", 2,
+                 "syntax error");
+    expect_error("idle_timeout = 5;\n\nlisten = ( { address = \"::1\" );\n",
+                 3, "syntax error");
+    expect_error("a = 1;\nmax_connections = = 5;\n", 2, "syntax error");
+}
+
+static void
+test_error_unknown_top_level_key(void **state)
+{
+    (void)state;
+    expect_error("max_connections = 10;\n\nmax_conections = 10;\n", 3,
+                 "max_conections: unknown key");
+    expect_error("idle_timeout = 1;\nextra = { a = 1; };\n", 2,
+                 "extra: unknown key");
+    /* A listen sub-key is not a top-level key. */
+    expect_error("port = 7;\n", 1, "port: unknown key");
+}
+
+static void
+test_error_unknown_listen_key(void **state)
+{
+    (void)state;
+    expect_error("listen = (\n"
+                 "  { address = \"127.0.0.1\"; port = 7; },\n"
+                 "  { address = \"127.0.0.1\";\n"
+                 "    prot = 8; }\n"
+                 ");\n",
+                 4, "listen[1].prot: unknown key");
+    /* A top-level key is not a listen sub-key. */
+    expect_error("listen = ( { address = \"::1\"; max_connections = 1; } );\n",
+                 1, "listen[0].max_connections: unknown key");
+}
+
+static void
+test_error_wrong_type_for_int(void **state)
+{
+    static const char *const values[] = { "1.5", "1e3", "\"100\"", "true",
+                                          "[ 1 ]", "( 1 )", "{ a = 1; }" };
+    char text[128];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        snprintf(text, sizeof(text), "idle_timeout = 5;\nmax_connections = "
+                                     "%s;\n", values[i]);
+        expect_error(text, 2, "max_connections: expected an integer in "
+                              "1..1048576");
+    }
+    expect_error("listen = ( { address = \"::1\"; port = \"7\"; } );\n", 1,
+                 "listen[0].port: expected an integer in 1..65535");
+    expect_error("listen = ( { address = \"::1\"; ipv6_only = 1; } );\n", 1,
+                 "listen[0].ipv6_only: expected true or false");
+    expect_error("syslog_ident = 5;\n", 1,
+                 "syslog_ident: expected a string of 1..31 characters");
+    expect_error("listen = ( { address = 127; } );\n", 1,
+                 "listen[0].address: expected a string of 1..63 characters");
+}
+
+static void
+test_error_out_of_range(void **state)
+{
+    (void)state;
+    expect_error("max_connections = 0;\n", 1,
+                 "max_connections: expected an integer in 1..1048576");
+    expect_error("max_connections = 1048577;\n", 1,
+                 "max_connections: expected an integer in 1..1048576");
+    expect_error("idle_timeout = -1;\n", 1,
+                 "idle_timeout: expected an integer in 0..86400");
+    expect_error("output_high_watermark = 4095;\n", 1,
+                 "output_high_watermark: expected an integer in "
+                 "4096..67108864");
+    expect_error("output_high_watermark = 67108865;\n", 1,
+                 "output_high_watermark: expected an integer in "
+                 "4096..67108864");
+    expect_error("shutdown_timeout = 3601;\n", 1,
+                 "shutdown_timeout: expected an integer in 0..3600");
+    expect_error("listen = ( { address = \"::1\"; port = 0; } );\n", 1,
+                 "listen[0].port: expected an integer in 1..65535");
+    expect_error("listen = ( { address = \"::1\"; port = 65536; } );\n", 1,
+                 "listen[0].port: expected an integer in 1..65535");
+    expect_error("syslog_ident = \"\";\n", 1,
+                 "syslog_ident: expected a string of 1..31 characters");
+    expect_error("syslog_ident = \"0123456789012345678901234567890x\";\n", 1,
+                 "syslog_ident: expected a string of 1..31 characters");
+}
+
+/* Integers are read as 64 bits and checked before narrowing: a value that
+ * would wrap into range as an int must still be refused. */
+static void
+test_error_int64_outside_int(void **state)
+{
+    struct cfg c;
+
+    (void)state;
+    /* 2^32 + 5 would become 5 if narrowed to a 32-bit int. */
+    expect_error("max_connections = 4294967301;\n", 1,
+                 "max_connections: expected an integer in 1..1048576");
+    expect_error("max_connections = 4294967301L;\n", 1,
+                 "max_connections: expected an integer in 1..1048576");
+    expect_error("max_connections = 0x100000005;\n", 1,
+                 "max_connections: expected an integer in 1..1048576");
+    expect_error("max_connections =\n  99999999999999999999;\n", 1,
+                 "max_connections: expected an integer in 1..1048576");
+    expect_error("idle_timeout = -4294967296;\n", 1,
+                 "idle_timeout: expected an integer in 0..86400");
+    /* Items sharing a line: the line is found, though the check cannot
+     * tell which item on it holds the bad literal. */
+    assert_int_equal(load(&c, "listen = ( { address = \"::1\"; port = 5; },"
+                              " { address = \"::2\"; port = 4294967301; } "
+                              ");\n"), -1);
+    assert_non_null(strstr(err, ".port: expected an integer in 1..65535"));
+    assert_memory_equal(err, path, strlen(path));
+    assert_memory_equal(err + strlen(path), ":1: listen[", 11);
+    expect_error("idle_timeout = -4294967296L;\n", 1,
+                 "idle_timeout: expected an integer in 0..86400");
+    expect_error("output_low_watermark = 9223372036854775807L;\n", 1,
+                 "output_low_watermark: expected an integer in "
+                 "0..67108864");
+    /* An int64 literal in range is fine. */
+    assert_int_equal(load(&c, "max_connections = 500L;\n"), 0);
+    assert_int_equal(c.max_connections, 500);
+    /* Literals that fit are untouched by the check, however written, and
+     * a big number in a comment or a string is not a literal. */
+    assert_int_equal(load(&c, "output_low_watermark = 0x10;\n"
+                              "idle_timeout=2147; shutdown_timeout:\n 0;\n"
+                              "# max_connections = 4294967301;\n"
+                              "listen_backlog = 5; # listen_backlog = "
+                              "4294967301\n"
+                              "max_connections = 16; syslog_ident = "
+                              "\"max_connections = 4294967301\";\n"), 0);
+    assert_int_equal(c.output_low_watermark, 16);
+    assert_int_equal(c.listen_backlog, 5);
+    assert_int_equal(c.max_connections, 16);
+    assert_int_equal(c.idle_timeout, 2147);
+    assert_int_equal(c.shutdown_timeout, 0);
+}
+
+static void
+test_error_bad_level_and_facility(void **state)
+{
+    (void)state;
+    expect_error("log_level = \"verbose\";\n", 1,
+                 "log_level: expected one of emerg, alert, crit, err, "
+                 "warning, notice, info, debug");
+    expect_error("log_level = 7;\n", 1,
+                 "log_level: expected one of emerg, alert, crit, err, "
+                 "warning, notice, info, debug");
+    expect_error("syslog_facility = \"kern\";\n", 1,
+                 "syslog_facility: expected one of daemon, user, "
+                 "local0 .. local7");
+    expect_error("syslog_facility = \"local8\";\n", 1,
+                 "syslog_facility: expected one of daemon, user, "
+                 "local0 .. local7");
+}
+
+static void
+test_error_bad_address(void **state)
+{
+    (void)state;
+    expect_error("listen = (\n  { address = \"localhost\"; port = 7; }\n);\n",
+                 2, "listen[0].address: expected a numeric IPv4 or IPv6 "
+                    "address, got \"localhost\"");
+    expect_error("listen = ( { address = \"127.0.0.256\"; } );\n", 1,
+                 "listen[0].address: expected a numeric IPv4 or IPv6 "
+                 "address, got \"127.0.0.256\"");
+    expect_error("listen = ( { address = \"[::1]\"; } );\n", 1,
+                 "listen[0].address: expected a numeric IPv4 or IPv6 "
+                 "address, got \"[::1]\"");
+}
+
+static void
+test_error_missing_address(void **state)
+{
+    (void)state;
+    expect_error("listen = (\n"
+                 "  { address = \"::1\"; },\n"
+                 "  { port = 7; }\n"
+                 ");\n",
+                 3, "listen[1].address: missing (required)");
+}
+
+static void
+test_error_listen_shape(void **state)
+{
+    char text[8192];
+    size_t n;
+
+    (void)state;
+    expect_error("listen = 7;\n", 1,
+                 "listen: expected a list ( { address = ...; port = ...; }, "
+                 "... )");
+    expect_error("listen = ( \"::1\" );\n", 1,
+                 "listen[0]: expected a group { address = ...; port = ...; }");
+    /* One more than the fixed array holds. */
+    n = (size_t)snprintf(text, sizeof(text), "listen = (\n");
+    for (int i = 0; i <= CFG_MAX_LISTEN; i++) {
+        n += (size_t)snprintf(text + n, sizeof(text) - n,
+                              "%s{ address = \"127.0.0.1\"; port = %d; }\n",
+                              i ? "," : "", 1000 + i);
+    }
+    snprintf(text + n, sizeof(text) - n, ");\n");
+    expect_error(text, 1, "listen: at most 64 entries");
+}
+
+static void
+test_error_duplicate_listen(void **state)
+{
+    (void)state;
+    expect_error("listen = (\n"
+                 "  { address = \"127.0.0.1\"; port = 7; },\n"
+                 "  { address = \"::1\"; port = 7; },\n"
+                 "  { address = \"127.0.0.1\"; }\n"
+                 ");\n",
+                 4, "listen[2]: duplicate of listen[0]");
+}
+
+static void
+test_error_watermarks(void **state)
+{
+    struct cfg c;
+
+    (void)state;
+    /* Named at the low watermark's line when the file sets it. */
+    expect_error("output_high_watermark = 8192;\n"
+                 "output_low_watermark = 8192;\n", 2,
+                 "output_low_watermark: must be less than "
+                 "output_high_watermark (8192)");
+    expect_error("output_low_watermark = 9000;\n\n"
+                 "output_high_watermark = 8192;\n", 1,
+                 "output_low_watermark: must be less than "
+                 "output_high_watermark (8192)");
+    /* Else at the high watermark's line: the default low (16384) is not
+     * below a high of 8192. */
+    expect_error("idle_timeout = 1;\noutput_high_watermark = 8192;\n", 2,
+                 "output_low_watermark: must be less than "
+                 "output_high_watermark (8192)");
+    assert_int_equal(load(&c, "output_high_watermark = 8192;\n"
+                              "output_low_watermark = 8191;\n"), 0);
+}
+
+static void
+test_error_missing_file(void **state)
+{
+    struct cfg c;
+    char want[CFG_ERR_MAX + PATH_MAX];
+
+    (void)state;
+    snprintf(path, sizeof(path), "%s/does-not-exist.conf", tmpdir);
+    assert_int_equal(cfg_load(&c, path, err, sizeof(err)), -1);
+    snprintf(want, sizeof(want), "%s: cannot open: %s", path,
+             strerror(ENOENT));
+    assert_string_equal(err, want);
+}
+
+/* An error inside an included file names that file and its line. */
+static void
+test_error_in_included_file(void **state)
+{
+    char inc[PATH_MAX + 32], text[PATH_MAX + 128];
+    struct cfg c;
+    char want[CFG_ERR_MAX + PATH_MAX];
+
+    (void)state;
+    write_file("inc.conf", "idle_timeout = 1;\nmax_connections = 0;\n");
+    snprintf(inc, sizeof(inc), "%s", path);
+    snprintf(text, sizeof(text), "shutdown_timeout = 1;\n@include \"%s\"\n",
+             inc);
+    assert_int_equal(load(&c, text), -1);
+    snprintf(want, sizeof(want),
+             "%s:2: max_connections: expected an integer in 1..1048576",
+             inc);
+    assert_string_equal(err, want);
+}
+
+/* A small error buffer truncates the message and stays terminated. */
+static void
+test_error_truncated_to_buffer(void **state)
+{
+    struct cfg c;
+    char small[12];
+
+    (void)state;
+    write_file("t.conf", "max_connections = 0;\n");
+    memset(small, 'x', sizeof(small));
+    assert_int_equal(cfg_load(&c, path, small, sizeof(small)), -1);
+    assert_int_equal(strlen(small), sizeof(small) - 1);
+    assert_memory_equal(small, path, sizeof(small) - 1);
+}
+
+static void
+test_default_text(void **state)
+{
+    char buf[256];
+
+    (void)state;
+    for (const struct cfg_key *k = cfg_keys; k->name != NULL; k++) {
+        cfg_default_text(k, buf, sizeof(buf));
+        assert_true(strlen(buf) > 0);
+        if (strcmp(k->name, "max_connections") == 0) {
+            assert_string_equal(buf, "10000");
+        } else if (strcmp(k->name, "log_level") == 0) {
+            assert_string_equal(buf, "\"info\"");
+        } else if (strcmp(k->name, "syslog_facility") == 0) {
+            assert_string_equal(buf, "\"daemon\"");
+        } else if (strcmp(k->name, "ipv6_only") == 0) {
+            assert_string_equal(buf, "true");
+        }
+    }
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults_equal_table),
+        cmocka_unit_test(test_shipped_conf_is_defaults),
+        cmocka_unit_test(test_commented_keys_do_not_count),
+        cmocka_unit_test(test_valid_file_sets_every_kind),
+        cmocka_unit_test(test_missing_keys_keep_defaults),
+        cmocka_unit_test(test_empty_listen_list_is_valid),
+        cmocka_unit_test(test_port_defaults_in_a_listen_item),
+        cmocka_unit_test(test_error_syntax),
+        cmocka_unit_test(test_error_unknown_top_level_key),
+        cmocka_unit_test(test_error_unknown_listen_key),
+        cmocka_unit_test(test_error_wrong_type_for_int),
+        cmocka_unit_test(test_error_out_of_range),
+        cmocka_unit_test(test_error_int64_outside_int),
+        cmocka_unit_test(test_error_bad_level_and_facility),
+        cmocka_unit_test(test_error_bad_address),
+        cmocka_unit_test(test_error_missing_address),
+        cmocka_unit_test(test_error_listen_shape),
+        cmocka_unit_test(test_error_duplicate_listen),
+        cmocka_unit_test(test_error_watermarks),
+        cmocka_unit_test(test_error_missing_file),
+        cmocka_unit_test(test_error_in_included_file),
+        cmocka_unit_test(test_error_truncated_to_buffer),
+        cmocka_unit_test(test_default_text),
+    };
+
+    t_deadline(60);
+    return cmocka_run_group_tests_name("config", tests, group_setup,
+                                       group_teardown);
+}
