@@ -32,11 +32,30 @@ KiB = 1024
 MiB = 1024 * 1024
 
 
-def seed():
-    """The random seed of this run: $ECHOD_TEST_SEED to replay one, else
-    fresh. Tests print it so a failure can be reproduced."""
-    env = os.environ.get("ECHOD_TEST_SEED")
-    return int(env) if env else random.SystemRandom().randrange(1 << 32)
+def tcp_queues(local_port, remote_port):
+    """(send queue, receive queue) in bytes of the loopback TCP socket with
+    these ports, from /proc/net/tcp{,6}; None if there is none."""
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(path) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                lport = int(fields[1].rsplit(":", 1)[1], 16)
+                rport = int(fields[2].rsplit(":", 1)[1], 16)
+                if (lport, rport) == (local_port, remote_port):
+                    tx, rx = fields[4].split(":")
+                    return int(tx, 16), int(rx, 16)
+    return None
+
+
+def wait_for(cond, timeout, what):
+    """Poll cond() (kernel or process state that has no readiness signal,
+    e.g. socket queues in /proc) every 10 ms until it is true."""
+    deadline = time.monotonic() + timeout * SLOW
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.01)
 
 
 def ipv6_loopback():
@@ -175,13 +194,15 @@ class EchoClient:
     byte and expects EOF after the last echoed byte; without, it stops
     once every byte came back."""
 
-    def __init__(self, sock, payload, rng, half_close=False, max_piece=None):
+    def __init__(self, sock, payload, rng, half_close=False, max_piece=None,
+                 max_recv=512 * KiB):
         self.sock = sock
         sock.setblocking(False)
         self.payload = payload
         self.rng = rng
         self.half_close = half_close
         self.max_piece = max_piece or Payload.BLOCK
+        self.max_recv = max_recv
         self.sent = 0
         self.rcvd = 0
         self.eof = False
@@ -216,7 +237,7 @@ class EchoClient:
 
     def on_read(self):
         try:
-            data = self.sock.recv(log_size(self.rng, 1, 512 * KiB))
+            data = self.sock.recv(log_size(self.rng, 1, self.max_recv))
         except BlockingIOError:
             return
         except OSError as e:
@@ -246,6 +267,14 @@ class EchoClient:
         tc.assertEqual(self.rx_hash.hexdigest(), self.tx_hash.hexdigest(),
                        what + ": echo differs from what was sent")
         tc.assertEqual(self.eof, self.half_close, what + ": EOF")
+
+    def finish_here(self):
+        """Send no more: the payload ends at what was sent so far, the
+        write side is shut down, and the echo of it all then EOF is due."""
+        self.payload.size = self.sent
+        self.half_close = True
+        self.sock.shutdown(socket.SHUT_WR)
+        self.shut = True
 
     def push_until_stall(self, stall, limit=None):
         """Send without reading until the socket stays unwritable for
@@ -466,6 +495,28 @@ class TestCase(unittest.TestCase):
         signal.alarm(0)
         for d in self.daemons:
             d.cleanup()
+
+    def rng(self):
+        """A random.Random for this test, seeded from $ECHOD_TEST_SEED (to
+        replay a failure) or afresh; the seed is printed."""
+        env = os.environ.get("ECHOD_TEST_SEED")
+        seed = int(env) if env else random.SystemRandom().randrange(1 << 32)
+        print("\n%s: seed %d (ECHOD_TEST_SEED replays it)" % (self.id(), seed))
+        return random.Random(seed)
+
+    def stall(self, client, port):
+        """Push from client without reading until echod stops reading it:
+        its sends stay blocked and echod's socket receive queue holds bytes
+        echod leaves there (so it is paused, not merely slow). Returns
+        echod's receive queue in bytes."""
+        stalled = client.push_until_stall(stall=1.0 * SLOW)
+        self.assertTrue(stalled, "all %d bytes went in without the client "
+                        "reading: echod's queue is unbounded" % client.sent)
+        q = tcp_queues(port, client.sock.getsockname()[1])
+        self.assertIsNotNone(q, "echod's end of the connection is gone")
+        self.assertGreater(q[1], 0, "echod's receive queue is empty: it "
+                           "did not stop reading")
+        return q[1]
 
     def daemon(self, *a, start=True, **kw):
         d = Daemon(*a, **kw)

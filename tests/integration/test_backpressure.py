@@ -4,8 +4,6 @@ echod must stop reading it once output_high_watermark bytes are queued,
 so its memory stays bounded while TCP pushes back on the sender; other
 clients keep getting echoes meanwhile; and when the client finally reads,
 every one of the 256 MiB comes back byte-exact."""
-import random
-
 import harness
 from harness import KiB, MiB, EchoClient, Payload, connect, make_conf
 
@@ -20,29 +18,11 @@ CHUNK = 16 * KiB   # OUTQ_CHUNK: the queue may overshoot by one chunk
 SLACK = 1 * MiB + (512 * KiB if harness.SANITIZE else 0)
 
 
-def tcp_queues(local_port, remote_port):
-    """(send queue, receive queue) of the loopback TCP socket with these
-    ports, from /proc/net/tcp{,6}; None if not found."""
-    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(path) as f:
-            next(f)
-            for line in f:
-                fields = line.split()
-                lport = int(fields[1].rsplit(":", 1)[1], 16)
-                rport = int(fields[2].rsplit(":", 1)[1], 16)
-                if (lport, rport) == (local_port, remote_port):
-                    tx, rx = fields[4].split(":")
-                    return int(tx, 16), int(rx, 16)
-    return None
-
-
 class Backpressure(harness.TestCase):
     deadline = 90
 
     def test_never_reader_256MiB(self):
-        seed = harness.seed()
-        print("\nseed %d" % seed)
-        rng = random.Random(seed)
+        rng = self.rng()
         port = harness.free_port()
         d = self.daemon(conf=make_conf([("127.0.0.1", port)],
                                        output_high_watermark=HIGH,
@@ -59,15 +39,7 @@ class Backpressure(harness.TestCase):
         total = 256 * MiB
         hog = EchoClient(connect(d.port), Payload(total, 2), rng)
         self.addCleanup(hog.sock.close)
-        stalled = hog.push_until_stall(stall=1.0 * harness.SLOW)
-        self.assertTrue(stalled, "all %d MiB went in without the client "
-                        "reading: echod's queue is unbounded" % (total >> 20))
-        # Stalled because echod stopped reading (its receive queue holds
-        # bytes it leaves there), not because it is merely slow.
-        q = tcp_queues(d.port, hog.sock.getsockname()[1])
-        self.assertIsNotNone(q)
-        self.assertGreater(q[1], 0, "echod's receive queue is empty: it "
-                           "did not stop reading")
+        rxq = self.stall(hog, d.port)
         rss, hwm = d.rss_kb(), d.hwm_kb()
         bound = base + (HIGH + CHUNK + SLACK) // KiB
         print("never-reader: pushed %.1f MiB before the stall; echod VmRSS "
@@ -75,7 +47,7 @@ class Backpressure(harness.TestCase):
               "= baseline + high watermark %d kB + chunk %d kB + slack %d "
               "kB; echod's socket receive queue %d B"
               % (hog.sent / MiB, base, rss, hwm, bound, HIGH // KiB,
-                 CHUNK // KiB, SLACK // KiB, q[1]))
+                 CHUNK // KiB, SLACK // KiB, rxq))
         self.assertGreater(hog.sent, 2 * (bound - base) * KiB,
                            "too little pushed to tell a bound from none")
         self.assertLessEqual(hwm, bound)

@@ -5,7 +5,6 @@ so the total stays near 150 MiB each way), each sent in random-sized
 pieces while the echo is read in random-sized pieces; every client's echo
 is compared with what it sent by sha256. Also IPv6 (::1) and several
 listeners in one configuration."""
-import random
 import re
 import socket
 
@@ -29,9 +28,7 @@ class Echo(harness.TestCase):
     deadline = 90
 
     def test_200_clients_1B_to_64MiB(self):
-        seed = harness.seed()
-        print("\nseed %d (ECHOD_TEST_SEED replays it)" % seed)
-        rng = random.Random(seed)
+        rng = self.rng()
         d = self.daemon()
         # Fixed corners first, then log-uniform 1 B .. 4 MiB (about 150 MiB
         # in all; a few seconds even under ASan).
@@ -58,7 +55,7 @@ class Echo(harness.TestCase):
     def test_ipv6_loopback(self):
         if not harness.ipv6_loopback():
             self.skipTest("no IPv6 loopback (::1 cannot be bound)")
-        rng = random.Random(harness.seed())
+        rng = self.rng()
         port = harness.free_port("::1")
         d = self.daemon(conf=make_conf([("::1", port)]), port=port)
         d.wait_log(re.escape("listening on [::1]:%d" % port))
@@ -73,7 +70,7 @@ class Echo(harness.TestCase):
         self.assertEqual(d.stop(), 0)
 
     def test_several_listeners(self):
-        rng = random.Random(harness.seed())
+        rng = self.rng()
         addrs = [("127.0.0.1", harness.free_port()),
                  ("127.0.0.2", harness.free_port("127.0.0.2"))]
         if harness.ipv6_loopback():
