@@ -281,7 +281,7 @@ class EchoClient:
         `stall` seconds (the daemon stopped reading) or `limit` bytes are
         out. Returns True if it stalled."""
         limit = self.size if limit is None else min(limit, self.size)
-        while self.sent < limit:
+        while self.sent < limit and self.error is None:
             _, w, _ = select.select([], [self.sock], [], stall)
             if not w:
                 return True
@@ -510,6 +510,7 @@ class TestCase(unittest.TestCase):
         echod leaves there (so it is paused, not merely slow). Returns
         echod's receive queue in bytes."""
         stalled = client.push_until_stall(stall=1.0 * SLOW)
+        self.assertIsNone(client.error)
         self.assertTrue(stalled, "all %d bytes went in without the client "
                         "reading: echod's queue is unbounded" % client.sent)
         q = tcp_queues(port, client.sock.getsockname()[1])
