@@ -75,6 +75,8 @@ class Emfile(harness.TestCase):
         print("%d EMFILE warnings logged (rate-limited)" % len(warnings))
         # LOG_LIMIT_BURST 5, then LOG_LIMIT_RATE 1/s.
         self.assertLessEqual(len(warnings), 5 + wall + 3)
+        d.wait_log(r"accept failed, shed .*: Too many open files "
+                   r"\(\d+ similar messages suppressed\)")
         for s in admitted:
             self.assertEqual(classify(s, 10 * harness.SLOW), "echo")
 
@@ -88,5 +90,28 @@ class Emfile(harness.TestCase):
             self.addCleanup(s.close)
             self.assertEqual(classify(s, 10 * harness.SLOW), "echo")
         for s in again:
+            s.close()
+        self.assertEqual(d.stop(), 0)
+
+    def test_startup_fits_max_connections(self):
+        """Under a low limit from the start, echod lowers max_connections
+        to fit (and says so), so clients beyond it are refused as over the
+        limit, not shed by EMFILE."""
+        nofile = 64
+        d = self.daemon(preexec_fn=lambda: resource.setrlimit(
+            resource.RLIMIT_NOFILE, (nofile, nofile)))
+        m = d.wait_log(r"max_connections 10000 lowered to (\d+) to fit the "
+                       r"open files limit \(RLIMIT_NOFILE %d\)" % nofile)
+        fitted = int(m.group(1))
+        self.assertLess(fitted, nofile)
+        d.wait_log(r"ready: 1 listener\(s\), max_connections %d" % fitted)
+        clients = [connect(d.port) for _ in range(fitted + 3)]
+        for s in clients:
+            self.addCleanup(s.close)
+        kinds = [classify(s, 10 * harness.SLOW) for s in clients]
+        self.assertEqual(kinds, ["echo"] * fitted + ["shed"] * 3)
+        d.wait_log(r"max_connections \(%d\) reached" % fitted)
+        self.assertNotIn("Too many open files", d.log())
+        for s in clients:
             s.close()
         self.assertEqual(d.stop(), 0)
