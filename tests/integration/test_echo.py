@@ -6,7 +6,6 @@ pieces while the echo is read in random-sized pieces; every client's echo
 is compared with what it sent by sha256. Also IPv6 (::1) and several
 listeners in one configuration."""
 import re
-import socket
 
 import harness
 from harness import KiB, MiB, EchoClient, Payload, connect, make_conf

@@ -3,7 +3,7 @@ import re
 import time
 
 import harness
-from harness import KiB, MiB, EchoClient, Payload, connect, make_conf
+from harness import MiB, EchoClient, Payload, connect, make_conf
 
 
 def round_trip(test, s, data):
