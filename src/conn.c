@@ -380,6 +380,12 @@ conn_run(struct conn *c)
             return;
         }
     }
+    /* A flush that took all it was offered (OUTQ_IOV chunks) leaves the
+     * socket writable, so no edge will come for the rest of the queue:
+     * come back for it before the next wait. */
+    if (c->writable && !outq_empty(&c->out)) {
+        loop_ready(set->loop, &c->io);
+    }
     if (c->eof && outq_empty(&c->out)) {
         conn_close(c, c->draining ? CONN_SHUTDOWN : CONN_EOF);
     }

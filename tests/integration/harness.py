@@ -5,11 +5,16 @@ generated configuration, wait for READY=1 on a harness-owned NOTIFY_SOCKET
 (never a sleep), and end only the processes they started, by PID.
 Every test method runs under a hard deadline (TestCase.deadline seconds,
 enforced with SIGALRM)."""
+import hashlib
 import os
+import random
 import re
+import select
+import selectors
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -19,6 +24,48 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 ECHOD = os.environ.get("ECHOD") or os.path.join(ROOT, "echod")
 SANITIZE = os.environ.get("SANITIZE") == "1"
+# Under ASan+UBSan echod is slower: every deadline and wait triples.
+SLOW = 3 if SANITIZE else 1
+KiB = 1024
+MiB = 1024 * 1024
+
+
+def tcp_queues(local_port, remote_port):
+    """(send queue, receive queue) in bytes of the loopback TCP socket with
+    these ports, from /proc/net/tcp{,6}; None if there is none."""
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not os.path.exists(path):   # no IPv6 in this kernel
+            continue
+        with open(path) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                lport = int(fields[1].rsplit(":", 1)[1], 16)
+                rport = int(fields[2].rsplit(":", 1)[1], 16)
+                if (lport, rport) == (local_port, remote_port):
+                    tx, rx = fields[4].split(":")
+                    return int(tx, 16), int(rx, 16)
+    return None
+
+
+def wait_for(cond, timeout, what):
+    """Poll cond() (kernel or process state that has no readiness signal,
+    e.g. socket queues in /proc) every 10 ms until it is true."""
+    deadline = time.monotonic() + timeout * SLOW
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.01)
+
+
+def ipv6_loopback():
+    """True when ::1 can be bound (IPv6 loopback configured)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
 
 
 class Deadline(Exception):
@@ -37,9 +84,20 @@ def free_port(host="127.0.0.1"):
         return s.getsockname()[1]
 
 
-def connect(port, host="127.0.0.1", timeout=10.0):
-    s = socket.create_connection((host, port), timeout=timeout)
-    s.settimeout(timeout)
+def connect(port, host="127.0.0.1", timeout=10.0, rcvbuf=None):
+    """A connected TCP socket. rcvbuf (set before connect, so the window
+    is small from the start) makes a slow reader: echod's writes to it hit
+    EAGAIN and its output queue does the work."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    try:
+        if rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.settimeout(timeout)
+        s.connect((host, port))
+    except BaseException:
+        s.close()
+        raise
     return s
 
 
@@ -64,6 +122,209 @@ def recv_until_eof(sock):
 
 def listen_conf(port, host="127.0.0.1"):
     return 'listen = ( { address = "%s"; port = %d; } );\n' % (host, port)
+
+
+def make_conf(listeners, **keys):
+    """Config text: listeners is a list of (address, port); keys are
+    top-level settings (str values are quoted)."""
+    items = ",\n".join('    { address = "%s"; port = %d; }' % (a, p)
+                       for a, p in listeners)
+    lines = ["listen = (\n%s\n);" % items]
+    for k, v in keys.items():
+        lines.append('%s = %s;' % (k, '"%s"' % v if isinstance(v, str)
+                                   else int(v)))
+    return "\n".join(lines) + "\n"
+
+
+# --- payloads -------------------------------------------------------------
+
+_POOL = random.Random(862).randbytes(4 * MiB)
+
+
+class Payload:
+    """size bytes of deterministic, non-periodic data, generated a block at
+    a time (a 64 MiB payload never sits in memory). Block k starts with
+    (tag, k), so a block echoed twice, dropped, reordered or delivered to
+    the wrong client changes the hash."""
+    BLOCK = 256 * KiB
+
+    def __init__(self, size, tag):
+        self.size = size
+        self.tag = tag
+        self._k = -1
+        self._blk = None
+
+    def block(self, k):
+        if k != self._k:
+            off = (self.tag * 7919 + k * 104729) % (len(_POOL) - self.BLOCK)
+            blk = struct.pack("<QQ", self.tag, k) + \
+                _POOL[off:off + self.BLOCK - 16]
+            self._k, self._blk = k, memoryview(blk)
+        return self._blk
+
+    def view(self, pos, n):
+        """At most n bytes from pos (never across a block boundary)."""
+        k, off = divmod(pos, self.BLOCK)
+        n = min(n, self.size - pos, self.BLOCK - off)
+        return self.block(k)[off:off + n]
+
+    def digest(self, n=None):
+        """sha256 of the first n bytes (all by default)."""
+        n = self.size if n is None else n
+        h = hashlib.sha256()
+        fresh = Payload(self.size, self.tag)  # keep our block cache as is
+        pos = 0
+        while pos < n:
+            v = fresh.view(pos, n - pos)
+            h.update(v)
+            pos += len(v)
+        return h.hexdigest()
+
+
+def log_size(rng, lo, hi):
+    """An integer in [lo, hi], log-uniformly distributed."""
+    return min(hi, int(2 ** rng.uniform(lo.bit_length() - 1,
+                                       hi.bit_length())))
+
+
+class EchoClient:
+    """One nonblocking echo client: sends its payload in random-sized
+    pieces while reading the echo in random-sized pieces, hashing both
+    sides. With half_close it shuts down its write side after the last
+    byte and expects EOF after the last echoed byte; without, it stops
+    once every byte came back."""
+
+    def __init__(self, sock, payload, rng, half_close=False, max_piece=None,
+                 max_recv=512 * KiB):
+        self.sock = sock
+        sock.setblocking(False)
+        self.payload = payload
+        self.rng = rng
+        self.half_close = half_close
+        self.max_piece = max_piece or Payload.BLOCK
+        self.max_recv = max_recv
+        self.sent = 0
+        self.rcvd = 0
+        self.eof = False
+        self.shut = False
+        self.error = None
+        self.tx_hash = hashlib.sha256()
+        self.rx_hash = hashlib.sha256()
+
+    @property
+    def size(self):
+        return self.payload.size
+
+    def want_write(self):
+        return self.sent < self.size
+
+    def on_write(self):
+        v = self.payload.view(self.sent,
+                              log_size(self.rng, 1, self.max_piece))
+        try:
+            n = self.sock.send(v)
+        except BlockingIOError:
+            return 0
+        except OSError as e:
+            self.error = e
+            return 0
+        self.tx_hash.update(v[:n])
+        self.sent += n
+        if self.sent == self.size and self.half_close:
+            self.sock.shutdown(socket.SHUT_WR)
+            self.shut = True
+        return n
+
+    def on_read(self):
+        try:
+            data = self.sock.recv(log_size(self.rng, 1, self.max_recv))
+        except BlockingIOError:
+            return
+        except OSError as e:
+            self.error = e
+            return
+        if not data:
+            self.eof = True
+            return
+        self.rx_hash.update(data)
+        self.rcvd += len(data)
+        if self.rcvd > self.sent:
+            self.error = AssertionError("received %d bytes, sent only %d"
+                                        % (self.rcvd, self.sent))
+
+    def done(self):
+        if self.error or self.eof:
+            return True
+        return self.rcvd == self.size and not self.half_close
+
+    def check(self, tc):
+        """Assert on tc (a TestCase): no error, every byte back, same hash,
+        and EOF exactly when expected."""
+        what = "client %d (%d B)" % (self.payload.tag, self.size)
+        tc.assertIsNone(self.error, what)
+        tc.assertEqual(self.sent, self.size, what + ": not all sent")
+        tc.assertEqual(self.rcvd, self.size, what + ": bytes echoed")
+        tc.assertEqual(self.rx_hash.hexdigest(), self.tx_hash.hexdigest(),
+                       what + ": echo differs from what was sent")
+        tc.assertEqual(self.eof, self.half_close, what + ": EOF")
+
+    def finish_here(self):
+        """Send no more: the payload ends at what was sent so far, the
+        write side is shut down, and the echo of it all then EOF is due."""
+        self.payload.size = self.sent
+        self.half_close = True
+        self.sock.shutdown(socket.SHUT_WR)
+        self.shut = True
+
+    def push_until_stall(self, stall, limit=None):
+        """Send without reading until the socket stays unwritable for
+        `stall` seconds (the daemon stopped reading) or `limit` bytes are
+        out. Returns True if it stalled."""
+        limit = self.size if limit is None else min(limit, self.size)
+        while self.sent < limit and self.error is None:
+            _, w, _ = select.select([], [self.sock], [], stall)
+            if not w:
+                return True
+            self.on_write()
+        return False
+
+
+def run_clients(clients, timeout):
+    """Drive clients concurrently until each is done; on timeout, fail
+    naming the unfinished ones."""
+    sel = selectors.DefaultSelector()
+    both = selectors.EVENT_READ | selectors.EVENT_WRITE
+    left = 0
+    for c in clients:
+        if not c.done():
+            sel.register(c.sock, both if c.want_write() else
+                         selectors.EVENT_READ, c)
+            left += 1
+    deadline = time.monotonic() + timeout
+    try:
+        while left:
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                late = [c for c in clients if not c.done()]
+                raise AssertionError(
+                    "%d client(s) unfinished after %.0fs, e.g. %s" % (
+                        len(late), timeout, ", ".join(
+                            "#%d size=%d sent=%d rcvd=%d" % (
+                                c.payload.tag, c.size, c.sent, c.rcvd)
+                            for c in late[:5])))
+            for key, ev in sel.select(min(wait, 1.0)):
+                c = key.data
+                if ev & selectors.EVENT_WRITE and c.want_write():
+                    c.on_write()
+                    if not c.want_write():
+                        sel.modify(c.sock, selectors.EVENT_READ, c)
+                if ev & selectors.EVENT_READ:
+                    c.on_read()
+                if c.done():
+                    sel.unregister(c.sock)
+                    left -= 1
+    finally:
+        sel.close()
 
 
 class Daemon:
@@ -107,29 +368,48 @@ class Daemon:
     def pid(self):
         return self.proc.pid
 
-    def wait_notify(self, line, timeout=10.0):
-        """Read notify datagrams until one carries `line` (a full line, or
-        a prefix ending in '='). Returns that datagram's lines."""
-        deadline = time.monotonic() + timeout
+    def next_notify(self, deadline, what):
+        """The lines of the next notify datagram, waiting until the
+        monotonic `deadline`; fails naming `what` was awaited."""
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError("no %r from echod within %.1fs; log:\n%s"
-                                     % (line, timeout, self.log()))
+                raise AssertionError("no %s from echod in time; notify: %r;"
+                                     " log:\n%s" % (what, self.messages,
+                                                    self.log()))
             self.ns.settimeout(min(left, 0.2))
             try:
                 msg = self.ns.recv(65536).decode()
             except socket.timeout:
                 if self.proc.poll() is not None:
-                    raise AssertionError("echod exited %s before %r; log:\n%s"
-                                         % (self.proc.returncode, line,
+                    raise AssertionError("echod exited %s before %s; log:\n%s"
+                                         % (self.proc.returncode, what,
                                             self.log()))
                 continue
             lines = msg.split("\n")
             self.messages.append(lines)
+            return lines
+
+    def wait_notify(self, line, timeout=10.0):
+        """Read notify datagrams until one carries `line` (a full line, or
+        a prefix ending in '='). Returns that datagram's lines."""
+        deadline = time.monotonic() + timeout * SLOW
+        while True:
+            lines = self.next_notify(deadline, repr(line))
             for l in lines:
                 if l == line or (line.endswith("=") and l.startswith(line)):
                     return lines
+
+    def wait_notify_match(self, pattern, timeout=10.0):
+        """Read notify datagrams until a line matches the regex; returns
+        the match."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout * SLOW
+        while True:
+            for l in self.next_notify(deadline, "line matching %r" % pattern):
+                m = rx.search(l)
+                if m:
+                    return m
 
     def log(self):
         try:
@@ -142,7 +422,7 @@ class Daemon:
         """Poll the daemon's stderr for a regex (no readiness signal exists
         for log lines), up to a deadline."""
         rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * SLOW
         while time.monotonic() < deadline:
             m = rx.search(self.log())
             if m:
@@ -182,6 +462,10 @@ class Daemon:
     def rss_kb(self):
         return self.status("VmRSS")
 
+    def hwm_kb(self):
+        """Peak resident set size since the process started."""
+        return self.status("VmHWM")
+
     def nfds(self):
         return len(os.listdir("/proc/%d/fd" % self.proc.pid))
 
@@ -211,6 +495,29 @@ class TestCase(unittest.TestCase):
         signal.alarm(0)
         for d in self.daemons:
             d.cleanup()
+
+    def rng(self):
+        """A random.Random for this test, seeded from $ECHOD_TEST_SEED (to
+        replay a failure) or afresh; the seed is printed."""
+        env = os.environ.get("ECHOD_TEST_SEED")
+        seed = int(env) if env else random.SystemRandom().randrange(1 << 32)
+        print("\n%s: seed %d (ECHOD_TEST_SEED replays it)" % (self.id(), seed))
+        return random.Random(seed)
+
+    def stall(self, client, port):
+        """Push from client without reading until echod stops reading it:
+        its sends stay blocked and echod's socket receive queue holds bytes
+        echod leaves there (so it is paused, not merely slow). Returns
+        echod's receive queue in bytes."""
+        stalled = client.push_until_stall(stall=1.0 * SLOW)
+        self.assertIsNone(client.error)
+        self.assertTrue(stalled, "all %d bytes went in without the client "
+                        "reading: echod's queue is unbounded" % client.sent)
+        q = tcp_queues(port, client.sock.getsockname()[1])
+        self.assertIsNotNone(q, "echod's end of the connection is gone")
+        self.assertGreater(q[1], 0, "echod's receive queue is empty: it "
+                           "did not stop reading")
+        return q[1]
 
     def daemon(self, *a, start=True, **kw):
         d = Daemon(*a, **kw)

@@ -1,0 +1,117 @@
+"""EMFILE: echod out of file descriptors must shed, pause, not spin, not
+exit, and recover.
+
+echod fits max_connections under RLIMIT_NOFILE at startup, so a limit set
+before exec never lets accept4 fail. Here the limit is lowered on the
+running daemon (prlimit(2) on its PID), leaving it a few free fds while
+max_connections is still about 20000: accept4 really fails with EMFILE."""
+import os
+import re
+import resource
+import time
+
+import harness
+from harness import connect
+
+SLOTS = 6    # fds left free for client connections
+EXTRA = 10   # clients beyond that
+
+
+def classify(sock, timeout):
+    """'echo' if the connection echoes, 'shed' if echod closed it."""
+    sock.settimeout(timeout)
+    try:
+        sock.sendall(b"ping")
+        data = harness.recv_exact(sock, 4)
+    except (ConnectionResetError, BrokenPipeError):
+        return "shed"
+    if data == b"ping":
+        return "echo"
+    if data == b"":
+        return "shed"
+    raise AssertionError("unexpected reply %r" % data)
+
+
+class Emfile(harness.TestCase):
+    deadline = 60
+
+    def test_emfile_no_spin_and_recovery(self):
+        d = self.daemon()
+        fd_dir = "/proc/%d/fd" % d.pid
+        fds = [int(x) for x in os.listdir(fd_dir)]
+        limit = max(fds) + 1 + SLOTS
+        free = limit - len(fds)       # free fd numbers under the limit
+        resource.prlimit(d.pid, resource.RLIMIT_NOFILE, (limit, limit))
+        print("\nechod holds %d fds; RLIMIT_NOFILE lowered to %d: %d free"
+              % (len(fds), limit, free))
+
+        clients = [connect(d.port) for _ in range(free + EXTRA)]
+        for s in clients:
+            self.addCleanup(s.close)
+        kinds = [classify(s, 10 * harness.SLOW) for s in clients]
+        admitted = [s for s, k in zip(clients, kinds) if k == "echo"]
+        print("%d clients: %d served, %d shed"
+              % (len(clients), len(admitted), kinds.count("shed")))
+        # Off by one at most: the socket echod opens for each notify
+        # message (STATUS, once a second) may have been open in passing
+        # when the fds were counted, or while the clients came in.
+        self.assertLessEqual(abs(len(admitted) - free), 1)
+        d.wait_log(r"accept failed, shed \d+ pending connection\(s\), "
+                   r"pausing accepts for \d+ ms: Too many open files")
+
+        # Saturated: clients keep arriving for 2 s while no fd is free.
+        cpu0, t0 = d.cpu_seconds(), time.monotonic()
+        tries = 0
+        while time.monotonic() - t0 < 2.0:
+            with connect(d.port) as s:
+                self.assertEqual(classify(s, 10 * harness.SLOW), "shed")
+            tries += 1
+        cpu, wall = d.cpu_seconds() - cpu0, time.monotonic() - t0
+        print("saturated for %.2fs: %d clients shed, echod used %.2fs CPU"
+              % (wall, tries, cpu))
+        self.assertLess(cpu, 0.5, "echod spins while out of fds")
+        self.assertIsNone(d.proc.poll(), "echod exited")
+        warnings = re.findall(r"accept failed, shed", d.log())
+        print("%d EMFILE warnings logged (rate-limited)" % len(warnings))
+        # LOG_LIMIT_BURST 5, then LOG_LIMIT_RATE 1/s.
+        self.assertLessEqual(len(warnings), 5 + wall + 3)
+        d.wait_log(r"accept failed, shed .*: Too many open files "
+                   r"\(\d+ similar messages suppressed\)")
+        for s in admitted:
+            self.assertEqual(classify(s, 10 * harness.SLOW), "echo")
+
+        # The served clients leave: echod recovers, all slots serve again.
+        for s in clients:
+            s.close()
+        harness.wait_for(lambda: len(os.listdir(fd_dir)) <= len(fds), 10,
+                         "echod to release the client fds")
+        again = [connect(d.port) for _ in range(free - 1)]
+        for s in again:
+            self.addCleanup(s.close)
+            self.assertEqual(classify(s, 10 * harness.SLOW), "echo")
+        for s in again:
+            s.close()
+        self.assertEqual(d.stop(), 0)
+
+    def test_startup_fits_max_connections(self):
+        """Under a low limit from the start, echod lowers max_connections
+        to fit (and says so), so clients beyond it are refused as over the
+        limit, not shed by EMFILE."""
+        nofile = 64
+        d = self.daemon(preexec_fn=lambda: resource.setrlimit(
+            resource.RLIMIT_NOFILE, (nofile, nofile)))
+        m = d.wait_log(r"max_connections 10000 lowered to (\d+) to fit the "
+                       r"open files limit \(RLIMIT_NOFILE %d\)" % nofile)
+        fitted = int(m.group(1))
+        self.assertLess(fitted, nofile)
+        d.wait_log(r"ready: 1 listener\(s\), max_connections %d" % fitted)
+        clients = [connect(d.port) for _ in range(fitted + 3)]
+        for s in clients:
+            self.addCleanup(s.close)
+        kinds = [classify(s, 10 * harness.SLOW) for s in clients]
+        self.assertEqual(kinds, ["echo"] * fitted + ["shed"] * 3)
+        d.wait_log(r"max_connections \(%d\) reached" % fitted)
+        self.assertNotIn("Too many open files", d.log())
+        for s in clients:
+            s.close()
+        self.assertEqual(d.stop(), 0)
