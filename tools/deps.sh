@@ -6,7 +6,11 @@
 set -eu
 
 BUILD="build-essential pkg-config libconfig-dev libsystemd-dev"
-CHECK="$BUILD libcmocka-dev python3 cppcheck clang-tidy"
+# Packaging tests: make dist (git), make deb (debhelper, fakeroot), lintian,
+# make rpm (rpm), rpmlint, hardening-check (devscripts), man page lint
+# (mandoc).
+PKG="git debhelper fakeroot lintian rpm rpmlint devscripts mandoc"
+CHECK="$BUILD libcmocka-dev python3 cppcheck clang-tidy $PKG"
 
 case "${1:-build}" in
 build) want=$BUILD ;;
