@@ -9,7 +9,7 @@
 #   make lint       cppcheck + clang-tidy (fails on findings)
 #
 # Honours CC, CFLAGS, CPPFLAGS, LDFLAGS, PREFIX, DESTDIR, sbindir,
-# sysconfdir, mandir, systemdunitdir. CI=true adds -Werror.
+# sysconfdir, mandir, systemdunitdir, sysusersdir. CI=true adds -Werror.
 
 VERSION     := $(shell cat VERSION)
 PREFIX      ?= /usr/local
@@ -19,6 +19,12 @@ datarootdir ?= $(PREFIX)/share
 mandir      ?= $(datarootdir)/man
 docdir      ?= $(datarootdir)/doc/echod
 PKG_CONFIG  ?= pkg-config
+# Where systemd looks for units and sysusers.d files; systemd's own .pc file
+# knows (on Debian 12: /lib/systemd/system and /usr/lib/sysusers.d).
+systemdunitdir ?= $(or $(shell $(PKG_CONFIG) --variable=systemdsystemunitdir \
+                  systemd 2>/dev/null),$(PREFIX)/lib/systemd/system)
+sysusersdir ?= $(or $(shell $(PKG_CONFIG) --variable=sysusersdir systemd \
+               2>/dev/null),$(PREFIX)/lib/sysusers.d)
 PYTHON      ?= /usr/bin/python3
 
 CC      ?= cc
@@ -108,13 +114,29 @@ check: deps
 	ECHOD=$(abspath $(ECHOD)) B=$(B) PYTHON=$(PYTHON) SANITIZE=$(SANITIZE) \
 	    tests/run.sh $(UNIT_BINS)
 
+# The units in systemd/ name /usr/sbin/echod and /etc/echod.conf, the
+# packaged paths; sed points them at this install's sbindir and sysconfdir.
+UNIT_SED := -e 's|/usr/sbin/echod|$(sbindir)/echod|g' \
+            -e 's|/etc/echod\.conf|$(sysconfdir)/echod.conf|g'
+
 install: $(ECHOD)
-	install -d $(DESTDIR)$(sbindir) $(DESTDIR)$(sysconfdir)
+	install -d $(DESTDIR)$(sbindir) $(DESTDIR)$(sysconfdir) \
+	    $(DESTDIR)$(systemdunitdir) $(DESTDIR)$(sysusersdir)
 	install -m 0755 $(ECHOD) $(DESTDIR)$(sbindir)/echod
 	install -m 0644 conf/echod.conf $(DESTDIR)$(sysconfdir)/echod.conf
+	for u in echod.service echod.socket; do \
+	    sed $(UNIT_SED) systemd/$$u > $(DESTDIR)$(systemdunitdir)/$$u.tmp && \
+	    chmod 0644 $(DESTDIR)$(systemdunitdir)/$$u.tmp && \
+	    mv -f $(DESTDIR)$(systemdunitdir)/$$u.tmp \
+	        $(DESTDIR)$(systemdunitdir)/$$u || exit 1; \
+	done
+	install -m 0644 systemd/echod.sysusers $(DESTDIR)$(sysusersdir)/echod.conf
 
 uninstall:
-	rm -f $(DESTDIR)$(sbindir)/echod
+	rm -f $(DESTDIR)$(sbindir)/echod \
+	    $(DESTDIR)$(systemdunitdir)/echod.service \
+	    $(DESTDIR)$(systemdunitdir)/echod.socket \
+	    $(DESTDIR)$(sysusersdir)/echod.conf
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
