@@ -295,7 +295,10 @@ class Activation(harness.TestCase):
         d.wait_log(r"adopted 1 socket\(s\)")
         echo_round(port)
         self.assertTrue(refused(d.port))
-        self.assertNotIn("3", os.listdir("/proc/%d/fd" % d.pid),
+        pipe = "pipe:[%d]" % os.fstat(r).st_ino
+        fds = "/proc/%d/fd" % d.pid
+        self.assertNotIn(pipe, [os.readlink(os.path.join(fds, fd))
+                                for fd in os.listdir(fds)],
                          "the rejected fd is still open")
         self.assertEqual(d.stop(), 0)
 
