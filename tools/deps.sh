@@ -6,7 +6,9 @@
 set -eu
 
 BUILD="build-essential pkg-config libconfig-dev libsystemd-dev"
-CHECK="$BUILD libcmocka-dev python3 cppcheck clang-tidy"
+# systemd: systemd-analyze, systemd-socket-activate and the PID 1 that the
+# system test boots; util-linux: unshare, nsenter, setpriv for that box.
+CHECK="$BUILD libcmocka-dev python3 cppcheck clang-tidy systemd util-linux"
 
 case "${1:-build}" in
 build) want=$BUILD ;;
