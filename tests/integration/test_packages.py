@@ -1,8 +1,10 @@
 """The source tarball, the .deb and the .rpm: built with `make dist`,
 `make deb` and `make rpm` into a temporary DISTDIR (the tree stays clean),
 then inspected: file lists with modes and owners, conffiles, maintainer
-scripts, lintian and rpmlint, hardening-check, and an rpm install into a
-scratch root. Nothing is installed on the host.
+scripts, lintian and rpmlint, hardening-check, an rpm install into a
+scratch root, and dpkg -i/-r/-P under a real systemd booted in private
+namespaces (tests/system/box.sh). Nothing is installed on the host, and
+the test checks that.
 
 Skipped, with the reason, where a tool is missing or the tree is not a git
 checkout, and under SANITIZE=1 (packages build their own binary with the
@@ -88,6 +90,10 @@ def in_git_checkout():
                timeout=10).returncode == 0
 
 
+def tearDownModule():
+    Build.cleanup()
+
+
 class PackageTest(harness.TestCase):
     deadline = 240
     tools = ()
@@ -103,10 +109,6 @@ class PackageTest(harness.TestCase):
         why = need(*cls.tools)
         if why:
             raise unittest.SkipTest(why)
-
-    @classmethod
-    def tearDownClass(cls):
-        Build.cleanup()
 
 
 class Dist(PackageTest):
@@ -392,3 +394,70 @@ class Rpm(PackageTest):
             self.assertEqual(sha256(conf + ".rpmsave"), edited)
         finally:
             shutil.rmtree(root, ignore_errors=True)
+
+
+# What installing echod would create on a host: the box test must leave
+# every one of these as it found it.
+HOST_PATHS = ("/usr/sbin/echod", "/etc/echod.conf",
+              "/lib/systemd/system/echod.service",
+              "/usr/lib/systemd/system/echod.service",
+              "/usr/lib/sysusers.d/echod.conf",
+              "/etc/systemd/system/multi-user.target.wants/echod.service",
+              "/var/lib/dpkg/info/echod.list")
+
+
+def host_state():
+    state = {p: sha256(p) if os.path.isfile(p) else os.path.lexists(p)
+             for p in HOST_PATHS}
+    state["user echod"] = run(["getent", "passwd", "echod"],
+                              timeout=10).stdout
+    state["dpkg echod"] = run(["dpkg-query", "-W", "echod"],
+                              timeout=10).stdout
+    return state
+
+
+class DebInBox(PackageTest):
+    """dpkg -i/-r/-P of the .deb under systemd booted in private
+    namespaces (tests/system/box.sh); the steps are in
+    tests/system/test_deb.sh."""
+    tools = ("dpkg-buildpackage", "dh", "dpkg-deb", "unshare", "nsenter",
+             "setpriv")
+    deadline = 400
+
+    def test_install_reload_upgrade_remove_purge(self):
+        box = os.path.join(ROOT, "tests/system/box.sh")
+        steps = os.path.join(ROOT, "tests/system/test_deb.sh")
+        deb = glob.glob(os.path.join(Build.get("deb"), "echod_%s_*.deb"
+                                     % VERSION))
+        self.assertEqual(len(deb), 1)
+        before = host_state()
+        payload = tempfile.mkdtemp(prefix="echod-payload")
+        try:
+            pkg = os.path.join(payload, "opt/echod-pkg")
+            os.makedirs(pkg)
+            shutil.copy(deb[0], os.path.join(pkg, "echod.deb"))
+            # The upgrade: the same files under a higher version, so the
+            # conffile is unchanged in the package and edited on disk.
+            tree = os.path.join(payload, "tree")
+            r = run(["dpkg-deb", "-R", deb[0], tree])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            control = os.path.join(tree, "DEBIAN/control")
+            with open(control) as f:
+                text = f.read()
+            with open(control, "w") as f:
+                f.write(re.sub(r"(?m)^Version: .*$",
+                               "Version: %s+upgrade1" % VERSION, text))
+            r = run(["dpkg-deb", "--root-owner-group", "-b", tree,
+                     os.path.join(pkg, "echod-upgrade.deb")])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            shutil.rmtree(tree)
+            r = run(["timeout", "-k", "45", "300", box, payload, steps],
+                    timeout=360)
+            print("\n" + r.stdout + r.stderr)
+            if r.returncode == 77:
+                self.skipTest(r.stdout.strip().splitlines()[-1])
+            self.assertEqual(r.returncode, 0, "box test failed")
+            self.assertIn("step deb-purge-removes-config: ok", r.stdout)
+        finally:
+            shutil.rmtree(payload, ignore_errors=True)
+        self.assertEqual(host_state(), before, "the host changed")
