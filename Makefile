@@ -7,9 +7,13 @@
 #   make check SANITIZE=1   the same under AddressSanitizer + UBSan
 #   make install    install binary, config, man pages, systemd units
 #   make lint       cppcheck + clang-tidy (fails on findings)
+#   make dist       source tarball $(DISTDIR)/echod-VERSION.tar.gz
+#   make deb        Debian binary package from that tarball, in $(DISTDIR)
+#   make rpm        RPM binary package from that tarball, in $(DISTDIR)
 #
 # Honours CC, CFLAGS, CPPFLAGS, LDFLAGS, PREFIX, DESTDIR, sbindir,
-# sysconfdir, mandir, systemdunitdir. CI=true adds -Werror.
+# sysconfdir, mandir, systemdunitdir, sysusersdir, INSTALL, DISTDIR.
+# CI=true adds -Werror.
 
 VERSION     := $(shell cat VERSION)
 PREFIX      ?= /usr/local
@@ -19,7 +23,15 @@ datarootdir ?= $(PREFIX)/share
 mandir      ?= $(datarootdir)/man
 docdir      ?= $(datarootdir)/doc/echod
 PKG_CONFIG  ?= pkg-config
+# Where systemd looks for units and sysusers.d files; systemd's own .pc file
+# knows (on Debian 12: /lib/systemd/system and /usr/lib/sysusers.d).
+systemdunitdir ?= $(or $(shell $(PKG_CONFIG) --variable=systemdsystemunitdir \
+                  systemd 2>/dev/null),$(PREFIX)/lib/systemd/system)
+sysusersdir ?= $(or $(shell $(PKG_CONFIG) --variable=sysusersdir systemd \
+               2>/dev/null),$(PREFIX)/lib/sysusers.d)
+INSTALL     ?= install
 PYTHON      ?= /usr/bin/python3
+DISTDIR     ?= dist
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
@@ -66,7 +78,7 @@ WRAP_test_log      := -Wl,--wrap=clock_gettime,--wrap=syslog,--wrap=__syslog_chk
 WRAP_test_conn     := -Wl,--wrap=clock_gettime
 
 .PHONY: all run check check-unit check-integration check-headers deps \
-        deps-build install uninstall lint format clean
+        deps-build install uninstall lint format clean dist deb rpm
 
 all: $(ECHOD)
 
@@ -110,13 +122,108 @@ check: deps
 	ECHOD=$(abspath $(ECHOD)) B=$(B) PYTHON=$(PYTHON) SANITIZE=$(SANITIZE) \
 	    tests/run.sh $(UNIT_BINS)
 
+# The units in systemd/ name /usr/sbin/echod and /etc/echod.conf, the
+# packaged paths; sed points them at this install's sbindir and sysconfdir.
+UNIT_SED := -e 's|/usr/sbin/echod|$(sbindir)/echod|g' \
+            -e 's|/etc/echod\.conf|$(sysconfdir)/echod.conf|g'
+UNITS    := $(notdir $(wildcard systemd/*.service systemd/*.socket))
+SYSUSERS := $(wildcard systemd/echod.sysusers)
+
+# An existing configuration file is never overwritten.
 install: $(ECHOD)
-	install -d $(DESTDIR)$(sbindir) $(DESTDIR)$(sysconfdir)
-	install -m 0755 $(ECHOD) $(DESTDIR)$(sbindir)/echod
-	install -m 0644 conf/echod.conf $(DESTDIR)$(sysconfdir)/echod.conf
+	$(INSTALL) -d $(DESTDIR)$(sbindir) $(DESTDIR)$(sysconfdir) \
+	    $(DESTDIR)$(mandir)/man5 $(DESTDIR)$(mandir)/man8 \
+	    $(if $(UNITS),$(DESTDIR)$(systemdunitdir)) \
+	    $(if $(SYSUSERS),$(DESTDIR)$(sysusersdir))
+	$(INSTALL) -m 0755 $(ECHOD) $(DESTDIR)$(sbindir)/echod
+	@if [ -e $(DESTDIR)$(sysconfdir)/echod.conf ]; then \
+	    echo "keeping the existing $(DESTDIR)$(sysconfdir)/echod.conf"; \
+	else \
+	    echo "$(INSTALL) -m 0644 conf/echod.conf $(DESTDIR)$(sysconfdir)/echod.conf"; \
+	    $(INSTALL) -m 0644 conf/echod.conf $(DESTDIR)$(sysconfdir)/echod.conf; \
+	fi
+	$(INSTALL) -m 0644 man/echod.8 $(DESTDIR)$(mandir)/man8/echod.8
+	$(INSTALL) -m 0644 man/echod.conf.5 $(DESTDIR)$(mandir)/man5/echod.conf.5
+	for u in $(UNITS); do \
+	    sed $(UNIT_SED) systemd/$$u > $(DESTDIR)$(systemdunitdir)/$$u.tmp && \
+	    chmod 0644 $(DESTDIR)$(systemdunitdir)/$$u.tmp && \
+	    mv -f $(DESTDIR)$(systemdunitdir)/$$u.tmp \
+	        $(DESTDIR)$(systemdunitdir)/$$u || exit 1; \
+	done
+ifneq ($(SYSUSERS),)
+	$(INSTALL) -m 0644 $(SYSUSERS) $(DESTDIR)$(sysusersdir)/echod.conf
+endif
 
 uninstall:
-	rm -f $(DESTDIR)$(sbindir)/echod
+	rm -f $(DESTDIR)$(sbindir)/echod $(DESTDIR)$(mandir)/man8/echod.8 \
+	    $(DESTDIR)$(mandir)/man5/echod.conf.5 \
+	    $(DESTDIR)$(sysusersdir)/echod.conf \
+	    $(addprefix $(DESTDIR)$(systemdunitdir)/,$(UNITS))
+
+# ---- source tarball and packages ----
+#
+# The tarball holds the files git tracks, plus new ones it does not ignore,
+# as they are in the working tree, under echod-VERSION/. Timestamps come
+# from the last commit, so the same tree gives the same tarball. Both
+# packagings build from the tarball alone.
+DIST_NAME    := echod-$(VERSION)
+DIST_DIR     := $(abspath $(DISTDIR))
+DIST_TARBALL := $(DIST_DIR)/$(DIST_NAME).tar.gz
+
+dist:
+	@git rev-parse --is-inside-work-tree >/dev/null 2>&1 || { \
+	    echo "make dist: needs a git checkout (it packs what git tracks)" >&2; \
+	    exit 1; }
+	mkdir -p $(DIST_DIR)
+	git ls-files -z --cached --others --exclude-standard | \
+	    LC_ALL=C sort -z | \
+	    tar --null -T - --ignore-failed-read --sort=name \
+	        --transform 's,^,$(DIST_NAME)/,' --owner=0 --group=0 \
+	        --numeric-owner --mode=u+rwX,go=rX \
+	        --mtime=@$$(git log -1 --format=%ct 2>/dev/null || echo 0) \
+	        -cf - | gzip -9n > $(DIST_TARBALL).tmp
+	mv $(DIST_TARBALL).tmp $(DIST_TARBALL)
+	@echo "make dist: $(DIST_TARBALL)"
+
+# Debian: unpack the tarball, add packaging/debian as debian/, build the
+# binary package, keep .deb, .changes and .buildinfo in $(DISTDIR).
+DEB_TREE := $(DIST_DIR)/deb
+deb: dist
+	@v=$$(dpkg-parsechangelog -l packaging/debian/changelog -S Version) && \
+	    [ "$$v" = "$(VERSION)" ] || { echo "make deb: packaging/debian/changelog" \
+	    "is at $$v but VERSION says $(VERSION)" >&2; exit 1; }
+	rm -rf $(DEB_TREE) && mkdir -p $(DEB_TREE)
+	tar -C $(DEB_TREE) -xzf $(DIST_TARBALL)
+	cp -R $(DEB_TREE)/$(DIST_NAME)/packaging/debian $(DEB_TREE)/$(DIST_NAME)/debian
+	cd $(DEB_TREE)/$(DIST_NAME) && dpkg-buildpackage -us -uc -b -J
+	mv $(DEB_TREE)/*.deb $(DEB_TREE)/*.changes $(DEB_TREE)/*.buildinfo $(DIST_DIR)/
+	rm -rf $(DEB_TREE)
+	@ls $(DIST_DIR)/echod*_$(VERSION)_*
+
+# RPM: rpmbuild -bb from the tarball in a private _topdir. On a host whose
+# rpm database does not even know rpm itself (rpm on Debian): build
+# dependencies cannot be checked (--nodeps), and brp-compress, a bash
+# script that says #!/bin/sh, fails under dash and leaves the man pages
+# uncompressed, so run it with bash.
+RPM_TOP := $(DIST_DIR)/rpmbuild
+RPM_FOREIGN = $(shell rpm -q rpm >/dev/null 2>&1 || echo yes)
+RPMBUILD_FLAGS ?= $(if $(RPM_FOREIGN),--nodeps \
+    --define '__brp_compress /bin/bash %{_rpmconfigdir}/brp-compress %{?_prefix}')
+rpm: dist
+	@v=$$(sed -n 's/^Version:[[:space:]]*//p' packaging/rpm/echod.spec) && \
+	    [ "$$v" = "$(VERSION)" ] || { echo "make rpm: packaging/rpm/echod.spec" \
+	    "is at $$v but VERSION says $(VERSION)" >&2; exit 1; }
+	rm -rf $(RPM_TOP) && mkdir -p $(RPM_TOP)/SOURCES $(RPM_TOP)/SPECS
+	cp $(DIST_TARBALL) $(RPM_TOP)/SOURCES/
+	tar -xzf $(DIST_TARBALL) -O $(DIST_NAME)/systemd/echod.sysusers \
+	    > $(RPM_TOP)/SOURCES/echod.sysusers
+	tar -xzf $(DIST_TARBALL) -O $(DIST_NAME)/packaging/rpm/echod.spec \
+	    > $(RPM_TOP)/SPECS/echod.spec
+	rpmbuild -bb $(RPMBUILD_FLAGS) --define '_topdir $(RPM_TOP)' \
+	    $(RPM_TOP)/SPECS/echod.spec
+	mv $(RPM_TOP)/RPMS/*/*.rpm $(DIST_DIR)/
+	rm -rf $(RPM_TOP)
+	@ls $(DIST_DIR)/echod-*$(VERSION)-*.rpm
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \

@@ -478,7 +478,9 @@ cfg_load(struct cfg *c, const char *path, char *err, size_t errlen)
     /* libconfig reports an I/O error without errno; ask the kernel first. */
     probe = fopen(path, "r");
     if (probe == NULL) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        int saved = errno;
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(saved));
+        errno = saved;
         return -1;
     }
     fclose(probe);
@@ -495,5 +497,8 @@ cfg_load(struct cfg *c, const char *path, char *err, size_t errlen)
         rc = cfg_load_root(&x, config_root_setting(&lc), c);
     }
     config_destroy(&lc);
+    if (rc < 0) {
+        errno = EINVAL; /* the file is there but wrong */
+    }
     return rc;
 }

@@ -81,7 +81,8 @@ void cfg_defaults(struct cfg *c);
 /*
  * Read and validate `path` into *c. On success returns 0 and *c is complete.
  * On failure returns -1, leaves *c unspecified and writes one line to err,
- * of the form "FILE:LINE: KEY: what was expected" (no trailing newline).
+ * of the form "FILE:LINE: KEY: what was expected" (no trailing newline);
+ * errno is fopen's when the file cannot be opened, EINVAL otherwise.
  */
 int cfg_load(struct cfg *c, const char *path, char *err, size_t errlen);
 

@@ -2,6 +2,7 @@
  * main.c - command line, exit codes, init order and the reverse fini order.
  * Never does socket I/O.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "notify.h"
 #include "server.h"
 
 static void
@@ -81,7 +83,16 @@ main(int argc, char **argv)
         return SRV_EX_USAGE;
     }
     if (cfg_load(&cfg, opts.conf_path, err, sizeof(err)) < 0) {
+        int saved = errno;
+
         fprintf(stderr, "echod: %s\n", err);
+        if (!test) {
+            /* Under systemd this is all `systemctl status` will show. */
+            char status[CFG_ERR_MAX + 32];
+
+            snprintf(status, sizeof(status), "failed to start: %s", err);
+            ntf_failed(saved, status);
+        }
         return SRV_EX_CONFIG;
     }
     if (test) {

@@ -113,9 +113,12 @@ srv_watchdog_tick(struct loop_timer *t)
 }
 
 /* Bind the configured listeners not already open; close those that are no
- * longer configured. Returns the number that failed to bind. */
+ * longer configured. Returns the number that failed to bind. At startup
+ * it stops at the first failure, with errno set and `fail` saying which
+ * (the caller logs it: startup fails as a whole). */
 static int
-srv_sync_listeners(const struct cfg *c, bool at_start)
+srv_sync_listeners(const struct cfg *c, bool at_start, char *fail,
+                   size_t faillen)
 {
     struct list *n, *next;
     int failed = 0;
@@ -146,6 +149,13 @@ srv_sync_listeners(const struct cfg *c, bool at_start)
         } else if (errno == EAFNOSUPPORT && at_start) {
             log_warn("skipping listen address %s port %lld", cl->address,
                      (long long)cl->port);
+        } else if (at_start) {
+            int saved = errno;
+
+            snprintf(fail, faillen, "cannot listen on %s port %lld",
+                     cl->address, (long long)cl->port);
+            errno = saved;
+            return 1;
         } else {
             log_err("cannot listen on %s port %lld", cl->address,
                     (long long)cl->port);
@@ -176,7 +186,7 @@ srv_reload(void)
     srv.reload_failed = false;
     if (srv.activated) {
         log_info("socket-activated: the listen key is ignored on reload");
-    } else if (srv_sync_listeners(&next, false) > 0) {
+    } else if (srv_sync_listeners(&next, false, NULL, 0) > 0) {
         srv.reload_failed = true;
     }
     srv.lsns.max_conns = srv_fit_conns(&next, lsn_count(&srv.lsns));
@@ -270,6 +280,7 @@ srv_open_listeners(void)
 {
     int fds[CFG_MAX_LISTEN];
     size_t n = ntf_listen_fds(fds, CFG_MAX_LISTEN);
+    char fail[128];
 
     if (n > 0) {
         srv.activated = true;
@@ -284,8 +295,8 @@ srv_open_listeners(void)
                    "listen key is ignored", n);
         return 0;
     }
-    if (srv_sync_listeners(&srv.cfg, true) > 0) {
-        return srv_fail(SRV_EX_OSERR, errno, "binding listeners");
+    if (srv_sync_listeners(&srv.cfg, true, fail, sizeof(fail)) > 0) {
+        return srv_fail(SRV_EX_OSERR, errno, fail);
     }
     if (lsn_count(&srv.lsns) == 0) {
         return srv_fail(SRV_EX_CONFIG, EINVAL, "no listening sockets");
@@ -296,6 +307,7 @@ srv_open_listeners(void)
 int
 srv_start(const struct cfg *cfg, const struct srv_opts *opts)
 {
+    uint64_t watchdog_usec;
     int fd, rc;
 
     srv.cfg = *cfg;
@@ -335,8 +347,13 @@ srv_start(const struct cfg *cfg, const struct srv_opts *opts)
     loop_timer_init(&srv.shutdown_timer, srv_shutdown_deadline);
     loop_timer_arm(&srv.loop, &srv.status_timer,
                    srv.loop.now + SRV_STATUS_MS);
-    srv.watchdog_ms = ntf_watchdog_usec() / 2000;
-    if (srv.watchdog_ms > 0) {
+    watchdog_usec = ntf_watchdog_usec();
+    if (watchdog_usec > 0) {
+        /* Half the interval (at least 1 ms: a tiny WatchdogSec= is still
+         * a watchdog, not "off"). The first ping goes out at once. */
+        srv.watchdog_ms = watchdog_usec >= 2000 ? watchdog_usec / 2000 : 1;
+        log_info("watchdog enabled: pinging every %llu ms",
+                 (unsigned long long)srv.watchdog_ms);
         loop_timer_arm(&srv.loop, &srv.watchdog_timer, srv.loop.now);
     }
     srv_status_text(srv.status, sizeof(srv.status));

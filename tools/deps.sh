@@ -6,7 +6,13 @@
 set -eu
 
 BUILD="build-essential pkg-config libconfig-dev libsystemd-dev"
-CHECK="$BUILD libcmocka-dev python3 cppcheck clang-tidy"
+# systemd: systemd-analyze, systemd-socket-activate and the PID 1 that the
+# system test boots; util-linux: unshare, nsenter, setpriv for that box.
+# Packaging tests: make dist (git), make deb (debhelper, fakeroot), lintian,
+# make rpm (rpm), rpmlint, hardening-check (devscripts), man page lint
+# (mandoc).
+PKG="git debhelper fakeroot lintian rpm rpmlint devscripts mandoc"
+CHECK="$BUILD libcmocka-dev python3 cppcheck clang-tidy systemd util-linux $PKG"
 
 case "${1:-build}" in
 build) want=$BUILD ;;

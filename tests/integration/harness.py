@@ -331,7 +331,7 @@ class Daemon:
     """One echod process with its own config file and notify socket."""
 
     def __init__(self, conf=None, port=None, extra="", args=(), env=None,
-                 wrapper=(), preexec_fn=None):
+                 wrapper=(), preexec_fn=None, pass_fds=()):
         self.dir = tempfile.mkdtemp(prefix="echod-t")
         self.port = port or free_port()
         if conf is None:
@@ -348,6 +348,7 @@ class Daemon:
         self.env.update(env or {})
         self.wrapper = list(wrapper)
         self.preexec_fn = preexec_fn
+        self.pass_fds = tuple(pass_fds)
         self.proc = None
 
     def write_conf(self, text):
@@ -359,7 +360,8 @@ class Daemon:
         self.logf = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=self.logf,
                                      stderr=self.logf, stdin=subprocess.DEVNULL,
-                                     preexec_fn=self.preexec_fn)
+                                     preexec_fn=self.preexec_fn,
+                                     pass_fds=self.pass_fds)
         if wait_ready:
             self.wait_notify("READY=1", timeout)
         return self

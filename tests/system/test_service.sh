@@ -1,0 +1,236 @@
+# test_service.sh - echod under a real systemd, sourced by box.sh (see there
+# for IN, NETNS and step). The payload (tests/system/run.sh) holds echod
+# installed with `make install` into /usr, its units, /etc/echod.conf
+# (port 7), the drop-in echod.service.d/50-test.conf (WatchdogSec=2s) and
+# /opt/echod-test/echod-reload.conf (adds 127.0.0.1:7007).
+# shellcheck shell=bash
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+CLIENT=("/usr/bin/python3" "$HERE/echo_client.py")
+HOLDER=
+
+echo_ok() { NETNS "${CLIENT[@]}" echo "$@"; } # HOST PORT [WAIT-SECONDS]
+show() { IN systemctl show -P "$1" "${2:-echod.service}"; }
+active() { [ "$(IN systemctl is-active "${1:-echod.service}")" = active ]; }
+inactive() { [ "$(IN systemctl is-active "${1:-echod.service}")" = inactive ]; }
+
+# wait_for SECONDS CMD...: poll CMD until it succeeds, up to SECONDS.
+wait_for() {
+    local end=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        [ "$SECONDS" -lt "$end" ] || return 1
+        sleep 0.05
+    done
+}
+
+# echod's own syslog lines (not its stderr, not systemd's) contain $1.
+syslog_has() {
+    IN journalctl _SYSTEMD_UNIT=echod.service _TRANSPORT=syslog \
+        --no-pager -o cat | grep -Eq "$1"
+}
+# Anything about the unit, including systemd's own lines, contains $1.
+unit_log_has() {
+    IN journalctl -u echod.service --no-pager -o cat | grep -Eq "$1"
+}
+
+main_uid() {
+    local pid
+    pid=$(show MainPID)
+    [ "${pid:-0}" -gt 1 ] || return 1
+    # shellcheck disable=SC2016 # awk's $2, not the shell's
+    IN awk '/^Uid:/ { print $2 }' "/proc/$pid/status"
+}
+
+# last_exit: how the last run ended, "SERVICE_RESULT EXIT_CODE EXIT_STATUS"
+# as the test drop-in's ExecStopPost= recorded it.
+last_exit() { IN tail -n 1 /run/echod-test-exits; }
+exit_was() {
+    local got
+    got=$(last_exit)
+    echo "  ended: $got"
+    [ "$got" = "$1" ]
+}
+
+# restarted PID N: a new main PID, more than N restarts, active again.
+restarted() {
+    local pid n
+    pid=$(show MainPID)
+    n=$(show NRestarts)
+    [ "${pid:-0}" -gt 1 ] && [ "$pid" != "$1" ] && [ "${n:-0}" -gt "$2" ] &&
+        active
+}
+
+box_diagnose() {
+    IN systemctl --no-pager status echod.service echod.socket
+    IN journalctl --no-pager -n 80 -o short-monotonic
+}
+box_on_exit() {
+    [ -n "$HOLDER" ] && [ "$HOLDER" -gt 1 ] && kill "$HOLDER" 2>/dev/null
+    return 0
+}
+
+t_start() {
+    IN systemctl start echod.service && active
+}
+
+t_echo() {
+    echo_ok 127.0.0.1 7 && echo_ok ::1 7
+}
+
+t_dynamic_user() {
+    local uid
+    uid=$(main_uid) || return 1
+    echo "  main process uid $uid (DynamicUser=yes, no static echod user)"
+    # systemd's range for dynamic users
+    [ "$uid" -ge 61184 ] && [ "$uid" -le 65519 ]
+}
+
+t_status() {
+    local line
+    line=$(IN systemctl --no-pager status echod.service | grep 'Status: "')
+    echo "  $line"
+    echo "$line" | grep -Eq 'Status: "2 listener\(s\), 0 connection\(s\) open, [0-9]+ accepted'
+}
+
+t_journal() {
+    wait_for 10 syslog_has 'echod .* ready: 2 listener\(s\)'
+}
+
+# systemd saw WATCHDOG=1 (its timestamp moved) and nothing restarted echod.
+t_watchdog_pings() {
+    local ts0 pid0
+    ts0=$(show WatchdogTimestampMonotonic) pid0=$(show MainPID)
+    wait_for 5 watchdog_moved "$ts0" || return 1
+    [ "$(show MainPID)" = "$pid0" ] && [ "$(show NRestarts)" = 0 ]
+}
+watchdog_moved() { [ "$(show WatchdogTimestampMonotonic)" != "$1" ]; }
+
+t_reload() {
+    local pid0 line out in
+    coproc HOLD {
+        exec timeout 30 nsenter -t "$BOX_PID1" -n "${CLIENT[@]}" hold 127.0.0.1 7
+    }
+    HOLDER=$HOLD_PID out=${HOLD[0]} in=${HOLD[1]}
+    read -r -t 20 line <&"$out" && [ "$line" = held ] || return 1
+    pid0=$(show MainPID)
+    IN cp /opt/echod-test/echod-reload.conf /etc/echod.conf || return 1
+    IN systemctl reload echod.service || return 1
+    # ExecReload= (kill -HUP) returns at once: the new listener answering
+    # is the sign that the reload was applied.
+    echo_ok 127.0.0.1 7007 10 || return 1
+    echo go >&"$in"
+    read -r -t 20 line <&"$out" && [ "$line" = ok ] || return 1
+    wait "$HOLDER" || return 1
+    HOLDER=
+    echo "  connection opened before the reload still echoes; port 7007 answers"
+    [ "$(show MainPID)" = "$pid0" ] && [ "$(show NRestarts)" = 0 ] &&
+        wait_for 10 syslog_has 'reloaded configuration from /etc/echod.conf' &&
+        wait_for 5 status_has '3 listener\(s\)'
+}
+status_has() { show StatusText | grep -Eq "$1"; }
+
+# kill_main SIGNAL "RESULT CODE STATUS": signal the main process, wait for
+# systemd to restart echod, check how the old one ended.
+kill_main() {
+    local pid0 n0
+    pid0=$(show MainPID) n0=$(show NRestarts)
+    [ "${pid0:-0}" -gt 1 ] || return 1
+    IN systemctl kill -s "$1" --kill-who=main echod.service || return 1
+    wait_for 30 restarted "$pid0" "$n0" || return 1
+    echo "  NRestarts $n0 -> $(show NRestarts), main PID $pid0 -> $(show MainPID)"
+    exit_was "$2"
+}
+
+# A stopped (stalled) echod sends no WATCHDOG=1: killed with SIGABRT.
+t_watchdog() {
+    kill_main SIGSTOP "watchdog killed ABRT" &&
+        wait_for 10 unit_log_has 'Watchdog timeout' &&
+        echo_ok 127.0.0.1 7 5
+}
+
+t_kill9() {
+    kill_main SIGKILL "signal killed KILL" && echo_ok 127.0.0.1 7 5
+}
+
+t_stop() {
+    IN systemctl stop echod.service && inactive || return 1
+    exit_was "success exited 0" &&
+        wait_for 10 syslog_has 'exiting: [0-9]+ connection\(s\) served'
+}
+
+STATIC_UID=
+t_sysusers() {
+    local out
+    IN cp /opt/echod-test/echod.sysusers /usr/lib/sysusers.d/echod.conf ||
+        return 1
+    if ! out=$(IN systemd-sysusers /usr/lib/sysusers.d/echod.conf 2>&1); then
+        echo "$out"
+        return 1
+    fi
+    STATIC_UID=$(IN getent passwd echod | cut -d: -f3)
+    echo "  static user echod: uid ${STATIC_UID:-none}"
+    [ -n "$STATIC_UID" ] && [ "$STATIC_UID" -gt 0 ] && [ "$STATIC_UID" -lt 1000 ]
+}
+
+t_socket_activation() {
+    local uid
+    IN systemctl start echod.socket && active echod.socket || return 1
+    inactive echod.service || return 1
+    echo_ok 127.0.0.1 7 || return 1 # the first connection starts echod
+    wait_for 10 active echod.service || return 1
+    echo_ok ::1 7 || return 1
+    wait_for 10 syslog_has 'adopted 1 socket\(s\) from the service manager' ||
+        return 1
+    # The config (still the reloaded one) lists 127.0.0.1:7007: not bound.
+    NETNS "${CLIENT[@]}" refused 127.0.0.1 7007 || return 1
+    uid=$(main_uid) || return 1
+    echo "  started by echod.socket; runs as the static user (uid $uid)"
+    [ "$uid" = "$STATIC_UID" ]
+}
+
+t_socket_restart() {
+    kill_main SIGKILL "signal killed KILL" || return 1
+    # The restarted echod adopted the socket again: nothing else listens.
+    echo_ok 127.0.0.1 7 5 && echo_ok ::1 7
+}
+
+# Started by hand while echod.socket is active, echod.service still gets
+# the socket (and does not bind the listen key).
+adoptions() {
+    IN journalctl _SYSTEMD_UNIT=echod.service _TRANSPORT=syslog --no-pager \
+        -o cat | grep -c 'adopted 1 socket'
+}
+more_adoptions() { [ "$(adoptions)" -gt "$1" ]; }
+t_service_with_socket() {
+    local n0
+    n0=$(adoptions)
+    IN systemctl stop echod.service 2>/dev/null && inactive &&
+        active echod.socket && IN systemctl start echod.service && active ||
+        return 1
+    wait_for 10 more_adoptions "$n0" || return 1
+    echo "  'adopted 1 socket' lines: $n0 -> $(adoptions)"
+    NETNS "${CLIENT[@]}" refused 127.0.0.1 7007 && echo_ok 127.0.0.1 7
+}
+
+t_stop_all() {
+    IN systemctl stop echod.socket echod.service || return 1
+    inactive echod.socket && inactive echod.service &&
+        exit_was "success exited 0"
+}
+
+step start t_start
+step echo-port-7-ipv4-ipv6 t_echo
+step dynamic-user t_dynamic_user
+step status-line t_status
+step journal-syslog t_journal
+step watchdog-pings t_watchdog_pings
+step reload-keeps-connection t_reload
+step watchdog-restart t_watchdog
+step kill-9-restart t_kill9
+step stop-clean t_stop
+step sysusers-static-user t_sysusers
+step socket-activation t_socket_activation
+step socket-kill-9-restart t_socket_restart
+step service-start-with-socket t_service_with_socket
+step stop-socket-and-service t_stop_all
