@@ -295,7 +295,7 @@ conn_echo(struct conn *c, const char *buf, size_t n)
         conn_close(c, CONN_NOMEM);
         return -1;
     }
-    if (c->out.bytes >= set->high) {
+    if (outq_footprint(&c->out) >= set->high) {
         c->rd_paused = true;
     }
     return 0;
@@ -311,11 +311,14 @@ conn_read_size(const struct conn *c, size_t budget)
         /* Input after the shutdown began is read only to find the EOF. */
         return c->wr_shut ? want : 0;
     }
-    if (c->out.bytes >= c->set->high) {
+    /* The footprint, not just the queued bytes: the head chunk's sent
+     * prefix is memory too, and the bound counts chunks. */
+    size_t used = outq_footprint(&c->out);
+    if (used >= c->set->high) {
         return 0;
     }
-    if (want > c->set->high - c->out.bytes) {
-        want = c->set->high - c->out.bytes;
+    if (want > c->set->high - used) {
+        want = c->set->high - used;
     }
     return want;
 }

@@ -283,6 +283,7 @@ lsn_adopt(struct lsn_set *set, int fd)
     l = lsn_register(set, fd);
     if (l != NULL) {
         l->adopted = true;
+        l->io.shared = true; /* the service manager keeps its copy */
     }
     return l;
 }
@@ -295,11 +296,16 @@ lsn_close(struct lsn *l)
 }
 
 struct lsn *
-lsn_find(struct lsn_set *set, const struct cfg_listen *conf)
+lsn_find(struct lsn_set *set, const struct cfg_listen *conf, bool exact)
 {
     for (struct list *n = set->all.next; n != &set->all; n = n->next) {
         struct lsn *l = list_entry(n, struct lsn, node);
-        if (!l->adopted && cfg_listen_equal(&l->conf, conf)) {
+        if (l->adopted) {
+            continue;
+        }
+        if (exact ? cfg_listen_equal(&l->conf, conf)
+                  : strcmp(l->conf.address, conf->address) == 0 &&
+                        l->conf.port == conf->port) {
             return l;
         }
     }

@@ -62,8 +62,10 @@ struct lsn *lsn_adopt(struct lsn_set *set, int fd);
 /* Stop listening on one socket (its pending connections are reset). */
 void lsn_close(struct lsn *l);
 
-/* Find a bound (not adopted) listener with this configuration. */
-struct lsn *lsn_find(struct lsn_set *set, const struct cfg_listen *conf);
+/* Find a bound (not adopted) listener with this configuration; with
+ * exact == false, one on the same address and port whatever its options. */
+struct lsn *lsn_find(struct lsn_set *set, const struct cfg_listen *conf,
+                     bool exact);
 
 size_t lsn_count(const struct lsn_set *set);
 

@@ -90,6 +90,7 @@ loop_io_init(struct loop_io *io, int fd,
     io->on_ready = on_ready;
     io->on_free = on_free;
     io->closed = false;
+    io->shared = false;
     list_init(&io->node);
 }
 
@@ -120,6 +121,12 @@ loop_close(struct loop *l, struct loop_io *io)
     }
     list_remove(&io->node);
     if (io->fd >= 0) {
+        /* epoll watches the open file, not the fd: if the service manager
+         * keeps a copy, close() would leave a registration pointing at an
+         * owner we are about to free. */
+        if (io->shared) {
+            (void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+        }
         close(io->fd);
         io->fd = -1;
     }

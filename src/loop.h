@@ -31,6 +31,10 @@ struct loop_io {
     void (*on_free)(struct loop_io *io);
     struct list node; /* on the ready list or the closed list */
     bool closed;
+    /* Another process holds the same open file (an inherited listening
+     * socket): close() alone would leave it registered, so loop_close
+     * deregisters it first. */
+    bool shared;
 };
 
 struct loop_timer {
@@ -73,8 +77,9 @@ int loop_add(struct loop *l, struct loop_io *io, uint32_t events);
  * At most once: a second call while queued does nothing. */
 void loop_ready(struct loop *l, struct loop_io *io);
 
-/* Close the fd now (which also deregisters it), forget any ready-list
- * entry, and free the owner after the current batch. */
+/* Close the fd now (which also deregisters it; a shared fd is explicitly
+ * deregistered first), forget any ready-list entry, and free the owner
+ * after the current batch. */
 void loop_close(struct loop *l, struct loop_io *io);
 
 void loop_timer_init(struct loop_timer *t, void (*fn)(struct loop_timer *));

@@ -50,6 +50,17 @@ outq_empty(const struct outq *q)
     return q->bytes == 0;
 }
 
+/* Bytes of chunk memory the queue pins: the queued bytes plus the sent
+ * prefix of the head chunk (only the tail can have unused room, and only
+ * the head a sent prefix). A queue whose footprint stays at most H holds at
+ * most ceil(H / OUTQ_CHUNK) chunks: that is what makes the memory bound
+ * "high watermark + one chunk" true for any watermark. */
+static inline size_t
+outq_footprint(const struct outq *q)
+{
+    return q->head != NULL ? q->head->start + q->bytes : 0;
+}
+
 /* Append len bytes behind everything queued. All or nothing: returns 0, or
  * -1 with errno = ENOMEM and the queue unchanged. */
 int outq_append(struct outq *q, struct outq_pool *p, const void *buf,

@@ -112,26 +112,67 @@ srv_watchdog_tick(struct loop_timer *t)
     loop_timer_arm(&srv.loop, t, srv.loop.now + srv.watchdog_ms);
 }
 
-/* Bind the configured listeners not already open; close those that are no
- * longer configured. Returns the number that failed to bind. At startup
- * it stops at the first failure, with errno set and `fail` saying which
- * (the caller logs it: startup fails as a whole). */
+/*
+ * Make the bound listeners match c->listen, and do it all or nothing:
+ * first bind every new entry beside the running ones; if one fails, close
+ * what was just bound and return -1 with errno, and `fail` naming it,
+ * having changed nothing. Then close the listeners no longer configured.
+ * An entry on the address and port of a running listener with other
+ * options (ipv6_only) cannot be bound beside it, so it replaces it last;
+ * the number of those that failed (logged) is returned.
+ * At startup an address family the host lacks is skipped with a warning.
+ */
 static int
 srv_sync_listeners(const struct cfg *c, bool at_start, char *fail,
                    size_t faillen)
 {
+    struct lsn *fresh[CFG_MAX_LISTEN];
+    bool replace[CFG_MAX_LISTEN] = { false };
+    size_t n_fresh = 0;
     struct list *n, *next;
-    int failed = 0;
+    int late = 0;
 
+    for (size_t i = 0; i < c->n_listen; i++) {
+        const struct cfg_listen *cl = &c->listen[i];
+        struct lsn *l;
+
+        if (lsn_find(&srv.lsns, cl, true) != NULL) {
+            continue;
+        }
+        if (lsn_find(&srv.lsns, cl, false) != NULL) {
+            replace[i] = true;
+            continue;
+        }
+        l = lsn_open(&srv.lsns, cl, (int)c->listen_backlog);
+        if (l != NULL) {
+            fresh[n_fresh++] = l;
+        } else if (errno == EAFNOSUPPORT && at_start) {
+            log_warn("skipping listen address %s port %lld", cl->address,
+                     (long long)cl->port);
+        } else {
+            int saved = errno;
+
+            snprintf(fail, faillen, "cannot listen on %s port %lld",
+                     cl->address, (long long)cl->port);
+            while (n_fresh > 0) {
+                lsn_close(fresh[--n_fresh]);
+            }
+            errno = saved;
+            return -1;
+        }
+    }
+    for (size_t k = 0; k < n_fresh; k++) {
+        log_notice("listening on %s", fresh[k]->name);
+    }
     for (n = srv.lsns.all.next; n != &srv.lsns.all; n = next) {
         struct lsn *l = list_entry(n, struct lsn, node);
-        bool wanted = false;
+        bool wanted = l->adopted;
 
         next = n->next;
-        for (size_t i = 0; i < c->n_listen && !l->adopted; i++) {
-            wanted = wanted || cfg_listen_equal(&l->conf, &c->listen[i]);
+        for (size_t i = 0; i < c->n_listen && !wanted; i++) {
+            wanted = cfg_listen_equal(&l->conf, &c->listen[i]);
         }
-        if (!l->adopted && !wanted) {
+        if (!wanted) {
             log_notice("no longer listening on %s", l->name);
             lsn_close(l);
         }
@@ -140,29 +181,29 @@ srv_sync_listeners(const struct cfg *c, bool at_start, char *fail,
         const struct cfg_listen *cl = &c->listen[i];
         struct lsn *l;
 
-        if (lsn_find(&srv.lsns, cl) != NULL) {
+        if (!replace[i]) {
             continue;
         }
         l = lsn_open(&srv.lsns, cl, (int)c->listen_backlog);
         if (l != NULL) {
-            log_notice("listening on %s", l->name);
-        } else if (errno == EAFNOSUPPORT && at_start) {
-            log_warn("skipping listen address %s port %lld", cl->address,
-                     (long long)cl->port);
-        } else if (at_start) {
-            int saved = errno;
-
-            snprintf(fail, faillen, "cannot listen on %s port %lld",
-                     cl->address, (long long)cl->port);
-            errno = saved;
-            return 1;
+            log_notice("listening on %s (options changed)", l->name);
         } else {
             log_err("cannot listen on %s port %lld", cl->address,
                     (long long)cl->port);
-            failed++;
+            late++;
         }
     }
-    return failed;
+    return late;
+}
+
+/* A reload that changed nothing: say why, keep serving, tell systemd. */
+static void
+srv_reload_failed(const char *why)
+{
+    log_errx("reload failed, keeping the current configuration: %s", why);
+    srv.reload_failed = true;
+    srv_status_text(srv.status, sizeof(srv.status));
+    ntf_ready(srv.status);
 }
 
 static void
@@ -170,32 +211,39 @@ srv_reload(void)
 {
     static struct cfg next; /* large; the server is a singleton */
     char err[CFG_ERR_MAX];
+    char fail[CFG_ERR_MAX - 64];
+    int late = 0;
 
     ntf_reloading();
     if (cfg_load(&next, srv.opts.conf_path, err, sizeof(err)) < 0) {
-        log_errx("reload failed, keeping the current configuration: %s",
-                 err);
-        srv.reload_failed = true;
-        srv_status_text(srv.status, sizeof(srv.status));
-        ntf_ready(srv.status);
+        srv_reload_failed(err);
+        return;
+    }
+    if (srv.activated) {
+        log_info("socket-activated: the listen key is ignored on reload");
+    } else if (next.n_listen == 0) {
+        snprintf(err, sizeof(err), "%s: listen: no listener configured "
+                 "(an empty list needs socket activation)",
+                 srv.opts.conf_path);
+        srv_reload_failed(err);
+        return;
+    } else if ((late = srv_sync_listeners(&next, false, fail,
+                                          sizeof(fail))) < 0) {
+        snprintf(err, sizeof(err), "%s: %s", fail, strerror(errno));
+        srv_reload_failed(err);
         return;
     }
     srv_apply_logging(&next,
                       strcmp(next.syslog_ident, srv.cfg.syslog_ident) != 0 ||
                           next.syslog_facility != srv.cfg.syslog_facility);
-    srv.reload_failed = false;
-    if (srv.activated) {
-        log_info("socket-activated: the listen key is ignored on reload");
-    } else if (srv_sync_listeners(&next, false, NULL, 0) > 0) {
-        srv.reload_failed = true;
-    }
+    srv.reload_failed = late > 0;
     srv.lsns.max_conns = srv_fit_conns(&next, lsn_count(&srv.lsns));
     conn_set_configure(&srv.conns, (size_t)next.output_high_watermark,
                        (size_t)next.output_low_watermark,
                        (uint64_t)next.idle_timeout * 1000);
     srv.cfg = next;
     log_notice("reloaded configuration from %s%s", srv.opts.conf_path,
-               srv.reload_failed ? " (some listeners failed)" : "");
+               late > 0 ? " (some listeners failed)" : "");
     srv_status_text(srv.status, sizeof(srv.status));
     ntf_ready(srv.status);
 }
@@ -295,7 +343,7 @@ srv_open_listeners(void)
                    "listen key is ignored", n);
         return 0;
     }
-    if (srv_sync_listeners(&srv.cfg, true, fail, sizeof(fail)) > 0) {
+    if (srv_sync_listeners(&srv.cfg, true, fail, sizeof(fail)) < 0) {
         return srv_fail(SRV_EX_OSERR, errno, fail);
     }
     if (lsn_count(&srv.lsns) == 0) {

@@ -279,6 +279,51 @@ test_pause_resume_watermarks(void **state)
     free(dst);
 }
 
+/* A high watermark that is not a multiple of the chunk size, and a peer
+ * that reads a little at a time: the head chunk's sent prefix is memory
+ * too, so the chunks held must never exceed ceil(high / OUTQ_CHUNK) --
+ * that is what makes "high watermark + one chunk" a true bound. */
+static void
+test_bound_with_odd_watermark(void **state)
+{
+    const size_t high = 20000, per_chunk = OUTQ_CHUNK;
+    const size_t max_chunks = (high + per_chunk - 1) / per_chunk;
+    size_t len = 2 * 1024 * 1024, off = 0, got = 0;
+    unsigned char *src = payload(len, 29), *dst = malloc(len);
+    uint64_t deadline = t_now_ms() + DEADLINE_MS;
+    size_t peak = 0;
+    int fd;
+
+    (void)state;
+    assert_non_null(dst);
+    conn_set_configure(&cs, high, 4000, 0);
+    (void)new_tcp_conn(&fd, 4096);
+    while (got < len) {
+        ssize_t n;
+
+        assert_true(t_now_ms() < deadline);
+        t_write_avail(fd, src, len, &off);
+        loop_run_once(&l, 10);
+        if (l.pool.n_live > peak) {
+            peak = l.pool.n_live;
+        }
+        assert_true(l.pool.n_live <= max_chunks);
+        /* Small odd reads keep the head chunk half-sent (3001 was seen to
+         * need a third chunk before the footprint rule). */
+        n = recv(fd, dst + got, len - got < 3001 ? len - got : 3001,
+                 MSG_DONTWAIT);
+        if (n > 0) {
+            got += (size_t)n;
+        } else {
+            assert_true(n < 0 && errno == EAGAIN);
+        }
+    }
+    assert_memory_equal(dst, src, len);
+    assert_true(peak >= 1); /* the queue was really used */
+    free(src);
+    free(dst);
+}
+
 /* Raising the watermarks of a paused conn resumes it at once: its input
  * edge was used up while paused, so resuming must requeue it. */
 static void
@@ -554,6 +599,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_budget_requeue, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pause_resume_watermarks, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_bound_with_odd_watermark, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_configure_resumes_paused, setup,
                                         teardown),
