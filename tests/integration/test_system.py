@@ -2,6 +2,8 @@
 
 test_exposure: `systemd-analyze security --offline=true` scores the
 shipped echod.service; the figure is printed and must be <= 1.5.
+test_install_points_units_at_sbindir: `make install` into a DESTDIR with
+unusual paths gives units that name those paths.
 test_under_systemd: tests/system/run.sh boots a real systemd as PID 1 in
 private namespaces, installs echod there with `make install` and runs
 tests/system/test_service.sh (start, echo, status, reload, journal,
@@ -11,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 
 import harness
 
@@ -37,6 +40,34 @@ class SystemdUnits(harness.TestCase):
               flush=True)
         self.assertLessEqual(float(m.group(1)), MAX_EXPOSURE)
         self.assertEqual(r.returncode, 0, r.stdout[-2000:] + r.stderr)
+
+    def test_install_points_units_at_sbindir(self):
+        """make install rewrites the units for its own sbindir/sysconfdir
+        and puts them where it was told."""
+        dest = tempfile.mkdtemp(prefix="echod-inst")
+        self.addCleanup(shutil.rmtree, dest, True)
+        r = subprocess.run(
+            ["make", "-s", "-C", harness.ROOT, "install", "DESTDIR=" + dest,
+             "PREFIX=/opt/echod", "sysconfdir=/opt/echod/etc",
+             "systemdunitdir=/units", "sysusersdir=/sysusers",
+             "SANITIZE=" + ("1" if harness.SANITIZE else "")],
+            capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        with open(os.path.join(dest, "units", "echod.service")) as f:
+            service = f.read()
+        self.assertIn("\nExecStart=/opt/echod/sbin/echod\n", service)
+        self.assertNotIn("/usr/sbin/echod", service)
+        confs = set(re.findall(r"\S*/etc/echod\.conf", service))
+        self.assertEqual(confs, {"/opt/echod/etc/echod.conf"})
+        for path, mode in (("opt/echod/sbin/echod", 0o755),
+                           ("opt/echod/etc/echod.conf", 0o644),
+                           ("units/echod.service", 0o644),
+                           ("units/echod.socket", 0o644),
+                           ("sysusers/echod.conf", 0o644)):
+            st = os.stat(os.path.join(dest, path))
+            self.assertEqual(st.st_mode & 0o777, mode, path)
+        with open(os.path.join(dest, "sysusers", "echod.conf")) as f:
+            self.assertRegex(f.read(), r"(?m)^u echod ")
 
     def test_under_systemd(self):
         # run.sh has its own hard limit (timeout -k 45 300 around the box).

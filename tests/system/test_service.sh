@@ -159,6 +159,25 @@ t_stop() {
         wait_for 10 syslog_has 'exiting: [0-9]+ connection\(s\) served'
 }
 
+# A config error: exit 78 with its reason in the status, and no restart
+# loop (RestartPreventExitStatus=).
+t_bad_config() {
+    local line
+    IN sh -c 'echo "no_such_key = 1;" >>/etc/echod.conf' || return 1
+    IN systemctl start echod.service 2>/dev/null && return 1
+    line=$(IN systemctl --no-pager status echod.service | grep 'Status: "')
+    echo "  $line"
+    echo "$line" |
+        grep -Eq 'failed to start: /etc/echod.conf:[0-9]+: no_such_key: unknown' &&
+        [ "$(show ExecMainStatus)" = 78 ] || return 1
+    # Give a restart (RestartSec=100ms) ample time to happen, if it would.
+    sleep 1
+    [ "$(IN systemctl is-active echod.service)" = failed ] &&
+        [ "$(show NRestarts)" = 0 ] || return 1
+    IN cp /opt/echod-test/echod-reload.conf /etc/echod.conf &&
+        IN systemctl reset-failed echod.service
+}
+
 STATIC_UID=
 t_sysusers() {
     local out
@@ -229,6 +248,7 @@ step reload-keeps-connection t_reload
 step watchdog-restart t_watchdog
 step kill-9-restart t_kill9
 step stop-clean t_stop
+step bad-config-no-restart t_bad_config
 step sysusers-static-user t_sysusers
 step socket-activation t_socket_activation
 step socket-kill-9-restart t_socket_restart
