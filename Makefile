@@ -149,3 +149,14 @@ format:
 
 clean:
 	rm -rf build build-san echod
+
+# Benchmark against a bare epoll echo loop (figures go in issue notes, not
+# in tests). RUNS, SECS and HOLD tune it; see bench/run.py.
+BENCH_CFLAGS := -O2 -g -Wall -Wextra
+$(B)/bench/%: bench/%.c | $(B)
+	mkdir -p $(B)/bench
+	$(CC) $(BENCH_CFLAGS) -o $@ $<
+
+.PHONY: bench
+bench: $(ECHOD) $(B)/bench/echoload $(B)/bench/refecho
+	$(PYTHON) bench/run.py ./$(ECHOD) $(B)/bench/echoload $(B)/bench/refecho

@@ -20,7 +20,7 @@ static struct {
     int level;
     bool to_stderr;
     bool to_syslog;
-    const char *ident;
+    char ident[64]; /* openlog keeps the pointer: we own the string */
 } log_state = { LOG_INFO, true, false, "echod" };
 
 void
@@ -31,11 +31,11 @@ log_open(const char *ident, int facility, int level, bool to_stderr)
     if (log_state.to_syslog) {
         closelog();
     }
-    log_state.ident = ident;
+    snprintf(log_state.ident, sizeof(log_state.ident), "%s", ident);
     log_state.level = level;
     log_state.to_stderr = to_stderr;
     log_state.to_syslog = true;
-    openlog(ident, LOG_PID | LOG_NDELAY, facility);
+    openlog(log_state.ident, LOG_PID | LOG_NDELAY, facility);
     errno = saved;
 }
 
