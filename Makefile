@@ -9,7 +9,7 @@
 #   make lint       cppcheck + clang-tidy (fails on findings)
 #
 # Honours CC, CFLAGS, CPPFLAGS, LDFLAGS, PREFIX, DESTDIR, sbindir,
-# sysconfdir, mandir, systemdunitdir, sysusersdir. CI=true adds -Werror.
+# sysconfdir, mandir, docdir, systemdunitdir, sysusersdir. CI=true adds -Werror.
 
 VERSION     := $(shell cat VERSION)
 PREFIX      ?= /usr/local
@@ -131,12 +131,15 @@ install: $(ECHOD)
 	        $(DESTDIR)$(systemdunitdir)/$$u || exit 1; \
 	done
 	install -m 0644 systemd/echod.sysusers $(DESTDIR)$(sysusersdir)/echod.conf
+	install -d $(DESTDIR)$(docdir)/examples
+	install -m 0644 systemd/echod-socket-only.conf $(DESTDIR)$(docdir)/examples
 
 uninstall:
 	rm -f $(DESTDIR)$(sbindir)/echod \
 	    $(DESTDIR)$(systemdunitdir)/echod.service \
 	    $(DESTDIR)$(systemdunitdir)/echod.socket \
-	    $(DESTDIR)$(sysusersdir)/echod.conf
+	    $(DESTDIR)$(sysusersdir)/echod.conf \
+	    $(DESTDIR)$(docdir)/examples/echod-socket-only.conf
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \

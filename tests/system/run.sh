@@ -30,6 +30,9 @@ mkdir -p "$P/opt/echod-test"
 mv "$P/usr/lib/sysusers.d/echod.conf" "$P/opt/echod-test/echod.sysusers" ||
     { echo "make install did not install sysusers.d/echod.conf"; exit 1; }
 
+mv "$P/usr/share/doc/echod/examples/echod-socket-only.conf" "$P/opt/echod-test/" ||
+    { echo "make install did not install the socket-only drop-in"; exit 1; }
+
 # Test-only settings: a short watchdog, no core dumps from its SIGABRT
 # (core_pattern is global), no start rate limit across the restarts, and a
 # record of how each run ended (systemctl show forgets it once the unit is

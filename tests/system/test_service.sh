@@ -1,8 +1,9 @@
 # test_service.sh - echod under a real systemd, sourced by box.sh (see there
 # for IN, NETNS and step). The payload (tests/system/run.sh) holds echod
 # installed with `make install` into /usr, its units, /etc/echod.conf
-# (port 7), the drop-in echod.service.d/50-test.conf (WatchdogSec=2s) and
-# /opt/echod-test/echod-reload.conf (adds 127.0.0.1:7007).
+# (port 7), the drop-in echod.service.d/50-test.conf (WatchdogSec=2s), and
+# in /opt/echod-test: echod-reload.conf (adds 127.0.0.1:7007), the
+# sysusers.d file and the optional socket-only drop-in.
 # shellcheck shell=bash
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -232,6 +233,27 @@ t_service_with_socket() {
     NETNS "${CLIENT[@]}" refused 127.0.0.1 7007 && echo_ok 127.0.0.1 7
 }
 
+# The optional drop-in for socket-only use: same service, now without
+# capabilities and in a network namespace of its own.
+t_socket_only_dropin() {
+    local n0 pid caps
+    n0=$(adoptions)
+    IN cp /opt/echod-test/echod-socket-only.conf \
+        /etc/systemd/system/echod.service.d/socket-only.conf &&
+        IN systemctl daemon-reload && IN systemctl restart echod.service &&
+        active || return 1
+    wait_for 10 more_adoptions "$n0" || return 1
+    echo_ok 127.0.0.1 7 && echo_ok ::1 7 || return 1
+    pid=$(show MainPID)
+    [ "${pid:-0}" -gt 1 ] || return 1
+    # shellcheck disable=SC2016 # awk's $2, not the shell's
+    caps=$(IN awk '/^CapEff:/ { print $2 }' "/proc/$pid/status")
+    echo "  CapEff $caps; network namespace $(IN readlink "/proc/$pid/ns/net")" \
+        "(PID 1: $(IN readlink /proc/1/ns/net))"
+    [ "$caps" = 0000000000000000 ] &&
+        [ "$(IN readlink "/proc/$pid/ns/net")" != "$(IN readlink /proc/1/ns/net)" ]
+}
+
 t_stop_all() {
     IN systemctl stop echod.socket echod.service || return 1
     inactive echod.socket && inactive echod.service &&
@@ -253,4 +275,5 @@ step sysusers-static-user t_sysusers
 step socket-activation t_socket_activation
 step socket-kill-9-restart t_socket_restart
 step service-start-with-socket t_service_with_socket
+step socket-only-dropin t_socket_only_dropin
 step stop-socket-and-service t_stop_all
