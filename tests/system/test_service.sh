@@ -107,21 +107,28 @@ t_watchdog_pings() {
 }
 watchdog_moved() { [ "$(show WatchdogTimestampMonotonic)" != "$1" ]; }
 
-t_reload() {
-    local pid0 line out in
+# hold: open a connection to port 7 that echoes once and then waits for
+# "go" on its stdin ($HOLD_IN) to echo again and print "ok" ($HOLD_OUT).
+hold() {
+    local line
     coproc HOLD {
         exec timeout 30 nsenter -t "$BOX_PID1" -n "${CLIENT[@]}" hold 127.0.0.1 7
     }
-    HOLDER=$HOLD_PID out=${HOLD[0]} in=${HOLD[1]}
-    read -r -t 20 line <&"$out" && [ "$line" = held ] || return 1
+    HOLDER=$HOLD_PID HOLD_OUT=${HOLD[0]} HOLD_IN=${HOLD[1]}
+    read -r -t 20 line <&"$HOLD_OUT" && [ "$line" = held ]
+}
+
+t_reload() {
+    local pid0 line
+    hold || return 1
     pid0=$(show MainPID)
     IN cp /opt/echod-test/echod-reload.conf /etc/echod.conf || return 1
     IN systemctl reload echod.service || return 1
     # ExecReload= (kill -HUP) returns at once: the new listener answering
     # is the sign that the reload was applied.
     echo_ok 127.0.0.1 7007 10 || return 1
-    echo go >&"$in"
-    read -r -t 20 line <&"$out" && [ "$line" = ok ] || return 1
+    echo go >&"$HOLD_IN"
+    read -r -t 20 line <&"$HOLD_OUT" && [ "$line" = ok ] || return 1
     wait "$HOLDER" || return 1
     HOLDER=
     echo "  connection opened before the reload still echoes; port 7007 answers"
@@ -154,9 +161,20 @@ t_kill9() {
     kill_main SIGKILL "signal killed KILL" && echo_ok 127.0.0.1 7 5
 }
 
+# A client that never closes holds the drain to shutdown_timeout (2 s in
+# the reload config), longer than TimeoutStopSec=1s (test drop-in):
+# echod's EXTEND_TIMEOUT_USEC= must keep systemd from killing it.
 t_stop() {
+    local t0
+    hold || return 1
+    t0=$EPOCHREALTIME
     IN systemctl stop echod.service && inactive || return 1
+    echo "  stop with a connection open took $(elapsed "$t0") s"
+    kill "$HOLDER" 2>/dev/null
+    wait "$HOLDER" 2>/dev/null
+    HOLDER=
     exit_was "success exited 0" &&
+        wait_for 10 syslog_has 'shutdown timeout: closing 1 connection' &&
         wait_for 10 syslog_has 'exiting: [0-9]+ connection\(s\) served'
 }
 
