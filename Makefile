@@ -12,7 +12,7 @@
 #   make rpm        RPM binary package from that tarball, in $(DISTDIR)
 #
 # Honours CC, CFLAGS, CPPFLAGS, LDFLAGS, PREFIX, DESTDIR, sbindir,
-# sysconfdir, mandir, systemdunitdir, sysusersdir, INSTALL, DISTDIR.
+# sysconfdir, mandir, docdir, systemdunitdir, sysusersdir, INSTALL, DISTDIR.
 # CI=true adds -Werror.
 
 VERSION     := $(shell cat VERSION)
@@ -153,11 +153,14 @@ install: $(ECHOD)
 ifneq ($(SYSUSERS),)
 	$(INSTALL) -m 0644 $(SYSUSERS) $(DESTDIR)$(sysusersdir)/echod.conf
 endif
+	$(INSTALL) -d $(DESTDIR)$(docdir)/examples
+	$(INSTALL) -m 0644 systemd/echod-socket-only.conf $(DESTDIR)$(docdir)/examples
 
 uninstall:
 	rm -f $(DESTDIR)$(sbindir)/echod $(DESTDIR)$(mandir)/man8/echod.8 \
 	    $(DESTDIR)$(mandir)/man5/echod.conf.5 \
 	    $(DESTDIR)$(sysusersdir)/echod.conf \
+	    $(DESTDIR)$(docdir)/examples/echod-socket-only.conf \
 	    $(addprefix $(DESTDIR)$(systemdunitdir)/,$(UNITS))
 
 # ---- source tarball and packages ----

@@ -34,9 +34,10 @@ ntf_reloading(void)
 }
 
 void
-ntf_stopping(const char *status)
+ntf_stopping(const char *status, uint64_t drain_usec)
 {
-    (void)sd_notifyf(0, "STOPPING=1\nSTATUS=%s", status);
+    (void)sd_notifyf(0, "STOPPING=1\nSTATUS=%s\nEXTEND_TIMEOUT_USEC=%llu",
+                     status, (unsigned long long)drain_usec);
 }
 
 void

@@ -14,8 +14,10 @@
 void ntf_ready(const char *status);
 /* RELOADING=1 with MONOTONIC_USEC= (now). */
 void ntf_reloading(void);
-/* STOPPING=1 with a STATUS= line. */
-void ntf_stopping(const char *status);
+/* STOPPING=1 with a STATUS= line, and EXTEND_TIMEOUT_USEC= so that a
+ * drain longer than the unit's TimeoutStopSec= is not cut short (it
+ * only ever extends the stop timeout). */
+void ntf_stopping(const char *status, uint64_t drain_usec);
 void ntf_status(const char *status);
 void ntf_watchdog(void);
 /* Startup failed: STATUS= and ERRNO=. */

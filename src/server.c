@@ -25,6 +25,7 @@
 
 #define SRV_STATUS_MS 1000
 #define SRV_FD_RESERVE 32 /* fds kept for everything but client conns */
+#define SRV_STOP_SLACK_S 5 /* stop time asked for beyond shutdown_timeout */
 
 static struct srv {
     struct loop loop;
@@ -271,7 +272,10 @@ srv_shutdown(int sig)
     }
     srv.stopping = true;
     srv_status_text(srv.status, sizeof(srv.status));
-    ntf_stopping(srv.status);
+    /* The drain deadline, plus slack for closing what is left. */
+    ntf_stopping(srv.status,
+                 ((uint64_t)srv.cfg.shutdown_timeout + SRV_STOP_SLACK_S) *
+                     1000000);
     log_notice("%s: shutting down, %zu connection(s) to drain for up to "
                "%llds", strsignal(sig), srv.conns.n_open,
                (long long)srv.cfg.shutdown_timeout);

@@ -136,6 +136,9 @@ class Notify(harness.TestCase):
         stop = [m for m in d.messages if "STOPPING=1" in m][0]
         self.assertTrue(status_lines([stop])[0].startswith("stopping: "),
                         stop)
+        # shutdown_timeout (default 5 s) plus 5 s: systemd must not kill a
+        # drain that the configuration allows.
+        self.assertIn("EXTEND_TIMEOUT_USEC=10000000", stop)
 
     def test_status_only_on_change_at_most_once_a_second(self):
         d = self.daemon()

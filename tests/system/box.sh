@@ -25,10 +25,13 @@
 #          and may define box_diagnose (called when a step fails) and
 #          box_on_exit (called first at teardown, also on failure).
 #
+# Output: "step boot: ok (0.30 s)", the TESTS' own lines, "step teardown:
+# done (0.05 s)"; on failure also the tail of the box's console.
 # Exit status: that of TESTS (0 if it returns normally), 1 if the box does
-# not boot, 77 with "SKIP: reason" when this host cannot run a box (not
-# root, no unshare/nsenter/setpriv, no cgroup2, ...), 124 on SIGTERM (run
-# it under `timeout -k 45 SECS`: the grace must exceed IN's 30 s).
+# not boot, 64 on bad arguments, 77 with "SKIP: reason" when this host
+# cannot run a box (not root, no unshare/nsenter/setpriv, no cgroup2, ...),
+# 124 on SIGTERM (run it under `timeout -k 45 SECS`: the grace must exceed
+# IN's 30 s).
 # Teardown (also on failure): unshare --kill-child and PID 1's
 # parent-death signal kill the whole box if this script dies; the EXIT trap
 # kills the processes it started and removes its cgroup and temp dirs; a
@@ -122,6 +125,10 @@ CG=$CGR/echod-box-$$
 B=$(mktemp -d "/tmp/echod-box-$$.XXXXXX")
 U='' BOX_PID1='' rc=0
 
+elapsed() { # seconds since $1 (an $EPOCHREALTIME), 2 decimals
+    awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'
+}
+
 cleanup() {
     rc=$?
     trap - EXIT TERM INT
@@ -181,9 +188,6 @@ IN() {
 }
 NETNS() {
     timeout 30 nsenter -t "$BOX_PID1" -n "$@"
-}
-elapsed() { # seconds since $1 (an $EPOCHREALTIME), 2 decimals
-    awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'
 }
 step() {
     local name=$1 t0=$EPOCHREALTIME

@@ -30,6 +30,9 @@ mkdir -p "$P/opt/echod-test"
 mv "$P/usr/lib/sysusers.d/echod.conf" "$P/opt/echod-test/echod.sysusers" ||
     { echo "make install did not install sysusers.d/echod.conf"; exit 1; }
 
+mv "$P/usr/share/doc/echod/examples/echod-socket-only.conf" "$P/opt/echod-test/" ||
+    { echo "make install did not install the socket-only drop-in"; exit 1; }
+
 # Test-only settings: a short watchdog, no core dumps from its SIGABRT
 # (core_pattern is global), no start rate limit across the restarts, and a
 # record of how each run ended (systemctl show forgets it once the unit is
@@ -41,6 +44,7 @@ StartLimitIntervalSec=0
 
 [Service]
 WatchdogSec=2s
+TimeoutStopSec=1s
 LimitCORE=0
 ExecStopPost=+/bin/sh -c 'echo "$SERVICE_RESULT $EXIT_CODE $EXIT_STATUS" >>/run/echod-test-exits'
 EOF
@@ -52,11 +56,16 @@ Environment=ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on
 EOF
     echo "system test: sanitized build (ASan+UBSan, leak check off)"
 fi
-# The shipped config plus one listener, for the reload step.
-sed 's|^    { address = "::"; port = 7; ipv6_only = true; }$|&,\
-    { address = "127.0.0.1"; port = 7007; }|' "$ROOT/conf/echod.conf" \
-    >"$P/opt/echod-test/echod-reload.conf"
-grep -q 'port = 7007' "$P/opt/echod-test/echod-reload.conf" ||
-    { echo "could not derive the reload config from conf/echod.conf"; exit 1; }
+# The shipped config plus one listener, for the reload step, and a drain
+# (2 s) longer than the test drop-in's TimeoutStopSec=.
+sed -e 's|^    { address = "::"; port = 7; ipv6_only = true; }$|&,\
+    { address = "127.0.0.1"; port = 7007; }|' \
+    -e 's|^shutdown_timeout = .*|shutdown_timeout = 2;|' \
+    "$ROOT/conf/echod.conf" >"$P/opt/echod-test/echod-reload.conf"
+if ! grep -q 'port = 7007' "$P/opt/echod-test/echod-reload.conf" ||
+    ! grep -q '^shutdown_timeout = 2;' "$P/opt/echod-test/echod-reload.conf"; then
+    echo "could not derive the reload config from conf/echod.conf"
+    exit 1
+fi
 
 timeout -k 45 300 "$HERE/box.sh" "$P" "$HERE/test_service.sh"

@@ -1,8 +1,9 @@
 # test_service.sh - echod under a real systemd, sourced by box.sh (see there
 # for IN, NETNS and step). The payload (tests/system/run.sh) holds echod
 # installed with `make install` into /usr, its units, /etc/echod.conf
-# (port 7), the drop-in echod.service.d/50-test.conf (WatchdogSec=2s) and
-# /opt/echod-test/echod-reload.conf (adds 127.0.0.1:7007).
+# (port 7), the drop-in echod.service.d/50-test.conf (WatchdogSec=2s), and
+# in /opt/echod-test: echod-reload.conf (adds 127.0.0.1:7007), the
+# sysusers.d file and the optional socket-only drop-in.
 # shellcheck shell=bash
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -106,21 +107,28 @@ t_watchdog_pings() {
 }
 watchdog_moved() { [ "$(show WatchdogTimestampMonotonic)" != "$1" ]; }
 
-t_reload() {
-    local pid0 line out in
+# hold: open a connection to port 7 that echoes once and then waits for
+# "go" on its stdin ($HOLD_IN) to echo again and print "ok" ($HOLD_OUT).
+hold() {
+    local line
     coproc HOLD {
         exec timeout 30 nsenter -t "$BOX_PID1" -n "${CLIENT[@]}" hold 127.0.0.1 7
     }
-    HOLDER=$HOLD_PID out=${HOLD[0]} in=${HOLD[1]}
-    read -r -t 20 line <&"$out" && [ "$line" = held ] || return 1
+    HOLDER=$HOLD_PID HOLD_OUT=${HOLD[0]} HOLD_IN=${HOLD[1]}
+    read -r -t 20 line <&"$HOLD_OUT" && [ "$line" = held ]
+}
+
+t_reload() {
+    local pid0 line
+    hold || return 1
     pid0=$(show MainPID)
     IN cp /opt/echod-test/echod-reload.conf /etc/echod.conf || return 1
     IN systemctl reload echod.service || return 1
     # ExecReload= (kill -HUP) returns at once: the new listener answering
     # is the sign that the reload was applied.
     echo_ok 127.0.0.1 7007 10 || return 1
-    echo go >&"$in"
-    read -r -t 20 line <&"$out" && [ "$line" = ok ] || return 1
+    echo go >&"$HOLD_IN"
+    read -r -t 20 line <&"$HOLD_OUT" && [ "$line" = ok ] || return 1
     wait "$HOLDER" || return 1
     HOLDER=
     echo "  connection opened before the reload still echoes; port 7007 answers"
@@ -153,10 +161,40 @@ t_kill9() {
     kill_main SIGKILL "signal killed KILL" && echo_ok 127.0.0.1 7 5
 }
 
+# A client that never closes holds the drain to shutdown_timeout (2 s in
+# the reload config), longer than TimeoutStopSec=1s (test drop-in):
+# echod's EXTEND_TIMEOUT_USEC= must keep systemd from killing it.
 t_stop() {
+    local t0
+    hold || return 1
+    t0=$EPOCHREALTIME
     IN systemctl stop echod.service && inactive || return 1
+    echo "  stop with a connection open took $(elapsed "$t0") s"
+    kill "$HOLDER" 2>/dev/null
+    wait "$HOLDER" 2>/dev/null
+    HOLDER=
     exit_was "success exited 0" &&
+        wait_for 10 syslog_has 'shutdown timeout: closing 1 connection' &&
         wait_for 10 syslog_has 'exiting: [0-9]+ connection\(s\) served'
+}
+
+# A config error: exit 78 with its reason in the status, and no restart
+# loop (RestartPreventExitStatus=).
+t_bad_config() {
+    local line
+    IN sh -c 'echo "no_such_key = 1;" >>/etc/echod.conf' || return 1
+    IN systemctl start echod.service 2>/dev/null && return 1
+    line=$(IN systemctl --no-pager status echod.service | grep 'Status: "')
+    echo "  $line"
+    echo "$line" |
+        grep -Eq 'failed to start: /etc/echod.conf:[0-9]+: no_such_key: unknown' &&
+        [ "$(show ExecMainStatus)" = 78 ] || return 1
+    # Give a restart (RestartSec=100ms) ample time to happen, if it would.
+    sleep 1
+    [ "$(IN systemctl is-active echod.service)" = failed ] &&
+        [ "$(show NRestarts)" = 0 ] || return 1
+    IN cp /opt/echod-test/echod-reload.conf /etc/echod.conf &&
+        IN systemctl reset-failed echod.service
 }
 
 STATIC_UID=
@@ -213,6 +251,27 @@ t_service_with_socket() {
     NETNS "${CLIENT[@]}" refused 127.0.0.1 7007 && echo_ok 127.0.0.1 7
 }
 
+# The optional drop-in for socket-only use: same service, now without
+# capabilities and in a network namespace of its own.
+t_socket_only_dropin() {
+    local n0 pid caps
+    n0=$(adoptions)
+    IN cp /opt/echod-test/echod-socket-only.conf \
+        /etc/systemd/system/echod.service.d/socket-only.conf &&
+        IN systemctl daemon-reload && IN systemctl restart echod.service &&
+        active || return 1
+    wait_for 10 more_adoptions "$n0" || return 1
+    echo_ok 127.0.0.1 7 && echo_ok ::1 7 || return 1
+    pid=$(show MainPID)
+    [ "${pid:-0}" -gt 1 ] || return 1
+    # shellcheck disable=SC2016 # awk's $2, not the shell's
+    caps=$(IN awk '/^CapEff:/ { print $2 }' "/proc/$pid/status")
+    echo "  CapEff $caps; network namespace $(IN readlink "/proc/$pid/ns/net")" \
+        "(PID 1: $(IN readlink /proc/1/ns/net))"
+    [ "$caps" = 0000000000000000 ] &&
+        [ "$(IN readlink "/proc/$pid/ns/net")" != "$(IN readlink /proc/1/ns/net)" ]
+}
+
 t_stop_all() {
     IN systemctl stop echod.socket echod.service || return 1
     inactive echod.socket && inactive echod.service &&
@@ -229,8 +288,10 @@ step reload-keeps-connection t_reload
 step watchdog-restart t_watchdog
 step kill-9-restart t_kill9
 step stop-clean t_stop
+step bad-config-no-restart t_bad_config
 step sysusers-static-user t_sysusers
 step socket-activation t_socket_activation
 step socket-kill-9-restart t_socket_restart
 step service-start-with-socket t_service_with_socket
+step socket-only-dropin t_socket_only_dropin
 step stop-socket-and-service t_stop_all
