@@ -63,6 +63,15 @@ ALL_CPPFLAGS := -D_GNU_SOURCE -DECHOD_VERSION='"$(VERSION)"' \
 ALL_CFLAGS   := -std=gnu11 $(WARN) $(SANFLAGS) $(DEPS_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS  := $(SANFLAGS) $(LDFLAGS)
 
+# Objects depend on the flags they were built with: `make install
+# sysconfdir=/x` after `make` must rebuild, or the binary would still read
+# the old default config path. $(B)/flags changes only when they do.
+FLAGS_NOW := $(strip $(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS))
+ifneq ($(FLAGS_NOW),$(strip $(shell cat $(B)/flags 2>/dev/null)))
+$(shell mkdir -p $(B))
+$(file >$(B)/flags,$(FLAGS_NOW))
+endif
+
 SRCS := $(wildcard src/*.c)
 LIB_OBJS := $(patsubst src/%.c,$(B)/%.o,$(filter-out src/main.c,$(SRCS)))
 HDRS := $(wildcard src/*.h)
@@ -82,7 +91,7 @@ WRAP_test_conn     := -Wl,--wrap=clock_gettime
 
 all: $(ECHOD)
 
-$(B)/%.o: src/%.c $(HDRS) VERSION | $(B)
+$(B)/%.o: src/%.c $(HDRS) VERSION $(B)/flags | $(B)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
 $(B)/libechod.a: $(LIB_OBJS)

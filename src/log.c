@@ -67,9 +67,13 @@ log_enabled(int pri)
     return pri <= log_state.level;
 }
 
+#define LOG_LIMITS_MAX 32
+static struct log_limit *log_limits[LOG_LIMITS_MAX]; /* started limiters */
+
+/* Format and write one line; with `copy`, also keep its start there. */
 static void
-log_vwrite(int pri, bool with_errno, const char *suffix, const char *fmt,
-           va_list ap)
+log_vwrite(int pri, bool with_errno, const char *suffix, char *copy,
+           const char *fmt, va_list ap)
 {
     char line[LOG_LINE_MAX];
     int saved = errno;
@@ -92,6 +96,11 @@ log_vwrite(int pri, bool with_errno, const char *suffix, const char *fmt,
         size_t len = strlen(line);
         snprintf(line + len, sizeof(line) - len, "%s", suffix);
     }
+    if (copy != NULL) { /* truncation is the point: keep the start */
+        size_t keep = strnlen(line, LOG_LIMIT_LAST - 1);
+        memcpy(copy, line, keep);
+        copy[keep] = '\0';
+    }
     if (log_state.to_syslog) {
         syslog(pri, "%s", line);
     }
@@ -107,7 +116,7 @@ log_write(int pri, bool with_errno, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    log_vwrite(pri, with_errno, NULL, fmt, ap);
+    log_vwrite(pri, with_errno, NULL, NULL, fmt, ap);
     va_end(ap);
 }
 
@@ -118,6 +127,21 @@ log_now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Remember a limiter once (a re-initialised one is the same pointer). */
+static void
+log_limit_remember(struct log_limit *lim)
+{
+    for (size_t i = 0; i < LOG_LIMITS_MAX; i++) {
+        if (log_limits[i] == lim) {
+            return;
+        }
+        if (log_limits[i] == NULL) {
+            log_limits[i] = lim;
+            return;
+        }
+    }
 }
 
 void
@@ -136,6 +160,7 @@ log_limited(struct log_limit *lim, int pri, bool with_errno, const char *fmt,
     if (!lim->started) {
         tb_init(&lim->tb, LOG_LIMIT_RATE, LOG_LIMIT_BURST, now);
         lim->started = true;
+        log_limit_remember(lim);
     }
     if (!tb_take(&lim->tb, now)) {
         lim->suppressed++;
@@ -149,11 +174,31 @@ log_limited(struct log_limit *lim, int pri, bool with_errno, const char *fmt,
                  (unsigned long long)lim->suppressed);
         lim->suppressed = 0;
     }
+    lim->last_ms = now;
+    lim->pri = pri;
     errno = saved;
     va_start(ap, fmt);
-    log_vwrite(pri, with_errno, suffix, fmt, ap);
+    log_vwrite(pri, with_errno, suffix, lim->last, fmt, ap);
     va_end(ap);
     errno = saved;
+}
+
+void
+log_limit_flush(void)
+{
+    uint64_t now = log_now_ms();
+
+    for (size_t i = 0; i < LOG_LIMITS_MAX && log_limits[i] != NULL; i++) {
+        struct log_limit *lim = log_limits[i];
+
+        if (lim->suppressed > 0 && now - lim->last_ms >= 1000) {
+            log_write(lim->pri, false,
+                      "%llu similar messages suppressed after: %s",
+                      (unsigned long long)lim->suppressed, lim->last);
+            lim->suppressed = 0;
+            lim->last_ms = now;
+        }
+    }
 }
 
 struct log_name {

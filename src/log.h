@@ -44,7 +44,8 @@ void log_write(int pri, bool with_errno, const char *fmt, ...)
     } while (0)
 
 /*
- * Flood limiter for messages a remote peer can trigger. One per call site.
+ * Flood limiter for messages a remote peer can trigger. One per call site,
+ * living as long as the process (log_limit_flush remembers it).
  * Allows LOG_LIMIT_BURST messages at once and LOG_LIMIT_RATE per second
  * after that; the first message let through after a suppression says how
  * many similar messages were dropped.
@@ -52,16 +53,26 @@ void log_write(int pri, bool with_errno, const char *fmt, ...)
 #define LOG_LIMIT_RATE 1.0
 #define LOG_LIMIT_BURST 5.0
 
+#define LOG_LIMIT_LAST 96 /* how much of the last message a flush repeats */
+
 struct log_limit {
     struct tb tb;
     uint64_t suppressed;
+    uint64_t last_ms;            /* when a message last got through */
+    int pri;                     /* of the last message */
     bool started;
+    char last[LOG_LIMIT_LAST];   /* the start of the last message logged */
 };
 
 #define LOG_LIMIT_INIT { .started = false }
 
 void log_limited(struct log_limit *lim, int pri, bool with_errno,
                  const char *fmt, ...) LOG_PRINTF(4, 5);
+
+/* For every limiter that has swallowed messages and let none through for
+ * a second (the flood stopped), log how many, so the count is never lost.
+ * Call it about once a second (echod does, from its status timer). */
+void log_limit_flush(void);
 
 /* Names <-> values for log_level and syslog_facility; -1 if unknown. */
 int log_level_from_name(const char *name);

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "notify.h"
 #include "server.h"
+#include "signals.h"
 
 static void
 usage(FILE *out)
@@ -81,6 +82,10 @@ main(int argc, char **argv)
         fprintf(stderr, "echod: unexpected argument: %s\n", argv[optind]);
         usage(stderr);
         return SRV_EX_USAGE;
+    }
+    if (!test && sig_block() < 0) {
+        perror("echod: blocking signals");
+        return SRV_EX_OSERR;
     }
     if (cfg_load(&cfg, opts.conf_path, err, sizeof(err)) < 0) {
         int saved = errno;

@@ -69,9 +69,12 @@ srv_fit_conns(const struct cfg *c, size_t n_listeners)
         room = 1;
     }
     if ((long)c->max_connections > room) {
-        log_warnx("max_connections %lld lowered to %ld to fit the open "
-                  "files limit (RLIMIT_NOFILE %ld)",
-                  (long long)c->max_connections, room, srv.nofile);
+        /* Once per change, not on every reload of the same file. */
+        if ((size_t)room != srv.lsns.max_conns) {
+            log_warnx("max_connections %lld lowered to %ld to fit the open "
+                      "files limit (RLIMIT_NOFILE %ld)",
+                      (long long)c->max_connections, room, srv.nofile);
+        }
         return (size_t)room;
     }
     return (size_t)c->max_connections;
@@ -97,6 +100,7 @@ srv_status_tick(struct loop_timer *t)
 {
     char now[sizeof(srv.status)];
 
+    log_limit_flush(); /* a flood that stopped still gets its count */
     srv_status_text(now, sizeof(now));
     if (strcmp(now, srv.status) != 0) {
         memcpy(srv.status, now, sizeof(now));

@@ -9,8 +9,17 @@
 
 #include "signals.h"
 
+static void
+sig_set(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
+}
+
 int
-sig_init(void)
+sig_block(void)
 {
     sigset_t set;
     struct sigaction sa = { .sa_handler = SIG_IGN };
@@ -19,13 +28,19 @@ sig_init(void)
     if (sigaction(SIGPIPE, &sa, NULL) < 0) {
         return -1;
     }
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) {
+    sig_set(&set);
+    return sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
+int
+sig_init(void)
+{
+    sigset_t set;
+
+    if (sig_block() < 0) {
         return -1;
     }
+    sig_set(&set);
     return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 }
 

@@ -118,9 +118,10 @@ sock_fit_nofile(void)
         return -1;
     }
     if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t old = rl.rlim_cur;
         rl.rlim_cur = rl.rlim_max;
         if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
-            return -1;
+            rl.rlim_cur = old; /* keep what we have; the caller fits to it */
         }
     }
     if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (rlim_t)1 << 30) {

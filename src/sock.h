@@ -34,7 +34,8 @@ int sock_nodelay(int fd);
 int sock_nonblock_cloexec(int fd);
 
 /* Raise RLIMIT_NOFILE's soft limit to the hard limit; returns the soft
- * limit now in force (or -1 with errno). */
+ * limit now in force, which is the old one if raising it was refused (a
+ * seccomp filter, say), or -1 with errno if it cannot even be read. */
 long sock_fit_nofile(void);
 
 #endif /* ECHOD_SOCK_H */

@@ -181,3 +181,50 @@ class Reload(harness.TestCase):
             d.wait_log(r"127\.0\.0\.1:%d closed: idle-timeout"
                        % s.getsockname()[1])
         self.assertEqual(d.stop(), 0)
+
+
+class ReloadAllOrNothing(harness.TestCase):
+    """A reload that cannot be applied whole changes nothing."""
+    deadline = 60
+    hup = Reload.hup
+    echoes = Reload.echoes
+
+    def test_busy_port_keeps_old_listeners_and_limits(self):
+        lo = "127.0.0.1"
+        pa = harness.free_port()
+        d = self.daemon(conf=make_conf([(lo, pa)], idle_timeout=300), port=pa)
+        quiet = connect(pa)
+        self.addCleanup(quiet.close)
+        # Someone else holds port pb: the new listener cannot be bound.
+        squatter = harness.socket.socket()
+        self.addCleanup(squatter.close)
+        squatter.bind((lo, 0))
+        squatter.listen(1)
+        pb = squatter.getsockname()[1]
+        d.write_conf(make_conf([(lo, pb)], idle_timeout=1))
+        status = self.hup(d)
+        self.assertIn("last reload failed", status)
+        self.assertRegex(status, r"^STATUS=1 listener\(s\)")
+        d.wait_log(re.escape("reload failed, keeping the current "
+                             "configuration: cannot listen on %s port %d"
+                             % (lo, pb)))
+        self.assertNotIn("no longer listening", d.log())
+        self.echoes(pa)   # the old listener was never closed
+        # The rest of the file was not applied either: idle_timeout = 1
+        # would have closed the quiet connection by now.
+        time.sleep(2.5)   # outlasting a timeout is the point here
+        quiet.sendall(b"idle but kept\n")
+        self.assertEqual(recv_exact(quiet, 14), b"idle but kept\n")
+        quiet.close()
+        self.assertEqual(d.stop(), 0)
+
+    def test_empty_listen_refused(self):
+        lo = "127.0.0.1"
+        pa = harness.free_port()
+        d = self.daemon(conf=make_conf([(lo, pa)]), port=pa)
+        d.write_conf("listen = ();\n")
+        status = self.hup(d)
+        self.assertIn("last reload failed", status)
+        d.wait_log(re.escape("listen: no listener configured"))
+        self.echoes(pa)
+        self.assertEqual(d.stop(), 0)

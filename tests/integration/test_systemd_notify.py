@@ -16,7 +16,7 @@ import time
 import unittest
 
 import harness
-from harness import connect, free_port, listen_conf, recv_exact
+from harness import connect, free_port, listen_conf, recv_exact, recv_until_eof
 
 # Runs the command after it with the given parent fds moved to 3, 4, ...
 # and LISTEN_PID (and WATCHDOG_PID, if asked) set to its own PID, which
@@ -280,6 +280,35 @@ class Activation(harness.TestCase):
         self.assertTrue(refused(d.port), "reload bound the listen key")
         echo_round(port)
         self.assertEqual(d.stop(), 0)
+
+    def test_drain_while_manager_keeps_socket(self):
+        """systemd keeps its copy of an inherited socket, so echod's close
+        does not remove it from epoll: connections arriving while echod
+        drains must not reach the freed listener (ASan build: a
+        heap-use-after-free made echod exit non-zero here)."""
+        inherited = listening_socket()
+        self.addCleanup(inherited.close)   # held, as the manager does
+        port = inherited.getsockname()[1]
+        d = self.daemon(start=False, extra="shutdown_timeout = 20;\n",
+                        env={"LISTEN_FDS": "1", "LISTEN_FDNAMES": "echod"},
+                        **place_fds([inherited.fileno()]))
+        d.start()
+        echo_round(port)
+        held = connect(port)               # keeps the drain going
+        self.addCleanup(held.close)
+        held.sendall(b"x")
+        self.assertEqual(recv_exact(held, 1), b"x")
+        d.signal(signal.SIGTERM)
+        d.wait_notify("STOPPING=1")
+        d.wait_log(r"shutting down, 1 connection\(s\) to drain")
+        late = [socket.create_connection(("127.0.0.1", port), timeout=5)
+                for _ in range(5)]         # queue in the manager's socket
+        for s in late:
+            s.close()
+        self.assertIsNone(d.proc.poll(), "echod died during the drain")
+        held.shutdown(socket.SHUT_WR)      # let the drain finish
+        self.assertEqual(recv_until_eof(held), b"")
+        self.assertEqual(d.proc.wait(timeout=20), 0, d.log())
 
     def test_non_socket_fd_is_rejected(self):
         r, w = os.pipe()

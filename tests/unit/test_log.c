@@ -155,7 +155,7 @@ test_tb_clock_backwards(void **state)
 static void
 test_limited_burst_then_suppressed_count(void **state)
 {
-    struct log_limit lim = LOG_LIMIT_INIT;
+    static struct log_limit lim = LOG_LIMIT_INIT;
     char want[128];
     int burst = (int)LOG_LIMIT_BURST;
 
@@ -192,11 +192,41 @@ test_limited_burst_then_suppressed_count(void **state)
     assert_cap(burst + 2, LOG_WARNING, "flood 24");
 }
 
+/* A flood that simply stops still gets its count logged by the periodic
+ * flush, once nothing has got through for a second -- and only then. */
+static void
+test_limit_flush_reports_stopped_flood(void **state)
+{
+    static struct log_limit lim = LOG_LIMIT_INIT;
+    int burst = (int)LOG_LIMIT_BURST;
+
+    (void)state;
+    /* Earlier tests' limiters are remembered too: let them report first. */
+    fake_ms += 60000;
+    log_limit_flush();
+    n_cap = 0;
+    for (int i = 0; i < burst + 7; i++) {
+        log_limited(&lim, LOG_WARNING, false, "shed %d", i);
+    }
+    assert_int_equal(n_cap, burst);
+    fake_ms += 999;
+    log_limit_flush(); /* too early: the flood may still be going on */
+    assert_int_equal(n_cap, burst);
+    fake_ms += 1;
+    log_limit_flush();
+    assert_int_equal(n_cap, burst + 1);
+    assert_cap(burst, LOG_WARNING,
+               "7 similar messages suppressed after: shed 4");
+    fake_ms += 5000;
+    log_limit_flush(); /* nothing new: nothing to say */
+    assert_int_equal(n_cap, burst + 1);
+}
+
 /* Each call site has its own bucket. */
 static void
 test_limited_per_site(void **state)
 {
-    struct log_limit a = LOG_LIMIT_INIT, b = LOG_LIMIT_INIT;
+    static struct log_limit a = LOG_LIMIT_INIT, b = LOG_LIMIT_INIT;
 
     (void)state;
     for (int i = 0; i < 10; i++) {
@@ -210,7 +240,7 @@ test_limited_per_site(void **state)
 static void
 test_limited_with_errno(void **state)
 {
-    struct log_limit lim = LOG_LIMIT_INIT;
+    static struct log_limit lim = LOG_LIMIT_INIT;
     char want[160];
 
     (void)state;
@@ -234,7 +264,7 @@ test_limited_with_errno(void **state)
 static void
 test_limited_below_level(void **state)
 {
-    struct log_limit lim = LOG_LIMIT_INIT;
+    static struct log_limit lim = LOG_LIMIT_INIT;
 
     (void)state;
     log_set_level(LOG_ERR);
@@ -399,6 +429,8 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stderr_copy, setup, teardown),
         cmocka_unit_test(test_names),
+        cmocka_unit_test_setup_teardown(test_limit_flush_reports_stopped_flood,
+                                        setup, teardown),
     };
 
     t_deadline(30);
