@@ -9,7 +9,10 @@ Scenarios (each run bounded by -d seconds and a hard timeout):
   pingpong-16k  20 connections, 16 KiB messages, round trips per second
   stream        8 connections, 256 KiB in flight each, MiB/s echoed
   hold          N idle connections: echod's VmRSS growth per connection
-Prints one table; ratio = echod / refecho (higher is better for speed)."""
+Prints one table; ratio = echod / refecho (higher is better for speed).
+The second table is the server's own CPU time (user + system) per unit of
+work, which a busy shared machine disturbs less than throughput does;
+there a ratio below 1 means echod spent less CPU than the reference."""
 import os
 import socket
 import statistics
@@ -49,6 +52,13 @@ def rss_kb(pid):
     return 0
 
 
+def cpu_s(pid):
+    """utime + stime of a process, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def load(echoload, port, args):
     out = subprocess.run([echoload, "-p", str(port), "-d", str(SECS)] + args,
                          capture_output=True, text=True, timeout=SECS + 60)
@@ -85,19 +95,40 @@ def main():
         ]
         print("%-14s %-6s %14s %14s %8s" % ("scenario", "unit", "echod",
                                            "refecho", "ratio"))
+        cpu_rows = []
         for name, args, key in scen:
             vals = {"echod": [], "refecho": []}
-            ratios = []
+            cost = {"echod": [], "refecho": []}
+            ratios, cost_ratios = [], []
             for _ in range(RUNS):
-                a = float(load(echoload, ep, args)[key])
-                b = float(load(echoload, rp, args)[key])
-                vals["echod"].append(a)
-                vals["refecho"].append(b)
-                ratios.append(a / b)
+                run = {}
+                for srv in ("echod", "refecho"):
+                    pid = procs[srv].pid
+                    c0 = cpu_s(pid)
+                    kv = load(echoload, ports[srv], args)
+                    used = cpu_s(pid) - c0
+                    rate = float(kv[key])
+                    work = rate * float(kv["secs"])  # trips or MiB done
+                    vals[srv].append(rate)
+                    # CPU microseconds per round trip, or CPU ms per MiB.
+                    per = used / work * (1e6 if key == "rtt/s" else 1e3)
+                    cost[srv].append(per)
+                    run[srv] = (rate, per)
+                ratios.append(run["echod"][0] / run["refecho"][0])
+                cost_ratios.append(run["echod"][1] / run["refecho"][1])
             print("%-14s %-6s %14.1f %14.1f %8.3f" % (
                 name, key, statistics.median(vals["echod"]),
                 statistics.median(vals["refecho"]), statistics.median(ratios)))
+            cpu_rows.append((name, "us/rtt" if key == "rtt/s" else "ms/MiB",
+                             statistics.median(cost["echod"]),
+                             statistics.median(cost["refecho"]),
+                             statistics.median(cost_ratios)))
             sys.stdout.flush()
+        print("\n%-14s %-6s %14s %14s %8s" % ("server CPU", "unit", "echod",
+                                             "refecho", "ratio"))
+        for row in cpu_rows:
+            print("%-14s %-6s %14.2f %14.2f %8.3f" % row)
+        print()
         # Memory per held connection (userland RSS of each server).
         for name in ("echod", "refecho"):
             pid = procs[name].pid
