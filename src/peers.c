@@ -3,7 +3,7 @@
  *
  * Owns: turning a client address into its source key, counting open
  * connections per source in a chained hash table whose slots are
- * allocated up front, and the random hash key.
+ * allocated up front, and the secret hash key.
  * Never allocates per connection, never logs (callers do), and knows
  * nothing of sockets beyond the address they came from.
  * Invariants: an entry is in exactly one place: in the chain of the
@@ -25,6 +25,12 @@
 #include <unistd.h>
 
 #include "peers.h"
+
+/* The bound peers.h states (and echod.conf(5) repeats): an entry plus at
+ * most two bucket heads per slot (buckets are the next power of two). */
+_Static_assert(sizeof(struct peer_entry) + 2 * sizeof(uint32_t) <=
+                   PEER_SLOT_BYTES,
+               "a slot outgrew PEER_SLOT_BYTES: update it and the man page");
 
 /* splitmix64: spreads a weak seed (time, pid) over 64 bits. */
 static uint64_t
@@ -70,13 +76,9 @@ peer_init(struct peer_table *t)
 void
 peer_fini(struct peer_table *t)
 {
-    uint64_t seed[5];
-
     free(t->ent);
     free(t->bucket);
-    memcpy(seed, t->seed, sizeof(seed));
     peer_init(t);
-    memcpy(t->seed, seed, sizeof(seed)); /* a test may have chosen it */
 }
 
 static unsigned
@@ -86,11 +88,9 @@ peer_clamp(unsigned v, unsigned max)
 }
 
 int
-peer_configure(struct peer_table *t, size_t size, unsigned prefix4,
-               unsigned prefix6)
+peer_rebuild(const struct peer_table *t, struct peer_table *fresh,
+             size_t size, unsigned prefix4, unsigned prefix6)
 {
-    struct peer_entry *ent;
-    uint32_t *bucket;
     size_t nb = 1;
     unsigned bits = 0;
 
@@ -110,29 +110,47 @@ peer_configure(struct peer_table *t, size_t size, unsigned prefix4,
         nb <<= 1;
         bits++;
     }
+    memset(fresh, 0, sizeof(*fresh));
     /* calloc: zero means "empty bucket" and "unused entry", and pages no
      * source ever reached are never touched. */
-    ent = calloc(size > 0 ? size : 1, sizeof(*ent));
-    bucket = calloc(nb, sizeof(*bucket));
-    if (ent == NULL || bucket == NULL) {
-        free(ent);
-        free(bucket);
+    fresh->ent = calloc(size > 0 ? size : 1, sizeof(*fresh->ent));
+    fresh->bucket = calloc(nb, sizeof(*fresh->bucket));
+    if (fresh->ent == NULL || fresh->bucket == NULL) {
+        free(fresh->ent);
+        free(fresh->bucket);
+        memset(fresh, 0, sizeof(*fresh));
         errno = ENOMEM;
         return -1;
     }
+    fresh->size = size;
+    fresh->mask = nb - 1;
+    fresh->shift = 64 - bits;
+    fresh->free = PEER_NONE;
+    fresh->prefix4 = prefix4;
+    fresh->prefix6 = prefix6;
+    memcpy(fresh->seed, t->seed, sizeof(fresh->seed));
+    return 1;
+}
+
+void
+peer_replace(struct peer_table *t, const struct peer_table *fresh)
+{
     free(t->ent);
     free(t->bucket);
-    t->ent = ent;
-    t->bucket = bucket;
-    t->size = size;
-    t->mask = nb - 1;
-    t->shift = 64 - bits;
-    t->n = 0;
-    t->hi = 0;
-    t->free = PEER_NONE;
-    t->prefix4 = prefix4;
-    t->prefix6 = prefix6;
-    return 1;
+    *t = *fresh;
+}
+
+int
+peer_configure(struct peer_table *t, size_t size, unsigned prefix4,
+               unsigned prefix6)
+{
+    struct peer_table fresh;
+    int rc = peer_rebuild(t, &fresh, size, prefix4, prefix6);
+
+    if (rc == 1) {
+        peer_replace(t, &fresh);
+    }
+    return rc;
 }
 
 /* Keep the first `bits` bits of b[0..n). */
@@ -180,18 +198,56 @@ peer_key(const struct peer_table *t, const struct sockaddr *sa, uint8_t k[16])
     return AF_INET;
 }
 
-/* Multiply-add-shift over the four 32-bit words with a random 64-bit
- * multiplier each: a universal family, so which keys collide depends on
- * the secret seed, not on addresses a client can choose. */
+#define PEER_ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+
+static void
+peer_sipround(uint64_t v[4])
+{
+    v[0] += v[1];
+    v[1] = PEER_ROTL(v[1], 13);
+    v[1] ^= v[0];
+    v[0] = PEER_ROTL(v[0], 32);
+    v[2] += v[3];
+    v[3] = PEER_ROTL(v[3], 16);
+    v[3] ^= v[2];
+    v[0] += v[3];
+    v[3] = PEER_ROTL(v[3], 21);
+    v[3] ^= v[0];
+    v[2] += v[1];
+    v[1] = PEER_ROTL(v[1], 17);
+    v[1] ^= v[2];
+    v[2] = PEER_ROTL(v[2], 32);
+}
+
+/* SipHash-2-4 of the 16-byte key under the table's secret 128-bit key:
+ * a keyed hash made against hash flooding, so which sources share a
+ * bucket depends on a secret, not on addresses a client can choose (a
+ * host that owns a /48 has 65536 /64 sources to pick from). */
 static size_t
 peer_hash(const struct peer_table *t, const uint32_t w[4])
 {
-    uint64_t h = t->seed[0];
+    uint64_t v[4] = {
+        t->seed[0] ^ 0x736f6d6570736575ULL, t->seed[1] ^ 0x646f72616e646f6dULL,
+        t->seed[0] ^ 0x6c7967656e657261ULL, t->seed[1] ^ 0x7465646279746573ULL,
+    };
+    uint64_t m[3];
 
-    for (size_t i = 0; i < 4; i++) {
-        h += t->seed[i + 1] * (uint64_t)w[i];
+    memcpy(m, w, 16);
+    m[2] = (uint64_t)16 << 56; /* the length block: 16 bytes, no tail */
+    for (size_t i = 0; i < 3; i++) {
+        v[3] ^= m[i];
+        peer_sipround(v);
+        peer_sipround(v);
+        v[0] ^= m[i];
     }
-    return t->shift >= 64 ? 0 : (size_t)(h >> t->shift);
+    v[2] ^= 0xff;
+    for (int i = 0; i < 4; i++) {
+        peer_sipround(v);
+    }
+    /* The top bits select the bucket (shift 64: one bucket). */
+    return t->shift >= 64
+               ? 0
+               : (size_t)((v[0] ^ v[1] ^ v[2] ^ v[3]) >> t->shift);
 }
 
 static struct peer_entry *

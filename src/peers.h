@@ -19,8 +19,8 @@
  *
  * Time: acquire hashes the source and walks one bucket chain; release is
  * O(1) through the handle acquire returned, whatever the chains look like.
- * The hash is keyed with random bits per process (multiply-shift over the
- * address words), so a client cannot pick addresses that share a bucket.
+ * The hash is SipHash-2-4 under a random key per process, so a client
+ * cannot pick addresses that share a bucket.
  */
 #ifndef ECHOD_PEERS_H
 #define ECHOD_PEERS_H
@@ -58,7 +58,7 @@ struct peer_table {
     uint32_t free;          /* released entries below hi */
     unsigned prefix4;       /* 1..32 */
     unsigned prefix6;       /* 1..128 */
-    uint64_t seed[5];       /* hash key; random per process */
+    uint64_t seed[2];       /* SipHash key; random per process */
 };
 
 enum peer_verdict {
@@ -85,6 +85,20 @@ void peer_fini(struct peer_table *t);
  */
 int peer_configure(struct peer_table *t, size_t size, unsigned prefix4,
                    unsigned prefix6);
+
+/*
+ * The first half of peer_configure, for a caller that must be able to
+ * back out (a reload that may still fail): returns 0 when t already fits
+ * (fresh untouched); 1 when *fresh is a new, empty table with t's hash
+ * key, which the caller either frees with peer_fini or puts in place of
+ * t with peer_replace; -1 with errno ENOMEM.
+ */
+int peer_rebuild(const struct peer_table *t, struct peer_table *fresh,
+                 size_t size, unsigned prefix4, unsigned prefix6);
+
+/* Free t's slots and make it *fresh (from peer_rebuild). As after a
+ * rebuild, every handle of t is void: count the connections again. */
+void peer_replace(struct peer_table *t, const struct peer_table *fresh);
 
 /*
  * Count one more connection from sa (AF_INET or AF_INET6) unless its

@@ -17,6 +17,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -391,9 +392,10 @@ model_alias(int i, char *buf, size_t len)
 }
 
 /* Random acquires and releases (deterministic xorshift) against the
- * model; after every step every source's count must agree. */
+ * model; after every step every source's count must agree. one_bucket
+ * sends every key to bucket 0 (as if the hash always collided). */
 static void
-random_walk(uint64_t seed, size_t size, int steps)
+random_walk(uint64_t seed, size_t size, int steps, bool one_bucket)
 {
     uint32_t held[MODEL_N][16];
     int n_held[MODEL_N] = { 0 };
@@ -403,6 +405,9 @@ random_walk(uint64_t seed, size_t size, int steps)
 
     peer_fini(&t);
     assert_int_equal(peer_configure(&t, size, 32, 64), 1);
+    if (one_bucket) {
+        t.shift = 64;
+    }
     for (int s = 0; s < steps; s++) {
         int i;
 
@@ -446,12 +451,12 @@ static void
 test_random_walk_matches_model(void **state)
 {
     (void)state;
-    random_walk(0x5EED1234ULL, 64, 3000);
-    random_walk(0xFEEDULL, 20, 3000); /* fills up: FULL must be exact */
+    random_walk(0x5EED1234ULL, 64, 3000, false);
+    random_walk(0xFEEDULL, 20, 3000, false); /* FULL must be exact */
 }
 
-/* A zero hash key sends every source to bucket 0: one long chain, unlinked
- * at its head, middle and tail. Counting must not care. */
+/* Every source in bucket 0 (shift 64, as in a one-bucket table): one long
+ * chain, unlinked at its head, middle and tail. Counting must not care. */
 static void
 test_every_key_in_one_bucket(void **state)
 {
@@ -459,7 +464,7 @@ test_every_key_in_one_bucket(void **state)
     char text[32];
 
     (void)state;
-    memset(t.seed, 0, sizeof(t.seed));
+    t.shift = 64;
     for (int i = 0; i < 10; i++) {
         snprintf(text, sizeof(text), "192.0.2.%d", i);
         ref[i] = acq(&t, text, 0, PEER_OK);
@@ -476,35 +481,52 @@ test_every_key_in_one_bucket(void **state)
     }
     assert_int_equal(peer_sources(&t), 7);
     /* And the random walk again, all in one chain. */
-    peer_fini(&t);
-    memset(t.seed, 0, sizeof(t.seed));
-    random_walk(0xC0111DEULL, 64, 2000);
+    random_walk(0xC0111DEULL, 64, 2000, true);
     for (size_t b = 1; b <= t.mask; b++) {
         assert_int_equal(t.bucket[b], PEER_NONE);
     }
 }
 
-/* With the real key, distinct sources spread over the buckets. */
+/* With the real key, structured sources (consecutive IPv4 addresses,
+ * consecutive IPv6 /64s) spread over the buckets like random ones. */
 static void
 test_random_key_spreads(void **state)
 {
-    char text[32];
-    size_t used = 0;
+    char text[64];
 
     (void)state;
-    peer_fini(&t);
-    assert_int_equal(peer_configure(&t, 1024, 32, 64), 1);
-    assert_int_equal(t.mask, 1023);
-    for (int i = 0; i < 1024; i++) {
-        snprintf(text, sizeof(text), "10.0.%d.%d", i / 256, i % 256);
-        acq(&t, text, 0, PEER_OK);
+    for (int v6 = 0; v6 < 2; v6++) {
+        size_t used = 0, longest = 0;
+
+        peer_fini(&t);
+        assert_int_equal(peer_configure(&t, 1024, 32, 64), 1);
+        assert_int_equal(t.mask, 1023);
+        for (int i = 0; i < 1024; i++) {
+            if (v6) {
+                snprintf(text, sizeof(text), "2001:db8:0:%x::1", i);
+            } else {
+                snprintf(text, sizeof(text), "10.0.%d.%d", i / 256, i % 256);
+            }
+            acq(&t, text, 0, PEER_OK);
+        }
+        for (size_t b = 0; b <= t.mask; b++) {
+            size_t len = 0;
+
+            for (uint32_t r = t.bucket[b]; r != PEER_NONE;
+                 r = t.ent[r - 1].next) {
+                len++;
+            }
+            used += len > 0;
+            longest = len > longest ? len : longest;
+        }
+        /* 1024 keys thrown at random into 1024 buckets fill about 63% of
+         * them and the longest chain is about 5 (12 or more: p < 1e-6). A
+         * hash that ignored the varying bytes would fill a handful. */
+        if (used <= 1024 / 2 || longest >= 12) {
+            fail_msg("%s: %zu buckets used, longest chain %zu",
+                     v6 ? "IPv6" : "IPv4", used, longest);
+        }
     }
-    for (size_t b = 0; b <= t.mask; b++) {
-        used += t.bucket[b] != PEER_NONE;
-    }
-    /* Random placement fills about 1 - 1/e = 63%; a hash that ignored
-     * the last byte would fill at most 4 buckets. */
-    assert_true(used > 1024 / 2);
 }
 
 static void
@@ -544,6 +566,40 @@ test_configure(void **state)
     assert_int_equal(peer_configure(&t, 1000, 32, 64), 1);
     assert_int_equal(t.size, 1000);
     assert_int_equal(t.mask, 1023);
+}
+
+/* A reload backs out of a rebuild (t untouched) or puts it in place. */
+static void
+test_rebuild_then_back_out_or_replace(void **state)
+{
+    struct peer_table fresh;
+    uint64_t seed[2];
+    uint32_t a;
+
+    (void)state;
+    memcpy(seed, t.seed, sizeof(seed));
+    a = acq(&t, "192.0.2.1", 0, PEER_OK);
+    assert_int_equal(peer_rebuild(&t, &fresh, 64, 32, 64), 0);
+    assert_int_equal(peer_rebuild(&t, &fresh, 100, 24, 56), 1);
+    assert_int_equal(fresh.size, 100);
+    assert_int_equal(fresh.prefix4, 24);
+    assert_int_equal(fresh.prefix6, 56);
+    assert_int_equal(peer_sources(&fresh), 0);
+    assert_memory_equal(fresh.seed, seed, sizeof(seed));
+    /* Backing out leaves t as it was. */
+    peer_fini(&fresh);
+    assert_int_equal(t.size, 64);
+    assert_int_equal(count(&t, "192.0.2.1"), 1);
+    /* Replacing empties t under the new sizes; counting starts again. */
+    assert_int_equal(peer_rebuild(&t, &fresh, 100, 24, 56), 1);
+    peer_replace(&t, &fresh);
+    assert_int_equal(t.size, 100);
+    assert_int_equal(count(&t, "192.0.2.1"), 0);
+    a = acq(&t, "192.0.2.1", 0, PEER_OK);
+    acq(&t, "192.0.2.2", 0, PEER_OK);
+    assert_int_equal(count(&t, "192.0.2.99"), 2);
+    peer_release(&t, a);
+    assert_int_equal(count(&t, "192.0.2.99"), 1);
 }
 
 /* The steady state allocates nothing: every slot was set up by
@@ -604,6 +660,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_random_key_spreads, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_configure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rebuild_then_back_out_or_replace,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_allocation_per_connection,
                                         setup, teardown),
     };
