@@ -225,14 +225,42 @@ srv_reload_failed(const char *why)
     ntf_ready(srv.status);
 }
 
+/* The listener half of a reload. Returns the number of listeners that
+ * failed late (logged), or -1 if the reload failed with nothing changed
+ * (reported). */
+static int
+srv_reload_listeners(const struct cfg *next)
+{
+    char err[CFG_ERR_MAX];
+    char fail[CFG_ERR_MAX - 64];
+    int late;
+
+    if (srv.activated) {
+        log_info("socket-activated: the listen key is ignored on reload");
+        return 0;
+    }
+    if (next->n_listen == 0) {
+        snprintf(err, sizeof(err), "%s: listen: no listener configured "
+                 "(an empty list needs socket activation)",
+                 srv.opts.conf_path);
+        srv_reload_failed(err);
+        return -1;
+    }
+    late = srv_sync_listeners(next, false, fail, sizeof(fail));
+    if (late < 0) {
+        snprintf(err, sizeof(err), "%s: %s", fail, strerror(errno));
+        srv_reload_failed(err);
+    }
+    return late;
+}
+
 static void
 srv_reload(void)
 {
     static struct cfg next; /* large; the server is a singleton */
     struct peer_table peers;
     char err[CFG_ERR_MAX];
-    char fail[CFG_ERR_MAX - 64];
-    int late = 0, rebuilt;
+    int late, rebuilt;
 
     ntf_reloading();
     if (cfg_load(&next, srv.opts.conf_path, err, sizeof(err)) < 0) {
@@ -249,19 +277,12 @@ srv_reload(void)
         srv_reload_failed(err);
         return;
     }
-    if (srv.activated) {
-        log_info("socket-activated: the listen key is ignored on reload");
-    } else if (next.n_listen == 0) {
-        snprintf(err, sizeof(err), "%s: listen: no listener configured "
-                 "(an empty list needs socket activation)",
-                 srv.opts.conf_path);
-        srv_reload_failed(err);
-        goto back_out;
-    } else if ((late = srv_sync_listeners(&next, false, fail,
-                                          sizeof(fail))) < 0) {
-        snprintf(err, sizeof(err), "%s: %s", fail, strerror(errno));
-        srv_reload_failed(err);
-        goto back_out;
+    late = srv_reload_listeners(&next);
+    if (late < 0) {
+        if (rebuilt > 0) {
+            peer_fini(&peers);
+        }
+        return;
     }
     if (rebuilt > 0) {
         /* New prefixes or more slots: count what is open again. */
@@ -283,12 +304,6 @@ srv_reload(void)
                late > 0 ? " (some listeners failed)" : "");
     srv_status_text(srv.status, sizeof(srv.status));
     ntf_ready(srv.status);
-    return;
-
-back_out:
-    if (rebuilt > 0) {
-        peer_fini(&peers);
-    }
 }
 
 static void

@@ -249,6 +249,35 @@ class PerSource(harness.TestCase):
         self.served_from(5, "127.0.0.4", port)
         self.stop(d)
 
+    def test_failed_reload_keeps_prefixes_and_limit(self):
+        """A reload that fails (a listener cannot be bound) applies neither
+        the new prefix nor the new limit, and drops the table it had
+        built for them (a leak would fail the sanitizer run's exit)."""
+        port = harness.free_port()
+        d = self.start(port, max_connections_per_source=3)
+        held = self.served_from(2, "127.0.0.1", port)
+        held += self.served_from(1, "127.0.0.2", port)
+        squatter = socket.socket()
+        self.socks.append(squatter)
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen(1)
+        busy = squatter.getsockname()[1]
+        # Under /24 the three are one source at its limit; with limit 1
+        # 127.0.0.1 would be over it.
+        self.reload(d, conf([("127.0.0.1", port, None),
+                             ("127.0.0.1", busy, None)],
+                            max_connections_per_source=1,
+                            source_prefix_ipv4=24))
+        d.wait_log(re.escape("reload failed, keeping the current "
+                             "configuration: cannot listen on 127.0.0.1 "
+                             "port %d" % busy))
+        self.served_from(1, "127.0.0.3", port)   # not in a /24 source
+        self.served_from(1, "127.0.0.1", port)   # 3 allowed, not 1
+        refused(self, self.conn("127.0.0.1", port), "127.0.0.1 over 3")
+        for c in held:
+            served(self, c, "after the failed reload")
+        self.stop(d)
+
 
 if __name__ == "__main__":
     import unittest
