@@ -150,8 +150,8 @@ lsn_admit_source(struct lsn *l, int fd, const struct sockaddr *sa,
                     "connection refused", l->name, set->max_per_source,
                     name);
     } else {
-        /* The table is sized for max_connections: only a failed resize
-         * on reload can get here. */
+        /* Not while the table has a slot per max_connections, as the
+         * server sizes it; should that ever break, refuse, not crash. */
         set->n_shed++;
         log_limited(&set->source_log, LOG_WARNING, false,
                     "%s: no room to count source %s, connection refused",

@@ -9,13 +9,15 @@
  * IPv4-mapped IPv6 address (::ffff:a.b.c.d, from a dual-stack socket) is
  * the IPv4 source a.b.c.d.
  *
- * Memory: the table is sized once for `size` sources (echod passes
- * max_connections: every source in it holds at least one connection) and
+ * Memory: the table is allocated for `size` sources by peer_configure
+ * (echod passes max_connections: every source in it holds at least one
+ * connection), grows only when reconfigured larger, never shrinks, and
  * never allocates per connection. It takes at most PEER_SLOT_BYTES bytes
- * per slot: one struct peer_entry (28 bytes) plus one 4-byte bucket head
- * for each power of two at or above `size` (so under 8 bytes per slot).
- * Both arrays come from calloc and are touched only as sources arrive, so
- * the resident part follows the peak number of sources, not `size`.
+ * per slot: one struct peer_entry (28 bytes), plus 4-byte bucket heads,
+ * as many as the power of two at or above `size` (under 8 bytes per
+ * slot). Both arrays come zeroed from calloc and entries are used from
+ * the front, so a large table that few sources use stays mostly
+ * untouched, and on Linux mostly not resident.
  *
  * Time: acquire hashes the source and walks one bucket chain; release is
  * O(1) through the handle acquire returned, whatever the chains look like.
