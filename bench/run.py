@@ -76,6 +76,8 @@ def main():
     with open(conf, "w") as f:
         f.write('listen = ( { address = "127.0.0.1"; port = %d; } );\n'
                 'max_connections = 100000;\nlog_level = "notice";\n'
+                # every load client connects from 127.0.0.1
+                'max_connections_per_source = 0;\n'
                 'idle_timeout = 0;\n' % ep)
     procs = {
         "echod": subprocess.Popen([echod, "-c", conf],

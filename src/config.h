@@ -32,6 +32,9 @@ struct cfg {
     struct cfg_listen listen[CFG_MAX_LISTEN];
     size_t n_listen;
     int64_t max_connections;
+    int64_t max_connections_per_source; /* 0 = no limit */
+    int64_t source_prefix_ipv4;         /* bits that make one source */
+    int64_t source_prefix_ipv6;
     int64_t idle_timeout;          /* seconds, 0 = off */
     int64_t output_high_watermark; /* bytes */
     int64_t output_low_watermark;  /* bytes */

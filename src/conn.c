@@ -153,7 +153,7 @@ conn_set_configure(struct conn_set *set, size_t high, size_t low,
 
 struct conn *
 conn_new(struct conn_set *set, int fd, const struct sockaddr *peer,
-         socklen_t peer_len)
+         socklen_t peer_len, uint32_t source)
 {
     struct conn *c = calloc(1, sizeof(*c));
 
@@ -179,6 +179,7 @@ conn_new(struct conn_set *set, int fd, const struct sockaddr *peer,
         return NULL;
     }
     (void)sock_nodelay(fd); /* best effort: only latency depends on it */
+    c->source = source;
     c->id = ++set->next_id;
     c->created = c->active = set->loop->now;
     list_insert_tail(&set->lru, &c->lru);
@@ -215,6 +216,10 @@ conn_close(struct conn *c, enum conn_reason why)
     }
     outq_clear(&c->out, &set->loop->pool);
     list_remove(&c->lru);
+    if (set->peers != NULL) {
+        peer_release(set->peers, c->source);
+    }
+    c->source = PEER_NONE;
     set->n_open--;
     set->n_closed[why]++;
     loop_close(set->loop, &c->io);
@@ -403,6 +408,23 @@ conn_set_drain(struct conn_set *set)
         c->draining = true;
         c->rd_paused = false;
         loop_ready(set->loop, &c->io);
+    }
+}
+
+void
+conn_set_recount(struct conn_set *set)
+{
+    for (struct list *n = set->lru.next; n != &set->lru; n = n->next) {
+        struct conn *c = conn_of_lru(n);
+
+        c->source = PEER_NONE;
+        if (set->peers != NULL) {
+            /* Not PEER_OVER (no limit), and not PEER_FULL: the table is
+             * sized for max_connections and never shrinks. If it ever
+             * were, the conn would just go uncounted. */
+            (void)peer_acquire(set->peers, (const struct sockaddr *)&c->peer,
+                               0, &c->source);
+        }
     }
 }
 

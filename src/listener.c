@@ -3,7 +3,9 @@
  *
  * Owns: the accept loop (accept4 until EAGAIN, at most LSN_ACCEPT_BUDGET
  * per turn, then requeue: listeners are edge-triggered too), admission
- * before allocation (over max_connections: accept and close at once),
+ * before allocation (over max_connections, or over
+ * max_connections_per_source for the client's source in the conn set's
+ * peer table: accept and close at once),
  * and fd exhaustion: EMFILE/ENFILE/ENOBUFS/ENOMEM shed the pending
  * connections with the reserve fd and pause accepting on a timer, so the
  * daemon never spins and never exits.
@@ -120,11 +122,51 @@ lsn_shed(struct lsn *l, int err)
     lsn_pause(set);
 }
 
+/* Count the client in its source, or refuse it (accept and close) if the
+ * source is at its limit. Returns -1 if refused; fd is then closed. */
+static int
+lsn_admit_source(struct lsn *l, int fd, const struct sockaddr *sa,
+                 uint32_t *source)
+{
+    struct lsn_set *set = l->set;
+    struct peer_table *peers = set->conns->peers;
+    char name[PEER_NAME_MAX];
+    enum peer_verdict v;
+
+    *source = PEER_NONE;
+    if (peers == NULL) {
+        return 0;
+    }
+    v = peer_acquire(peers, sa, set->max_per_source, source);
+    if (v == PEER_OK) {
+        return 0;
+    }
+    close(fd);
+    peer_name(peers, sa, name, sizeof(name));
+    if (v == PEER_OVER) {
+        set->n_rejected_source++;
+        log_limited(&set->source_log, LOG_WARNING, false,
+                    "%s: max_connections_per_source (%zu) reached by %s, "
+                    "connection refused", l->name, set->max_per_source,
+                    name);
+    } else {
+        /* Not while the table has a slot per max_connections, as the
+         * server sizes it; should that ever break, refuse, not crash. */
+        set->n_shed++;
+        log_limited(&set->source_log, LOG_WARNING, false,
+                    "%s: no room to count source %s, connection refused",
+                    l->name, name);
+    }
+    return -1;
+}
+
 static void
 lsn_admit(struct lsn *l, int fd, const struct sockaddr_storage *peer,
           socklen_t plen)
 {
     struct lsn_set *set = l->set;
+    const struct sockaddr *sa = (const struct sockaddr *)peer;
+    uint32_t source;
 
     if (set->conns->n_open >= set->max_conns || set->conns->draining) {
         close(fd);
@@ -134,10 +176,13 @@ lsn_admit(struct lsn *l, int fd, const struct sockaddr_storage *peer,
                     l->name, set->max_conns);
         return;
     }
-    if (conn_new(set->conns, fd, (const struct sockaddr *)peer, plen) ==
-        NULL) {
+    if (lsn_admit_source(l, fd, sa, &source) < 0) {
+        return;
+    }
+    if (conn_new(set->conns, fd, sa, plen, source) == NULL) {
         int saved = errno;
         close(fd);
+        peer_release(set->conns->peers, source);
         set->n_shed++;
         errno = saved;
         log_limited(&set->emfile_log, LOG_WARNING, true,

@@ -1,6 +1,7 @@
 /*
  * listener.h - listening sockets: bind or adopt, the accept loop with a
- * budget, admission (max_connections), the EMFILE reserve fd and pause.
+ * budget, admission (max_connections, max_connections_per_source), the
+ * EMFILE reserve fd and pause.
  */
 #ifndef ECHOD_LISTENER_H
 #define ECHOD_LISTENER_H
@@ -25,12 +26,15 @@ struct lsn_set {
     struct conn_set *conns;
     struct list all;               /* struct lsn, in config order */
     size_t max_conns;              /* admission limit (fitted to NOFILE) */
+    size_t max_per_source;         /* per source in conns->peers; 0 = none */
     int reserve_fd;                /* spare fd, sacrificed on EMFILE */
     bool paused;                   /* accepting stopped until the timer */
     struct loop_timer pause_timer;
     uint64_t n_rejected;           /* over max_connections */
+    uint64_t n_rejected_source;    /* over max_connections_per_source */
     uint64_t n_shed;               /* dropped for lack of fds or memory */
     struct log_limit reject_log;
+    struct log_limit source_log;
     struct log_limit emfile_log;
 };
 

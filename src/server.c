@@ -2,7 +2,8 @@
  * server.c - the control plane.
  *
  * Owns: the one server instance (file-static, main thread only), the
- * current config snapshot, listener set and connection set, reload
+ * current config snapshot, listener set, connection set and per-source
+ * table, reload
  * (parse, validate, then apply the difference without dropping a
  * connection), graceful shutdown with a deadline, the STATUS line and the
  * watchdog tick. Never moves client bytes.
@@ -19,6 +20,7 @@
 #include "log.h"
 #include "loop.h"
 #include "notify.h"
+#include "peers.h"
 #include "server.h"
 #include "signals.h"
 #include "sock.h"
@@ -31,6 +33,7 @@ static struct srv {
     struct loop loop;
     struct conn_set conns;
     struct lsn_set lsns;
+    struct peer_table peers;
     struct cfg cfg;
     struct srv_opts opts;
     struct loop_io sigio;
@@ -80,18 +83,29 @@ srv_fit_conns(const struct cfg *c, size_t n_listeners)
     return (size_t)c->max_connections;
 }
 
+/* Slots for the per-source table: every source in it holds a connection,
+ * and the fitted max_connections never exceeds this. */
+static size_t
+srv_peer_slots(const struct cfg *c)
+{
+    return (size_t)(c->max_connections < srv.nofile ? c->max_connections
+                                                     : srv.nofile);
+}
+
 static void
 srv_status_text(char *buf, size_t len)
 {
     const struct conn_set *cs = &srv.conns;
-    uint64_t refused = srv.lsns.n_rejected + srv.lsns.n_shed;
+    uint64_t refused = srv.lsns.n_rejected + srv.lsns.n_rejected_source +
+                       srv.lsns.n_shed;
 
     snprintf(buf, len,
              "%s%zu listener(s), %zu connection(s) open, %llu accepted, "
-             "%llu refused%s",
+             "%llu refused (%llu per source)%s",
              srv.stopping ? "stopping: " : "", lsn_count(&srv.lsns),
              cs->n_open, (unsigned long long)cs->n_opened,
              (unsigned long long)refused,
+             (unsigned long long)srv.lsns.n_rejected_source,
              srv.reload_failed ? "; last reload failed, see the log" : "");
 }
 
@@ -211,38 +225,77 @@ srv_reload_failed(const char *why)
     ntf_ready(srv.status);
 }
 
+/* The listener half of a reload. Returns the number of listeners that
+ * failed late (logged), or -1 if the reload failed with nothing changed
+ * (reported). */
+static int
+srv_reload_listeners(const struct cfg *next)
+{
+    char err[CFG_ERR_MAX];
+    char fail[CFG_ERR_MAX - 64];
+    int late;
+
+    if (srv.activated) {
+        log_info("socket-activated: the listen key is ignored on reload");
+        return 0;
+    }
+    if (next->n_listen == 0) {
+        snprintf(err, sizeof(err), "%s: listen: no listener configured "
+                 "(an empty list needs socket activation)",
+                 srv.opts.conf_path);
+        srv_reload_failed(err);
+        return -1;
+    }
+    late = srv_sync_listeners(next, false, fail, sizeof(fail));
+    if (late < 0) {
+        snprintf(err, sizeof(err), "%s: %s", fail, strerror(errno));
+        srv_reload_failed(err);
+    }
+    return late;
+}
+
 static void
 srv_reload(void)
 {
     static struct cfg next; /* large; the server is a singleton */
+    struct peer_table peers;
     char err[CFG_ERR_MAX];
-    char fail[CFG_ERR_MAX - 64];
-    int late = 0;
+    int late, rebuilt;
 
     ntf_reloading();
     if (cfg_load(&next, srv.opts.conf_path, err, sizeof(err)) < 0) {
         srv_reload_failed(err);
         return;
     }
-    if (srv.activated) {
-        log_info("socket-activated: the listen key is ignored on reload");
-    } else if (next.n_listen == 0) {
-        snprintf(err, sizeof(err), "%s: listen: no listener configured "
-                 "(an empty list needs socket activation)",
-                 srv.opts.conf_path);
+    /* Allocated now, put in place only once nothing else can fail. */
+    rebuilt = peer_rebuild(&srv.peers, &peers, srv_peer_slots(&next),
+                           (unsigned)next.source_prefix_ipv4,
+                           (unsigned)next.source_prefix_ipv6);
+    if (rebuilt < 0) {
+        snprintf(err, sizeof(err), "per-source table for %zu sources: %s",
+                 srv_peer_slots(&next), strerror(errno));
         srv_reload_failed(err);
         return;
-    } else if ((late = srv_sync_listeners(&next, false, fail,
-                                          sizeof(fail))) < 0) {
-        snprintf(err, sizeof(err), "%s: %s", fail, strerror(errno));
-        srv_reload_failed(err);
+    }
+    late = srv_reload_listeners(&next);
+    if (late < 0) {
+        if (rebuilt > 0) {
+            peer_fini(&peers);
+        }
         return;
+    }
+    if (rebuilt > 0) {
+        /* New prefixes or more slots: count what is open again. */
+        peer_replace(&srv.peers, &peers);
+        conn_set_recount(&srv.conns);
     }
     srv_apply_logging(&next,
                       strcmp(next.syslog_ident, srv.cfg.syslog_ident) != 0 ||
                           next.syslog_facility != srv.cfg.syslog_facility);
     srv.reload_failed = late > 0;
     srv.lsns.max_conns = srv_fit_conns(&next, lsn_count(&srv.lsns));
+    /* A lower limit refuses new connections only. */
+    srv.lsns.max_per_source = (size_t)next.max_connections_per_source;
     conn_set_configure(&srv.conns, (size_t)next.output_high_watermark,
                        (size_t)next.output_low_watermark,
                        (uint64_t)next.idle_timeout * 1000);
@@ -378,7 +431,9 @@ srv_start(const struct cfg *cfg, const struct srv_opts *opts)
         return srv_fail(SRV_EX_OSERR, errno, "creating the event loop");
     }
     srv.started = true;
+    peer_init(&srv.peers);
     conn_set_init(&srv.conns, &srv.loop);
+    srv.conns.peers = &srv.peers;
     if (lsn_set_init(&srv.lsns, &srv.loop, &srv.conns) < 0) {
         return srv_fail(SRV_EX_OSERR, errno, "opening the reserve fd");
     }
@@ -395,6 +450,13 @@ srv_start(const struct cfg *cfg, const struct srv_opts *opts)
         return rc;
     }
     srv.lsns.max_conns = srv_fit_conns(cfg, lsn_count(&srv.lsns));
+    srv.lsns.max_per_source = (size_t)cfg->max_connections_per_source;
+    if (peer_configure(&srv.peers, srv_peer_slots(cfg),
+                       (unsigned)cfg->source_prefix_ipv4,
+                       (unsigned)cfg->source_prefix_ipv6) < 0) {
+        return srv_fail(SRV_EX_OSERR, errno, "allocating the per-source "
+                        "table");
+    }
     conn_set_configure(&srv.conns, (size_t)cfg->output_high_watermark,
                        (size_t)cfg->output_low_watermark,
                        (uint64_t)cfg->idle_timeout * 1000);
@@ -413,8 +475,10 @@ srv_start(const struct cfg *cfg, const struct srv_opts *opts)
         loop_timer_arm(&srv.loop, &srv.watchdog_timer, srv.loop.now);
     }
     srv_status_text(srv.status, sizeof(srv.status));
-    log_notice("echod %s ready: %zu listener(s), max_connections %zu",
-               ECHOD_VERSION, lsn_count(&srv.lsns), srv.lsns.max_conns);
+    log_notice("echod %s ready: %zu listener(s), max_connections %zu, "
+               "max_connections_per_source %zu", ECHOD_VERSION,
+               lsn_count(&srv.lsns), srv.lsns.max_conns,
+               srv.lsns.max_per_source);
     ntf_ready(srv.status);
     return 0;
 }
@@ -439,6 +503,7 @@ srv_fini(void)
     }
     conn_set_close_all(&srv.conns, CONN_SHUTDOWN);
     lsn_set_fini(&srv.lsns);
+    peer_fini(&srv.peers); /* after the last conn_close released into it */
     loop_close(&srv.loop, &srv.sigio);
     loop_fini(&srv.loop);
     srv.started = false;

@@ -28,7 +28,8 @@ class Echo(harness.TestCase):
 
     def test_200_clients_1B_to_64MiB(self):
         rng = self.rng()
-        d = self.daemon()
+        # All 200 clients come from 127.0.0.1, one source.
+        d = self.daemon(extra="max_connections_per_source = 0;\n")
         # Fixed corners first, then log-uniform 1 B .. 4 MiB (about 150 MiB
         # in all; a few seconds even under ASan).
         top = 4 * MiB

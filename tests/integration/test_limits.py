@@ -35,8 +35,8 @@ class Limits(harness.TestCase):
         d.wait_log(re.escape("127.0.0.1:%d: max_connections (%d) reached, "
                              "connection refused" % (d.port, n)))
         d.wait_notify_match(r"^STATUS=1 listener\(s\), %d connection\(s\) "
-                            r"open, %d accepted, %d refused$"
-                            % (n, n, extra))
+                            r"open, %d accepted, %d refused "
+                            r"\(0 per source\)$" % (n, n, extra))
         # A slot that frees up is used again.
         first.pop().close()
         d.wait_notify_match(r"^STATUS=.* %d connection\(s\) open" % (n - 1))

@@ -81,7 +81,7 @@ new_tcp_conn(int *client, int small)
     assert_true(n_cli < MAX_CLI);
     t_tcp_pair(client, &srv, &peer, &plen, small);
     cli[n_cli++] = *client;
-    c = conn_new(&cs, srv, (struct sockaddr *)&peer, plen);
+    c = conn_new(&cs, srv, (struct sockaddr *)&peer, plen, PEER_NONE);
     assert_non_null(c);
     return c;
 }
@@ -99,7 +99,8 @@ new_unix_conn(int *client)
     cli[n_cli++] = *client;
     memset(&peer, 0, sizeof(peer));
     peer.ss_family = AF_UNIX;
-    c = conn_new(&cs, sv[0], (struct sockaddr *)&peer, sizeof(sa_family_t));
+    c = conn_new(&cs, sv[0], (struct sockaddr *)&peer, sizeof(sa_family_t),
+                 PEER_NONE);
     assert_non_null(c);
     return c;
 }
@@ -570,7 +571,8 @@ test_new_fails_cleanly(void **state)
     assert_true(fd >= 0);
     memset(&peer, 0, sizeof(peer));
     errno = 0;
-    assert_null(conn_new(&cs, fd, (struct sockaddr *)&peer, sizeof(peer)));
+    assert_null(conn_new(&cs, fd, (struct sockaddr *)&peer, sizeof(peer),
+                         PEER_NONE));
     assert_int_equal(errno, EPERM);
     assert_int_equal(fcntl(fd, F_GETFD) >= 0, 1);
     assert_int_equal(cs.n_open, 0);

@@ -25,6 +25,7 @@
 #include "config.h"
 #include "loop.h"
 #include "outq.h"
+#include "peers.h"
 #include "server.h"
 
 /* One source file split into lines (the buffer owns the text). */
@@ -290,7 +291,8 @@ key_named(const char *name)
 
 /* The bound written in the page is the one the code implements: one
  * chunk of slack over the high watermark per connection, plus the loop's
- * scratch buffer; and the figure for the defaults is right. */
+ * scratch buffer; and the figure for the defaults is right. Likewise the
+ * per-source table: PEER_SLOT_BYTES per max_connections. */
 static void
 man_conf_states_memory_bound(void **state)
 {
@@ -312,6 +314,18 @@ man_conf_states_memory_bound(void **state)
                  (long long)LOOP_SCRATCH);
     if (!doc_has(&d, want)) {
         fail_msg("man/echod.conf.5: the defaults' figure should read \"%s\"",
+                 want);
+    }
+    /* And the per-source table's bound, in peers.h's slot size. */
+    snprintf(want, sizeof(want), "takes a table of at most %d bytes per",
+             PEER_SLOT_BYTES);
+    if (!doc_has(&d, want)) {
+        fail_msg("man/echod.conf.5: no line \"%s\"", want);
+    }
+    snprintf(want, sizeof(want), "(%lld bytes with the defaults)",
+             (long long)maxc->def * PEER_SLOT_BYTES);
+    if (!doc_has(&d, want)) {
+        fail_msg("man/echod.conf.5: the table's figure should read \"%s\"",
                  want);
     }
     doc_free(&d);

@@ -1,7 +1,8 @@
 /*
  * test_listener.c - the accept loop: its budget and requeue, admission at
- * max_connections, and fd exhaustion (shed, pause, resume on the timer),
- * on a real loop with a real listener on 127.0.0.1.
+ * max_connections and max_connections_per_source, and fd exhaustion
+ * (shed, pause, resume on the timer), on a real loop with a real listener
+ * on 127.0.0.1 (clients of other sources bind 127.0.0.x first).
  *
  * accept4 is wrapped: scripted errnos (queued with acc_script) come first,
  * every other call goes to the kernel. EMFILE is also produced for real
@@ -25,6 +26,7 @@
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
+#include "peers.h"
 #include "unit.h"
 
 /* ---- accept4 fault injection ---- */
@@ -64,6 +66,7 @@ static struct loop l;
 static struct conn_set cs;
 static struct lsn_set ls;
 static struct lsn *lsn;
+static struct peer_table pt; /* in use when cs.peers points at it */
 static struct sockaddr_in addr;
 static int cli[MAX_CLI];
 static int n_cli;
@@ -102,6 +105,10 @@ teardown(void **state)
     (void)state;
     lsn_set_fini(&ls);
     conn_set_close_all(&cs, CONN_SHUTDOWN);
+    if (cs.peers != NULL) {
+        assert_int_equal(peer_sources(&pt), 0); /* all released */
+        peer_fini(&pt);
+    }
     loop_fini(&l);
     for (int i = 0; i < n_cli; i++) {
         if (cli[i] >= 0) {
@@ -126,22 +133,45 @@ backlog_len(void)
     return ti.tcpi_unacked;
 }
 
-/* Connect n clients and wait until all of them sit in the backlog, so
- * that one epoll edge stands for all of them. */
+/* A nonblocking client of the listener from source address src. */
+static int
+connect_from(const char *src)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET };
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    assert_true(fd >= 0);
+    assert_int_equal(inet_pton(AF_INET, src, &sin.sin_addr), 1);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    t_nonblock(fd);
+    return fd;
+}
+
+/* Connect n clients from src (NULL: the kernel picks, 127.0.0.1) and wait
+ * until all of them sit in the backlog, so that one epoll edge stands for
+ * all of them. */
 static void
-connect_clients(int n)
+connect_clients_from(int n, const char *src)
 {
     uint64_t deadline = t_now_ms() + DEADLINE_MS;
     unsigned want = backlog_len() + (unsigned)n;
 
     assert_true(n_cli + n <= MAX_CLI);
     for (int i = 0; i < n; i++) {
-        cli[n_cli++] = t_tcp_connect(&addr, 0);
+        cli[n_cli++] = src != NULL ? connect_from(src)
+                                   : t_tcp_connect(&addr, 0);
     }
     while (backlog_len() < want) {
         assert_true(t_now_ms() < deadline);
         usleep(1000); /* the kernel finishes handshakes on its own */
     }
+}
+
+static void
+connect_clients(int n)
+{
+    connect_clients_from(n, NULL);
 }
 
 /* The client was accepted and is served: a byte comes back. */
@@ -240,6 +270,64 @@ test_max_connections(void **state)
     loop_run_once(&l, 1000);
     assert_int_equal(ls.n_rejected, 4);
     expect_closed(cli[7]);
+}
+
+static size_t
+count_of(const char *src)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET };
+
+    assert_int_equal(inet_pton(AF_INET, src, &sin.sin_addr), 1);
+    return peer_count(&pt, (struct sockaddr *)&sin);
+}
+
+/* Over max_connections_per_source: that source's client is accepted and
+ * closed at once and counted apart; other sources are admitted; a close
+ * releases the source; a source the table has no room for is shed. */
+static void
+test_max_connections_per_source(void **state)
+{
+    uint64_t deadline = t_now_ms() + DEADLINE_MS;
+
+    (void)state;
+    peer_init(&pt);
+    assert_int_equal(peer_configure(&pt, 2, 32, 64), 1); /* 2 sources */
+    cs.peers = &pt;
+    ls.max_per_source = 2;
+    connect_clients_from(3, "127.0.0.1");
+    connect_clients_from(1, "127.0.0.2");
+    loop_run_once(&l, 1000);
+    assert_int_equal(cs.n_open, 3);
+    assert_int_equal(ls.n_rejected_source, 1);
+    assert_int_equal(ls.n_rejected + ls.n_shed, 0);
+    assert_int_equal(count_of("127.0.0.1"), 2);
+    assert_int_equal(count_of("127.0.0.2"), 1);
+    expect_closed(cli[2]); /* FIFO: the third from 127.0.0.1 */
+    expect_echo(cli[0]);
+    expect_echo(cli[1]);
+    expect_echo(cli[3]);
+
+    /* A close releases its source: the next one from it is admitted. */
+    close(cli[0]);
+    cli[0] = -1;
+    while (cs.n_open == 3) {
+        assert_true(t_now_ms() < deadline);
+        loop_run_once(&l, 10);
+    }
+    assert_int_equal(count_of("127.0.0.1"), 1);
+    connect_clients_from(1, "127.0.0.1");
+    loop_run_once(&l, 1000);
+    assert_int_equal(count_of("127.0.0.1"), 2);
+    expect_echo(cli[4]);
+
+    /* A third source finds no slot in a 2-source table: shed. */
+    connect_clients_from(1, "127.0.0.3");
+    loop_run_once(&l, 1000);
+    assert_int_equal(ls.n_shed, 1);
+    assert_int_equal(ls.n_rejected_source, 1);
+    assert_int_equal(count_of("127.0.0.3"), 0);
+    expect_closed(cli[5]);
+    assert_int_equal(peer_sources(&pt), 2);
 }
 
 /* Out of fds (scripted EMFILE): shed what is pending with the reserve fd,
@@ -397,6 +485,8 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_max_connections, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_max_connections_per_source,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_emfile_shed_pause_resume, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_transient_errors_continue, setup,
