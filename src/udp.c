@@ -206,11 +206,19 @@ udp_dest_ok(struct msghdr *m, struct udp_dest *d)
             d->have6 = true;
         }
     }
-    if (d->have4) {
+    if (d->have4 && d->v4.ipi_spec_dst.s_addr != INADDR_ANY) {
         /* The kernel sets spec_dst to the header's destination for a
          * local unicast address, and to some local address otherwise. */
         return d->v4.ipi_addr.s_addr == d->v4.ipi_spec_dst.s_addr &&
                !udp_v4_bad(ntohl(d->v4.ipi_addr.s_addr));
+    }
+    if (d->have4) {
+        /* Queued before echod turned the option on (an inherited socket
+         * that systemd held): only the header's destination is known. */
+        d->have4 = false;
+        if (udp_v4_bad(ntohl(d->v4.ipi_addr.s_addr))) {
+            return false;
+        }
     }
     if (d->have6) {
         if (IN6_IS_ADDR_V4MAPPED(&d->v6.ipi6_addr)) {

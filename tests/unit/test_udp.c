@@ -337,6 +337,51 @@ test_reply_from_address_asked(void **state)
     assert_accounted();
 }
 
+/* An inherited socket (as systemd hands over the one that started echod)
+ * holds datagrams that arrived before echod asked for packet info: the
+ * kernel then reports no local address. Those are answered too, on a
+ * plain IPv4 socket and on a dual-stack one. */
+static void
+test_adopted_with_datagrams_queued(void **state)
+{
+    static const char *const binds[] = { "127.0.0.1", "::" };
+    char back[16];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(binds) / sizeof(binds[0]); i++) {
+        struct sockaddr_storage ss;
+        socklen_t len;
+        int fam = i == 0 ? AF_INET : AF_INET6;
+        int fd = socket(fam, SOCK_DGRAM | SOCK_CLOEXEC, 0), c = client();
+        int off = 0;
+        uint64_t rx = us.n_rx;
+
+        assert_true(fd >= 0);
+        if (fam == AF_INET6) {
+            t_setint(fd, IPPROTO_IPV6, IPV6_V6ONLY, off);
+        }
+        assert_int_equal(sock_addr(binds[i], 0, &ss, &len), 0);
+        if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
+            close(fd);
+            continue; /* no IPv6 here */
+        }
+        len = sizeof(ss);
+        assert_int_equal(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
+        memcpy(&a4, &ss, sizeof(a4)); /* the port is at the same place */
+        a4.sin_family = AF_INET;
+        a4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        send_to(c, &a4, sizeof(a4), "early", 5);
+        assert_non_null(udp_adopt(&us, fd));
+        assert_int_equal(await_reply(c, back, sizeof(back)), 5);
+        assert_memory_equal(back, "early", 5);
+        send_to(c, &a4, sizeof(a4), "later", 5);
+        assert_int_equal(await_reply(c, back, sizeof(back)), 5);
+        assert_int_equal(us.n_rx, rx + 2);
+    }
+    assert_int_equal(udp_dropped(&us), 0);
+    assert_accounted();
+}
+
 /* Per-turn counters through shims between the loop and u4. */
 static uint64_t turn_rx_max;
 static int turns;
@@ -634,6 +679,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_echo_sizes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reply_from_address_asked, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_adopted_with_datagrams_queued,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_budget_requeue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blocked_send_drops, setup,
                                         teardown),
