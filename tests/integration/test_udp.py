@@ -221,8 +221,6 @@ class UdpEcho(harness.TestCase):
         got = [len(drain(s)) for s in socks]
         self.assertEqual(sum(got), st["echoed"], st["line"])
         self.assertEqual(st["received"], st["echoed"] + st["dropped"])
-        self.assertGreater(st["received"], total // 2,
-                           "most of the burst should reach echod")
         print("\n%s: %d sent, %d received, %d echoed in %.2fs"
               % (self.id(), total, st["received"], st["echoed"], elapsed))
         return elapsed, got, st
@@ -237,8 +235,13 @@ class UdpEcho(harness.TestCase):
         elapsed, got, st = self.burst(d, port, sources=3, each=150)
         # At most the burst plus the rate for the time it took (one token
         # of slack for the clock's millisecond steps); at least the burst.
-        self.assertLessEqual(sum(got), burst + rate * elapsed + 1, got)
+        # More than that reached echod (a receive queue holds a few hundred
+        # small datagrams even if echod read none during the burst), so
+        # the limit is what held the replies back.
+        bound = burst + rate * elapsed + 1
+        self.assertLessEqual(sum(got), bound, got)
         self.assertGreaterEqual(sum(got), burst, got)
+        self.assertGreater(st["received"], bound, st["line"])
         self.assertEqual(st["reasons"], {"rate": st["dropped"]}, st["line"])
         d.wait_log(re.escape("127.0.0.1:%d/udp: replies over udp_rate_limit "
                              "(20/s), dropping" % port))
@@ -262,9 +265,11 @@ class UdpEcho(harness.TestCase):
                                   udp_per_source_rate=rate,
                                   udp_per_source_burst=burst), port=port)
         elapsed, got, st = self.burst(d, port, sources=4, each=60)
+        bound = burst + rate * elapsed + 1
         for i, n in enumerate(got):
-            self.assertLessEqual(n, burst + rate * elapsed + 1, got)
+            self.assertLessEqual(n, bound, got)
             self.assertGreaterEqual(n, burst, "source %d: %r" % (i, got))
+        self.assertGreater(st["received"], len(got) * bound, st["line"])
         self.assertEqual(st["reasons"], {"per-source": st["dropped"]},
                          st["line"])
         d.wait_log(r"127\.0\.0\.1:%d/udp: replies to 127\.0\.0\.2\d:\d+ over "
