@@ -29,12 +29,13 @@
 
 const struct cfg_key cfg_keys[] = {
     { "listen", CFG_LISTEN, CFG_TOP, 0, 0, NULL, 0, CFG_MAX_LISTEN,
-      "Listening sockets: a list of { address; port; ipv6_only; } groups." },
+      "Listening sockets: a list of { address; port; ipv6_only; protocol; } "
+      "groups." },
     { "address", CFG_STRING, CFG_ITEM, CFG_LOFF(address), 0, NULL, 1,
       CFG_ADDR_MAX - 1,
       "Numeric IPv4 or IPv6 address to bind (\"0.0.0.0\" or \"::\" for all)." },
     { "port", CFG_INT, CFG_ITEM, CFG_LOFF(port), 7, NULL, 1, 65535,
-      "TCP port to bind." },
+      "TCP or UDP port to bind." },
     { "ipv6_only", CFG_BOOL, CFG_ITEM, CFG_LOFF(ipv6_only), 1, NULL, 0, 1,
       "For an IPv6 address: accept IPv6 only (IPV6_V6ONLY)." },
     { "max_connections", CFG_INT, CFG_TOP, CFG_OFF(max_connections), 10000,
@@ -68,13 +69,51 @@ const struct cfg_key cfg_keys[] = {
       LOG_DAEMON, NULL, 0, 0, "syslog facility: daemon, user or local0..local7." },
     { "syslog_ident", CFG_STRING, CFG_TOP, CFG_OFF(syslog_ident), 0, "echod", 1,
       CFG_IDENT_MAX - 1, "syslog identity (the tag in front of each line)." },
+    /* UDP (RFC 862 section 2): opt-in per listen entry, rate-limited so
+     * that spoofed requests cannot turn echod into a reflector. */
+    { "protocol", CFG_PROTOCOL, CFG_ITEM, CFG_LOFF(protocol), CFG_PROTO_TCP,
+      NULL, 0, 0, "Transport of a listen entry: \"tcp\" or \"udp\"." },
+    { "udp_rate_limit", CFG_INT, CFG_TOP, CFG_OFF(udp_rate_limit), 1000, NULL,
+      1, 1000000, "UDP replies per second, all sources together." },
+    { "udp_rate_burst", CFG_INT, CFG_TOP, CFG_OFF(udp_rate_burst), 200, NULL,
+      1, 1000000, "UDP replies allowed at once above udp_rate_limit." },
+    { "udp_per_source_rate", CFG_INT, CFG_TOP, CFG_OFF(udp_per_source_rate),
+      20, NULL, 1, 1000000,
+      "UDP replies per second to one source (IPv4 address, IPv6 /64)." },
+    { "udp_per_source_burst", CFG_INT, CFG_TOP,
+      CFG_OFF(udp_per_source_burst), 40, NULL, 1, 1000000,
+      "UDP replies allowed at once to one source." },
     { NULL, CFG_INT, CFG_TOP, 0, 0, NULL, 0, 0, NULL },
 };
 
 const struct cfg_listen cfg_default_listen[] = {
-    { "0.0.0.0", 7, true },
-    { "::", 7, true },
+    { "0.0.0.0", 7, true, CFG_PROTO_TCP },
+    { "::", 7, true, CFG_PROTO_TCP },
 };
+
+static const char *const cfg_proto_names[] = {
+    [CFG_PROTO_TCP] = "tcp",
+    [CFG_PROTO_UDP] = "udp",
+};
+#define CFG_N_PROTO (sizeof(cfg_proto_names) / sizeof(cfg_proto_names[0]))
+
+const char *
+cfg_proto_name(int64_t proto)
+{
+    return proto >= 0 && (size_t)proto < CFG_N_PROTO ? cfg_proto_names[proto]
+                                                     : "?";
+}
+
+static int
+cfg_proto_from_name(const char *name)
+{
+    for (size_t i = 0; i < CFG_N_PROTO; i++) {
+        if (strcmp(name, cfg_proto_names[i]) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
 const size_t cfg_n_default_listen =
     sizeof(cfg_default_listen) / sizeof(cfg_default_listen[0]);
 
@@ -91,6 +130,7 @@ cfg_key_default(void *base, const struct cfg_key *k)
     case CFG_INT:
     case CFG_LEVEL:
     case CFG_FACILITY:
+    case CFG_PROTOCOL:
         *cfg_int_field(base, k) = k->def;
         break;
     case CFG_BOOL:
@@ -137,6 +177,9 @@ cfg_default_text(const struct cfg_key *k, char *buf, size_t len)
     case CFG_FACILITY:
         snprintf(buf, len, "\"%s\"", log_facility_name((int)k->def));
         break;
+    case CFG_PROTOCOL:
+        snprintf(buf, len, "\"%s\"", cfg_proto_name(k->def));
+        break;
     case CFG_LISTEN: {
         size_t used = 0;
         used += (size_t)snprintf(buf, len, "(");
@@ -159,7 +202,7 @@ bool
 cfg_listen_equal(const struct cfg_listen *a, const struct cfg_listen *b)
 {
     return strcmp(a->address, b->address) == 0 && a->port == b->port &&
-           a->ipv6_only == b->ipv6_only;
+           a->ipv6_only == b->ipv6_only && a->protocol == b->protocol;
 }
 
 /* ---- loading ---- */
@@ -344,6 +387,14 @@ cfg_set_scalar(struct cfg_ctx *x, const config_setting_t *s,
                                 ? "emerg, alert, crit, err, warning, notice, "
                                   "info, debug"
                                 : "daemon, user, local0 .. local7");
+        }
+        *cfg_int_field(base, k) = code;
+        return 0;
+    case CFG_PROTOCOL:
+        str = t == CONFIG_TYPE_STRING ? config_setting_get_string(s) : NULL;
+        code = str == NULL ? -1 : cfg_proto_from_name(str);
+        if (code < 0) {
+            return cfg_fail(x, s, "%s: expected one of tcp, udp", label);
         }
         *cfg_int_field(base, k) = code;
         return 0;

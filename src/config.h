@@ -22,10 +22,17 @@
 #define CFG_IDENT_MAX 32
 #define CFG_ERR_MAX 512
 
+/* The transport of one `listen` entry (its `protocol` key). */
+enum cfg_proto {
+    CFG_PROTO_TCP,
+    CFG_PROTO_UDP,
+};
+
 struct cfg_listen {
     char address[CFG_ADDR_MAX]; /* numeric IPv4 or IPv6 address */
     int64_t port;
     bool ipv6_only;
+    int64_t protocol; /* enum cfg_proto */
 };
 
 struct cfg {
@@ -43,6 +50,10 @@ struct cfg {
     int64_t log_level;             /* syslog level (LOG_*) */
     int64_t syslog_facility;       /* syslog facility (LOG_*) */
     char syslog_ident[CFG_IDENT_MAX];
+    int64_t udp_rate_limit;       /* UDP replies per second, all sources */
+    int64_t udp_rate_burst;
+    int64_t udp_per_source_rate;  /* UDP replies per second, one source */
+    int64_t udp_per_source_burst;
 };
 
 enum cfg_type {
@@ -52,6 +63,7 @@ enum cfg_type {
     CFG_LEVEL,    /* string naming a syslog level */
     CFG_FACILITY, /* string naming a syslog facility */
     CFG_LISTEN,   /* list of groups described by the CFG_ITEM rows */
+    CFG_PROTOCOL, /* string naming an enum cfg_proto */
 };
 
 enum cfg_scope {
@@ -65,7 +77,8 @@ struct cfg_key {
     enum cfg_type type;
     enum cfg_scope scope;
     size_t off;          /* into struct cfg or struct cfg_listen */
-    int64_t def;         /* CFG_INT, CFG_BOOL, CFG_LEVEL, CFG_FACILITY */
+    int64_t def;         /* CFG_INT, CFG_BOOL, CFG_LEVEL, CFG_FACILITY,
+                            CFG_PROTOCOL */
     const char *def_str; /* CFG_STRING; NULL = required (CFG_ITEM) */
     int64_t min, max;    /* CFG_INT range; CFG_STRING length */
     const char *doc;     /* one line */
@@ -92,6 +105,10 @@ int cfg_load(struct cfg *c, const char *path, char *err, size_t errlen);
 /* The default of a key as it would be written in the config file. */
 void cfg_default_text(const struct cfg_key *k, char *buf, size_t len);
 
+/* "tcp" or "udp" ("?" for anything else). */
+const char *cfg_proto_name(int64_t proto);
+
+/* Same address, port, protocol and options. */
 bool cfg_listen_equal(const struct cfg_listen *a, const struct cfg_listen *b);
 
 #endif /* ECHOD_CONFIG_H */

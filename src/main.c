@@ -19,7 +19,7 @@ usage(FILE *out)
 {
     fprintf(out,
             "usage: echod [-c FILE] [-t] [-f] [-d] [-V] [-h]\n"
-            "RFC 862 echo daemon (TCP).\n"
+            "RFC 862 echo daemon (TCP, and UDP where configured).\n"
             "\n"
             "  -c, --config FILE  configuration file (default %s)\n"
             "  -t, --test         check the configuration and exit\n"

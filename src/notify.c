@@ -5,6 +5,7 @@
  * Failures to notify are ignored: the service manager judges us by what
  * arrives, and there is nobody else to tell.
  */
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,8 +70,27 @@ ntf_watchdog_usec(void)
     return usec;
 }
 
+/* A UDP socket from the service manager is bound (it has a port): an
+ * unbound one would get a random port no client knows. */
+static bool
+ntf_bound_udp(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    memset(&ss, 0, sizeof(ss));
+    if (sd_is_socket_inet(fd, AF_UNSPEC, SOCK_DGRAM, -1, 0) <= 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+        return false;
+    }
+    if (ss.ss_family == AF_INET) {
+        return ((struct sockaddr_in *)(void *)&ss)->sin_port != 0;
+    }
+    return ((struct sockaddr_in6 *)(void *)&ss)->sin6_port != 0;
+}
+
 size_t
-ntf_listen_fds(int *fds, size_t max)
+ntf_listen_fds(int *fds, bool *dgram, size_t max)
 {
     char **names = NULL;
     size_t kept = 0;
@@ -85,16 +105,21 @@ ntf_listen_fds(int *fds, size_t max)
         int fd = SD_LISTEN_FDS_START + i;
         const char *name = names != NULL && names[i] ? names[i] : "?";
 
-        if (sd_is_socket_inet(fd, AF_UNSPEC, SOCK_STREAM, 1, 0) <= 0) {
-            log_warnx("inherited fd %d (%s) is not a listening TCP socket; "
-                      "closing it", fd, name);
+        bool tcp = sd_is_socket_inet(fd, AF_UNSPEC, SOCK_STREAM, 1, 0) > 0;
+        bool udp = !tcp && ntf_bound_udp(fd);
+
+        if (!tcp && !udp) {
+            log_warnx("inherited fd %d (%s) is not a listening TCP socket "
+                      "or a bound UDP socket; closing it", fd, name);
             close(fd);
         } else if (kept == max) {
             log_warnx("too many inherited sockets; closing fd %d (%s)", fd,
                       name);
             close(fd);
         } else {
-            log_info("adopting inherited socket fd %d (%s)", fd, name);
+            log_info("adopting inherited socket fd %d (%s)%s", fd, name,
+                     udp ? ", UDP" : "");
+            dgram[kept] = udp;
             fds[kept++] = fd;
         }
     }

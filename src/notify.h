@@ -7,6 +7,7 @@
 #ifndef ECHOD_NOTIFY_H
 #define ECHOD_NOTIFY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,10 +28,11 @@ void ntf_failed(int err, const char *status);
 uint64_t ntf_watchdog_usec(void);
 
 /*
- * Inherited listening sockets (LISTEN_FDS for our PID). Each is checked
- * to be a listening TCP socket; others are closed and logged. Stores up to
- * max fds in fds[] and returns how many, 0 if not socket-activated.
+ * Inherited sockets (LISTEN_FDS for our PID). Each is checked to be a
+ * listening TCP socket or a bound UDP socket (ListenDatagram=); others
+ * are closed and logged. Stores up to max fds in fds[], with dgram[i]
+ * true for a UDP socket, and returns how many, 0 if not socket-activated.
  */
-size_t ntf_listen_fds(int *fds, size_t max);
+size_t ntf_listen_fds(int *fds, bool *dgram, size_t max);
 
 #endif /* ECHOD_NOTIFY_H */

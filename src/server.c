@@ -24,6 +24,7 @@
 #include "server.h"
 #include "signals.h"
 #include "sock.h"
+#include "udp.h"
 
 #define SRV_STATUS_MS 1000
 #define SRV_FD_RESERVE 32 /* fds kept for everything but client conns */
@@ -34,6 +35,7 @@ static struct srv {
     struct conn_set conns;
     struct lsn_set lsns;
     struct peer_table peers;
+    struct udp_set udps;
     struct cfg cfg;
     struct srv_opts opts;
     struct loop_io sigio;
@@ -46,7 +48,7 @@ static struct srv {
     bool stopping;
     bool started;   /* loop_init succeeded */
     bool reload_failed;
-    char status[256];
+    char status[512];
 } srv;
 
 static void
@@ -92,21 +94,58 @@ srv_peer_slots(const struct cfg *c)
                                                      : srv.nofile);
 }
 
+/* Where the text is after appending the result n of snprintf at used
+ * (len when it did not fit: nothing more is appended). */
+static size_t
+srv_put(size_t used, size_t len, int n)
+{
+    return n < 0 || (size_t)n >= len - used ? len : used + (size_t)n;
+}
+
+/*
+ * The STATUS line. Its TCP part comes first and keeps its form; the UDP
+ * part is added only once UDP is in use:
+ *   "2 listener(s), 5 connection(s) open, 17 accepted, 0 refused (0 per source);
+ *    udp: 1 socket(s), 40 received, 31 echoed, 9 dropped (9 rate)"
+ */
 static void
 srv_status_text(char *buf, size_t len)
 {
     const struct conn_set *cs = &srv.conns;
+    const struct udp_set *us = &srv.udps;
     uint64_t refused = srv.lsns.n_rejected + srv.lsns.n_rejected_source +
                        srv.lsns.n_shed;
+    uint64_t dropped = udp_dropped(us);
+    size_t used = 0;
 
-    snprintf(buf, len,
-             "%s%zu listener(s), %zu connection(s) open, %llu accepted, "
-             "%llu refused (%llu per source)%s",
-             srv.stopping ? "stopping: " : "", lsn_count(&srv.lsns),
-             cs->n_open, (unsigned long long)cs->n_opened,
-             (unsigned long long)refused,
-             (unsigned long long)srv.lsns.n_rejected_source,
-             srv.reload_failed ? "; last reload failed, see the log" : "");
+    used = srv_put(used, len, snprintf(buf, len,
+        "%s%zu listener(s), %zu connection(s) open, %llu accepted, "
+        "%llu refused (%llu per source)", srv.stopping ? "stopping: " : "",
+        lsn_count(&srv.lsns), cs->n_open, (unsigned long long)cs->n_opened,
+        (unsigned long long)refused,
+        (unsigned long long)srv.lsns.n_rejected_source));
+    if (udp_count(us) > 0 || us->n_rx > 0) {
+        const char *sep = " (";
+
+        used = srv_put(used, len, snprintf(buf + used, len - used,
+            "; udp: %zu socket(s), %llu received, %llu echoed, "
+            "%llu dropped", udp_count(us), (unsigned long long)us->n_rx,
+            (unsigned long long)us->n_echoed, (unsigned long long)dropped));
+        for (int i = 0; i < UDP_DROP_MAX; i++) {
+            if (us->n_drop[i] > 0) {
+                used = srv_put(used, len, snprintf(buf + used, len - used,
+                    "%s%llu %s", sep, (unsigned long long)us->n_drop[i],
+                    udp_drop_name((enum udp_drop)i)));
+                sep = ", ";
+            }
+        }
+        if (dropped > 0) {
+            used = srv_put(used, len, snprintf(buf + used, len - used, ")"));
+        }
+    }
+    if (srv.reload_failed) {
+        snprintf(buf + used, len - used, "; last reload failed, see the log");
+    }
 }
 
 static void
@@ -131,88 +170,179 @@ srv_watchdog_tick(struct loop_timer *t)
     loop_timer_arm(&srv.loop, t, srv.loop.now + srv.watchdog_ms);
 }
 
+/* A bound socket of either kind, while srv_sync_listeners works. */
+struct srv_sock {
+    struct lsn *tcp;
+    struct udp_sock *udp;
+};
+
+static bool
+srv_find(const struct cfg_listen *cl, bool exact)
+{
+    return cl->protocol == CFG_PROTO_UDP
+               ? udp_find(&srv.udps, cl, exact) != NULL
+               : lsn_find(&srv.lsns, cl, exact) != NULL;
+}
+
+/* Bind one entry. Returns its name, or NULL with errno. */
+static const char *
+srv_bind(const struct cfg_listen *cl, int backlog, struct srv_sock *s)
+{
+    s->tcp = NULL;
+    s->udp = NULL;
+    if (cl->protocol == CFG_PROTO_UDP) {
+        s->udp = udp_open(&srv.udps, cl);
+        return s->udp != NULL ? s->udp->name : NULL;
+    }
+    s->tcp = lsn_open(&srv.lsns, cl, backlog);
+    return s->tcp != NULL ? s->tcp->name : NULL;
+}
+
+static void
+srv_unbind(struct srv_sock *s)
+{
+    if (s->udp != NULL) {
+        udp_close(s->udp);
+    } else {
+        lsn_close(s->tcp);
+    }
+}
+
+/* "127.0.0.1 port 7", and " (udp)" for UDP: names an entry in errors. */
+static void
+srv_entry_name(const struct cfg_listen *cl, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s port %lld%s", cl->address, (long long)cl->port,
+             cl->protocol == CFG_PROTO_UDP ? " (udp)" : "");
+}
+
+static bool
+srv_wanted(const struct cfg *c, const struct cfg_listen *have)
+{
+    for (size_t i = 0; i < c->n_listen; i++) {
+        if (cfg_listen_equal(have, &c->listen[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Close the bound (not adopted) sockets that c no longer lists. */
+static void
+srv_close_unwanted(const struct cfg *c)
+{
+    struct list *n, *next;
+
+    for (n = srv.lsns.all.next; n != &srv.lsns.all; n = next) {
+        struct lsn *l = list_entry(n, struct lsn, node);
+
+        next = n->next;
+        if (!l->adopted && !srv_wanted(c, &l->conf)) {
+            log_notice("no longer listening on %s", l->name);
+            lsn_close(l);
+        }
+    }
+    for (n = srv.udps.all.next; n != &srv.udps.all; n = next) {
+        struct udp_sock *u = list_entry(n, struct udp_sock, node);
+
+        next = n->next;
+        if (!u->adopted && !srv_wanted(c, &u->conf)) {
+            log_notice("no longer listening on %s", u->name);
+            udp_close(u);
+        }
+    }
+}
+
 /*
- * Make the bound listeners match c->listen, and do it all or nothing:
- * first bind every new entry beside the running ones; if one fails, close
- * what was just bound and return -1 with errno, and `fail` naming it,
- * having changed nothing. Then close the listeners no longer configured.
- * An entry on the address and port of a running listener with other
- * options (ipv6_only) cannot be bound beside it, so it replaces it last;
- * the number of those that failed (logged) is returned.
+ * Make the bound sockets (TCP listeners and UDP sockets) match c->listen,
+ * and do it all or nothing: first bind every new entry beside the running
+ * ones; if one fails, close what was just bound and return -1 with errno,
+ * and `fail` naming it, having changed nothing. Then close the sockets no
+ * longer configured. An entry on the address, port and protocol of a
+ * running socket with other options (ipv6_only) cannot be bound beside
+ * it, so it replaces it last; the number of those that failed (logged) is
+ * returned. TCP and UDP on one port are two entries that never clash.
  * At startup an address family the host lacks is skipped with a warning.
  */
 static int
 srv_sync_listeners(const struct cfg *c, bool at_start, char *fail,
                    size_t faillen)
 {
-    struct lsn *fresh[CFG_MAX_LISTEN];
+    struct srv_sock fresh[CFG_MAX_LISTEN];
     bool replace[CFG_MAX_LISTEN] = { false };
     size_t n_fresh = 0;
-    struct list *n, *next;
+    char what[CFG_ADDR_MAX + 32];
     int late = 0;
 
     for (size_t i = 0; i < c->n_listen; i++) {
         const struct cfg_listen *cl = &c->listen[i];
-        struct lsn *l;
 
-        if (lsn_find(&srv.lsns, cl, true) != NULL) {
+        if (srv_find(cl, true)) {
             continue;
         }
-        if (lsn_find(&srv.lsns, cl, false) != NULL) {
+        if (srv_find(cl, false)) {
             replace[i] = true;
             continue;
         }
-        l = lsn_open(&srv.lsns, cl, (int)c->listen_backlog);
-        if (l != NULL) {
-            fresh[n_fresh++] = l;
-        } else if (errno == EAFNOSUPPORT && at_start) {
-            log_warn("skipping listen address %s port %lld", cl->address,
-                     (long long)cl->port);
+        if (srv_bind(cl, (int)c->listen_backlog, &fresh[n_fresh]) != NULL) {
+            n_fresh++;
+            continue;
+        }
+        srv_entry_name(cl, what, sizeof(what));
+        if (errno == EAFNOSUPPORT && at_start) {
+            log_warn("skipping listen address %s", what);
         } else {
             int saved = errno;
 
-            snprintf(fail, faillen, "cannot listen on %s port %lld",
-                     cl->address, (long long)cl->port);
+            snprintf(fail, faillen, "cannot listen on %s", what);
             while (n_fresh > 0) {
-                lsn_close(fresh[--n_fresh]);
+                srv_unbind(&fresh[--n_fresh]);
             }
             errno = saved;
             return -1;
         }
     }
     for (size_t k = 0; k < n_fresh; k++) {
-        log_notice("listening on %s", fresh[k]->name);
+        log_notice("listening on %s", fresh[k].udp != NULL
+                                          ? fresh[k].udp->name
+                                          : fresh[k].tcp->name);
     }
-    for (n = srv.lsns.all.next; n != &srv.lsns.all; n = next) {
-        struct lsn *l = list_entry(n, struct lsn, node);
-        bool wanted = l->adopted;
-
-        next = n->next;
-        for (size_t i = 0; i < c->n_listen && !wanted; i++) {
-            wanted = cfg_listen_equal(&l->conf, &c->listen[i]);
-        }
-        if (!wanted) {
-            log_notice("no longer listening on %s", l->name);
-            lsn_close(l);
-        }
-    }
+    srv_close_unwanted(c);
     for (size_t i = 0; i < c->n_listen; i++) {
         const struct cfg_listen *cl = &c->listen[i];
-        struct lsn *l;
+        struct srv_sock s;
+        const char *name;
 
         if (!replace[i]) {
             continue;
         }
-        l = lsn_open(&srv.lsns, cl, (int)c->listen_backlog);
-        if (l != NULL) {
-            log_notice("listening on %s (options changed)", l->name);
+        name = srv_bind(cl, (int)c->listen_backlog, &s);
+        if (name != NULL) {
+            log_notice("listening on %s (options changed)", name);
         } else {
-            log_err("cannot listen on %s port %lld", cl->address,
-                    (long long)cl->port);
+            srv_entry_name(cl, what, sizeof(what));
+            log_err("cannot listen on %s", what);
             late++;
         }
     }
     return late;
+}
+
+/* Apply the limits of c (at startup and on reload). */
+static void
+srv_configure(const struct cfg *c)
+{
+    srv.lsns.max_conns =
+        srv_fit_conns(c, lsn_count(&srv.lsns) + udp_count(&srv.udps));
+    /* A lower per-source limit refuses new connections only. */
+    srv.lsns.max_per_source = (size_t)c->max_connections_per_source;
+    conn_set_configure(&srv.conns, (size_t)c->output_high_watermark,
+                       (size_t)c->output_low_watermark,
+                       (uint64_t)c->idle_timeout * 1000);
+    udp_set_configure(&srv.udps, (double)c->udp_rate_limit,
+                      (double)c->udp_rate_burst,
+                      (double)c->udp_per_source_rate,
+                      (double)c->udp_per_source_burst);
 }
 
 /* A reload that changed nothing: say why, keep serving, tell systemd. */
@@ -293,12 +423,7 @@ srv_reload(void)
                       strcmp(next.syslog_ident, srv.cfg.syslog_ident) != 0 ||
                           next.syslog_facility != srv.cfg.syslog_facility);
     srv.reload_failed = late > 0;
-    srv.lsns.max_conns = srv_fit_conns(&next, lsn_count(&srv.lsns));
-    /* A lower limit refuses new connections only. */
-    srv.lsns.max_per_source = (size_t)next.max_connections_per_source;
-    conn_set_configure(&srv.conns, (size_t)next.output_high_watermark,
-                       (size_t)next.output_low_watermark,
-                       (uint64_t)next.idle_timeout * 1000);
+    srv_configure(&next);
     srv.cfg = next;
     log_notice("reloaded configuration from %s%s", srv.opts.conf_path,
                late > 0 ? " (some listeners failed)" : "");
@@ -338,6 +463,10 @@ srv_shutdown(int sig)
                (long long)srv.cfg.shutdown_timeout);
     while ((n = list_first(&srv.lsns.all)) != NULL) {
         lsn_close(list_entry(n, struct lsn, node));
+    }
+    /* Nothing to drain for UDP: every reply went out at once or not. */
+    while ((n = list_first(&srv.udps.all)) != NULL) {
+        udp_close(list_entry(n, struct udp_sock, node));
     }
     conn_set_drain(&srv.conns);
     loop_timer_arm(&srv.loop, &srv.shutdown_timer,
@@ -388,17 +517,26 @@ static int
 srv_open_listeners(void)
 {
     int fds[CFG_MAX_LISTEN];
-    size_t n = ntf_listen_fds(fds, CFG_MAX_LISTEN);
+    bool dgram[CFG_MAX_LISTEN];
+    size_t n = ntf_listen_fds(fds, dgram, CFG_MAX_LISTEN);
     char fail[128];
 
     if (n > 0) {
         srv.activated = true;
         for (size_t i = 0; i < n; i++) {
-            struct lsn *l = lsn_adopt(&srv.lsns, fds[i]);
-            if (l == NULL) {
+            struct udp_sock *u = NULL;
+            struct lsn *l = NULL;
+
+            if (dgram[i]) {
+                u = udp_adopt(&srv.udps, fds[i]);
+            } else {
+                l = lsn_adopt(&srv.lsns, fds[i]);
+            }
+            if (l == NULL && u == NULL) {
                 return srv_fail(SRV_EX_OSERR, errno, "adopting a socket");
             }
-            log_notice("listening on %s (socket-activated)", l->name);
+            log_notice("listening on %s (socket-activated)",
+                       u != NULL ? u->name : l->name);
         }
         log_notice("adopted %zu socket(s) from the service manager; the "
                    "listen key is ignored", n);
@@ -407,7 +545,7 @@ srv_open_listeners(void)
     if (srv_sync_listeners(&srv.cfg, true, fail, sizeof(fail)) < 0) {
         return srv_fail(SRV_EX_OSERR, errno, fail);
     }
-    if (lsn_count(&srv.lsns) == 0) {
+    if (lsn_count(&srv.lsns) + udp_count(&srv.udps) == 0) {
         return srv_fail(SRV_EX_CONFIG, EINVAL, "no listening sockets");
     }
     return 0;
@@ -432,6 +570,7 @@ srv_start(const struct cfg *cfg, const struct srv_opts *opts)
     }
     srv.started = true;
     peer_init(&srv.peers);
+    udp_set_init(&srv.udps, &srv.loop);
     conn_set_init(&srv.conns, &srv.loop);
     srv.conns.peers = &srv.peers;
     if (lsn_set_init(&srv.lsns, &srv.loop, &srv.conns) < 0) {
@@ -449,17 +588,13 @@ srv_start(const struct cfg *cfg, const struct srv_opts *opts)
     if (rc != 0) {
         return rc;
     }
-    srv.lsns.max_conns = srv_fit_conns(cfg, lsn_count(&srv.lsns));
-    srv.lsns.max_per_source = (size_t)cfg->max_connections_per_source;
     if (peer_configure(&srv.peers, srv_peer_slots(cfg),
                        (unsigned)cfg->source_prefix_ipv4,
                        (unsigned)cfg->source_prefix_ipv6) < 0) {
         return srv_fail(SRV_EX_OSERR, errno, "allocating the per-source "
                         "table");
     }
-    conn_set_configure(&srv.conns, (size_t)cfg->output_high_watermark,
-                       (size_t)cfg->output_low_watermark,
-                       (uint64_t)cfg->idle_timeout * 1000);
+    srv_configure(cfg);
     loop_timer_init(&srv.status_timer, srv_status_tick);
     loop_timer_init(&srv.watchdog_timer, srv_watchdog_tick);
     loop_timer_init(&srv.shutdown_timer, srv_shutdown_deadline);
@@ -476,9 +611,10 @@ srv_start(const struct cfg *cfg, const struct srv_opts *opts)
     }
     srv_status_text(srv.status, sizeof(srv.status));
     log_notice("echod %s ready: %zu listener(s), max_connections %zu, "
-               "max_connections_per_source %zu", ECHOD_VERSION,
+               "max_connections_per_source %zu%s", ECHOD_VERSION,
                lsn_count(&srv.lsns), srv.lsns.max_conns,
-               srv.lsns.max_per_source);
+               srv.lsns.max_per_source,
+               udp_count(&srv.udps) > 0 ? ", udp" : "");
     ntf_ready(srv.status);
     return 0;
 }
@@ -489,9 +625,15 @@ srv_run(void)
     while (!(srv.stopping && srv.conns.n_open == 0)) {
         loop_run_once(&srv.loop, -1);
     }
-    log_notice("exiting: %llu connection(s) served, %llu bytes echoed",
+    log_notice("exiting: %llu connection(s) served, %llu bytes echoed; "
+               "udp: %llu datagram(s) received, %llu echoed (%llu bytes), "
+               "%llu dropped",
                (unsigned long long)srv.conns.n_opened,
-               (unsigned long long)srv.conns.bytes_out);
+               (unsigned long long)srv.conns.bytes_out,
+               (unsigned long long)srv.udps.n_rx,
+               (unsigned long long)srv.udps.n_echoed,
+               (unsigned long long)srv.udps.bytes_echoed,
+               (unsigned long long)udp_dropped(&srv.udps));
     return SRV_EX_OK;
 }
 
@@ -504,6 +646,7 @@ srv_fini(void)
     conn_set_close_all(&srv.conns, CONN_SHUTDOWN);
     lsn_set_fini(&srv.lsns);
     peer_fini(&srv.peers); /* after the last conn_close released into it */
+    udp_set_fini(&srv.udps);
     loop_close(&srv.loop, &srv.sigio);
     loop_fini(&srv.loop);
     srv.started = false;

@@ -37,6 +37,34 @@ sock_addr(const char *addr, int port, struct sockaddr_storage *ss,
     return -1;
 }
 
+unsigned
+sock_port(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        return ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
+    }
+    return ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
+}
+
+bool
+sock_ipv4(const struct sockaddr *sa, uint32_t *a)
+{
+    const struct sockaddr_in6 *sin6 = (const void *)sa;
+    uint32_t be;
+
+    if (sa->sa_family == AF_INET) {
+        *a = ntohl(((const struct sockaddr_in *)(const void *)sa)
+                       ->sin_addr.s_addr);
+        return true;
+    }
+    if (sa->sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+        memcpy(&be, &sin6->sin6_addr.s6_addr[12], sizeof(be));
+        *a = ntohl(be);
+        return true;
+    }
+    return false;
+}
+
 const char *
 sock_name(const struct sockaddr *sa, char *buf, size_t len)
 {
@@ -84,6 +112,39 @@ fail:
     close(fd);
     errno = saved;
     return -1;
+}
+
+int
+sock_udp(const struct sockaddr *sa, socklen_t len, bool v6only)
+{
+    int v6 = v6only ? 1 : 0;
+    int fd, saved;
+
+    fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -1;
+    }
+    if ((sa->sa_family == AF_INET6 &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6, sizeof(v6)) < 0) ||
+        bind(fd, sa, len) < 0) {
+        saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+int
+sock_pktinfo(int fd, int family)
+{
+    int one = 1;
+
+    if (family == AF_INET6) {
+        return setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one,
+                          sizeof(one));
+    }
+    return setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
 }
 
 int

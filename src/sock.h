@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 /* "[2001:db8::7]:50312" or "192.0.2.1:7"; fits every address and port. */
@@ -19,6 +20,13 @@
 int sock_addr(const char *addr, int port, struct sockaddr_storage *ss,
               socklen_t *len);
 
+/* The port of an AF_INET or AF_INET6 address, in host order. */
+unsigned sock_port(const struct sockaddr *sa);
+
+/* For AF_INET or an IPv4-mapped AF_INET6 address: true, with the IPv4
+ * address in host order in *a. */
+bool sock_ipv4(const struct sockaddr *sa, uint32_t *a);
+
 /* Format an address as text (IPv6 in brackets). Always NUL-terminates. */
 const char *sock_name(const struct sockaddr *sa, char *buf, size_t len);
 
@@ -26,6 +34,17 @@ const char *sock_name(const struct sockaddr *sa, char *buf, size_t len);
  * SO_REUSEADDR (and IPV6_V6ONLY = v6only for IPv6). Returns the fd or -1. */
 int sock_listen(const struct sockaddr *sa, socklen_t len, bool v6only,
                 int backlog);
+
+/* A nonblocking, close-on-exec UDP socket bound to `sa` (IPV6_V6ONLY =
+ * v6only for IPv6). No SO_REUSEADDR: for UDP it would let a second
+ * process bind the same port and take a share of the datagrams.
+ * Returns the fd or -1. */
+int sock_udp(const struct sockaddr *sa, socklen_t len, bool v6only);
+
+/* Ask for each datagram's destination address (IP_PKTINFO, or
+ * IPV6_RECVPKTINFO on an IPv6 socket, which also covers IPv4-mapped
+ * traffic), so a reply can leave from the address the request went to. */
+int sock_pktinfo(int fd, int family);
 
 /* Disable Nagle: echo replies go out at once. */
 int sock_nodelay(int fd);

@@ -18,11 +18,8 @@ tb_init(struct tb *tb, double rate, double burst, uint64_t now_ms)
 bool
 tb_take(struct tb *tb, uint64_t now_ms)
 {
+    tb->tokens = tb_peek(tb, now_ms);
     if (now_ms > tb->last_ms) {
-        tb->tokens += (double)(now_ms - tb->last_ms) * tb->rate / 1000.0;
-        if (tb->tokens > tb->burst) {
-            tb->tokens = tb->burst;
-        }
         tb->last_ms = now_ms;
     }
     if (tb->tokens >= 1.0) {
@@ -30,4 +27,15 @@ tb_take(struct tb *tb, uint64_t now_ms)
         return true;
     }
     return false;
+}
+
+double
+tb_peek(const struct tb *tb, uint64_t now_ms)
+{
+    double t = tb->tokens;
+
+    if (now_ms > tb->last_ms) {
+        t += (double)(now_ms - tb->last_ms) * tb->rate / 1000.0;
+    }
+    return t > tb->burst ? tb->burst : t;
 }

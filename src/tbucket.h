@@ -1,6 +1,6 @@
 /*
  * tbucket.h - token bucket. Pure arithmetic on a caller-supplied clock so it
- * is deterministic in tests; used for log flood limiting.
+ * is deterministic in tests; used for log flood limiting and UDP replies.
  */
 #ifndef ECHOD_TBUCKET_H
 #define ECHOD_TBUCKET_H
@@ -22,5 +22,8 @@ void tb_init(struct tb *tb, double rate, double burst, uint64_t now_ms);
  * is one. Returns true when a token was taken. A clock that goes backwards
  * adds nothing. */
 bool tb_take(struct tb *tb, uint64_t now_ms);
+
+/* The tokens tb_take would find at now_ms, without taking one. */
+double tb_peek(const struct tb *tb, uint64_t now_ms);
 
 #endif /* ECHOD_TBUCKET_H */

@@ -8,7 +8,8 @@ unusual paths gives units that name those paths.
 test_under_systemd: tests/system/run.sh boots a real systemd as PID 1 in
 private namespaces, installs echod there with `make install` and runs
 tests/system/test_service.sh (start, echo, status, reload, journal,
-watchdog, kill -9, stop, sysusers user, socket activation). It needs root
+watchdog, kill -9, stop, sysusers user, socket activation, UDP under the
+sandbox and through a ListenDatagram= drop-in). It needs root
 and namespaces; without them it is reported as skipped, with the reason."""
 import os
 import re

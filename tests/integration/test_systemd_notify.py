@@ -323,7 +323,7 @@ class Activation(harness.TestCase):
                         **place_fds([r, inherited.fileno()]))
         d.start()
         d.wait_log(r"inherited fd 3 \(junk\) is not a listening TCP "
-                   r"socket; closing it")
+                   r"socket or a bound UDP socket; closing it")
         d.wait_log(r"adopted 1 socket\(s\)")
         echo_round(port)
         self.assertTrue(refused(d.port))
@@ -335,15 +335,50 @@ class Activation(harness.TestCase):
         self.assertEqual(d.stop(), 0)
 
     def test_only_unusable_fds_fall_back_to_listen_key(self):
+        # A UDP socket is adopted only when bound (ListenDatagram= binds
+        # it); an unbound one would echo on a port nobody knows.
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.addCleanup(u.close)
         d = self.daemon(start=False, env={"LISTEN_FDS": "1"},
                         **place_fds([u.fileno()]))
         d.start()
-        d.wait_log(r"inherited fd 3 \(.*\) is not a listening TCP socket")
+        d.wait_log(r"inherited fd 3 \(.*\) is not a listening TCP socket "
+                   r"or a bound UDP socket; closing it")
         echo_round(d.port)
         self.assertNotIn("adopted", d.log())
         self.assertEqual(d.stop(), 0)
+
+    def test_inherited_udp_socket_is_adopted(self):
+        """ListenDatagram= beside ListenStream=: both are adopted, the UDP
+        one echoes datagrams, and the listen key is ignored."""
+        tcp = listening_socket()
+        self.addCleanup(tcp.close)
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(udp.close)   # held, as the manager does
+        udp.bind(("127.0.0.1", 0))
+        tport, uport = tcp.getsockname()[1], udp.getsockname()[1]
+        d = self.daemon(start=False,
+                        env={"LISTEN_FDS": "2",
+                             "LISTEN_FDNAMES": "echod:echod-udp"},
+                        **place_fds([tcp.fileno(), udp.fileno()]))
+        d.start()
+        status = status_lines([d.messages[-1]])[0]
+        self.assertRegex(status, r"^1 listener\(s\), .*; udp: 1 socket\(s\)")
+        d.wait_log(r"adopting inherited socket fd 4 \(echod-udp\), UDP")
+        d.wait_log(r"adopted 2 socket\(s\) from the service manager")
+        echo_round(tport)
+        self.assertTrue(refused(d.port), "the listen key was bound too")
+        data = os.urandom(9000)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+            c.settimeout(10)
+            c.connect(("127.0.0.1", uport))
+            c.send(data)
+            self.assertEqual(c.recv(70000), data)
+            d.signal(signal.SIGHUP)       # still adopted after a reload
+            d.wait_notify("READY=1")
+            c.send(data[:100])
+            self.assertEqual(c.recv(70000), data[:100])
+        self.assertEqual(d.stop(), 0, d.log())
 
     def test_listen_pid_of_another_process_is_ignored(self):
         inherited = listening_socket()

@@ -8,6 +8,9 @@
   echo_client.py hold HOST PORT         connect, echo, print "held", wait
                                         for a line on stdin, echo again on
                                         the same connection, print "ok"
+  echo_client.py udp HOST PORT          send datagrams of 1, 1472, 9000 and
+                                        65507 random bytes over UDP, exit 0
+                                        if each comes back the same
 
 Every socket has a timeout and the whole run an alarm: it never hangs."""
 import hashlib
@@ -49,6 +52,18 @@ def echo_round(s, size=SIZE):
         raise SystemExit("echo differs")
 
 
+def udp_round(host, port):
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_DGRAM) as s:
+        s.settimeout(10)
+        s.connect((host, port))
+        for size in (1, 1472, 9000, 65507):
+            data = os.urandom(size)
+            s.send(data)
+            if s.recv(70000) != data:
+                raise SystemExit("UDP echo of %d bytes differs" % size)
+
+
 def main():
     signal.alarm(28)
     mode, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -70,6 +85,8 @@ def main():
                 raise SystemExit("no go")
             echo_round(s)
             print("ok", flush=True)
+    elif mode == "udp":
+        udp_round(host, port)
     else:
         raise SystemExit("unknown mode " + mode)
     return 0

@@ -56,13 +56,15 @@ Environment=ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on
 EOF
     echo "system test: sanitized build (ASan+UBSan, leak check off)"
 fi
-# The shipped config plus one listener, for the reload step, and a drain
-# (2 s) longer than the test drop-in's TimeoutStopSec=.
+# The shipped config plus a TCP listener and a UDP socket on 7007, for the
+# reload step, and a drain (2 s) longer than the test drop-in's
+# TimeoutStopSec=.
 sed -e 's|^    { address = "::"; port = 7; ipv6_only = true; }$|&,\
-    { address = "127.0.0.1"; port = 7007; }|' \
+    { address = "127.0.0.1"; port = 7007; },\
+    { address = "127.0.0.1"; port = 7007; protocol = "udp"; }|' \
     -e 's|^shutdown_timeout = .*|shutdown_timeout = 2;|' \
     "$ROOT/conf/echod.conf" >"$P/opt/echod-test/echod-reload.conf"
-if ! grep -q 'port = 7007' "$P/opt/echod-test/echod-reload.conf" ||
+if ! grep -q 'port = 7007; protocol = "udp"' "$P/opt/echod-test/echod-reload.conf" ||
     ! grep -q '^shutdown_timeout = 2;' "$P/opt/echod-test/echod-reload.conf"; then
     echo "could not derive the reload config from conf/echod.conf"
     exit 1

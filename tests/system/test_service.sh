@@ -2,7 +2,8 @@
 # for IN, NETNS and step). The payload (tests/system/run.sh) holds echod
 # installed with `make install` into /usr, its units, /etc/echod.conf
 # (port 7), the drop-in echod.service.d/50-test.conf (WatchdogSec=2s), and
-# in /opt/echod-test: echod-reload.conf (adds 127.0.0.1:7007), the
+# in /opt/echod-test: echod-reload.conf (adds 127.0.0.1:7007, TCP and
+# UDP), the
 # sysusers.d file and the optional socket-only drop-in.
 # shellcheck shell=bash
 
@@ -11,6 +12,7 @@ CLIENT=("/usr/bin/python3" "$HERE/echo_client.py")
 HOLDER=
 
 echo_ok() { NETNS "${CLIENT[@]}" echo "$@"; } # HOST PORT [WAIT-SECONDS]
+udp_ok() { NETNS "${CLIENT[@]}" udp "$@"; }   # HOST PORT
 show() { IN systemctl show -P "$1" "${2:-echod.service}"; }
 active() { [ "$(IN systemctl is-active "${1:-echod.service}")" = active ]; }
 inactive() { [ "$(IN systemctl is-active "${1:-echod.service}")" = inactive ]; }
@@ -132,9 +134,11 @@ t_reload() {
     wait "$HOLDER" || return 1
     HOLDER=
     echo "  connection opened before the reload still echoes; port 7007 answers"
+    # UDP under the unit's sandbox (seccomp filter, address families).
+    udp_ok 127.0.0.1 7007 || return 1
     [ "$(show MainPID)" = "$pid0" ] && [ "$(show NRestarts)" = 0 ] &&
         wait_for 10 syslog_has 'reloaded configuration from /etc/echod.conf' &&
-        wait_for 5 status_has '3 listener\(s\)'
+        wait_for 5 status_has '3 listener\(s\), .*; udp: 1 socket\(s\), 4 received, 4 echoed, 0 dropped'
 }
 status_has() { show StatusText | grep -Eq "$1"; }
 
@@ -272,6 +276,21 @@ t_socket_only_dropin() {
         [ "$(IN readlink "/proc/$pid/ns/net")" != "$(IN readlink /proc/1/ns/net)" ]
 }
 
+# The drop-in README and echod(8) show for UDP under socket activation:
+# echod adopts the datagram socket beside the stream one.
+t_socket_udp_dropin() {
+    IN mkdir -p /etc/systemd/system/echod.socket.d &&
+        IN sh -c 'printf "[Socket]\nListenDatagram=7\n" \
+            >/etc/systemd/system/echod.socket.d/udp.conf' &&
+        IN systemctl daemon-reload &&
+        IN systemctl stop echod.service echod.socket &&
+        IN systemctl start echod.socket && active echod.socket || return 1
+    udp_ok 127.0.0.1 7 || return 1 # a datagram starts echod
+    wait_for 10 active echod.service &&
+        wait_for 10 syslog_has 'adopted 2 socket\(s\) from the service manager' &&
+        udp_ok ::1 7 && echo_ok 127.0.0.1 7
+}
+
 t_stop_all() {
     IN systemctl stop echod.socket echod.service || return 1
     inactive echod.socket && inactive echod.service &&
@@ -294,4 +313,5 @@ step socket-activation t_socket_activation
 step socket-kill-9-restart t_socket_restart
 step service-start-with-socket t_service_with_socket
 step socket-only-dropin t_socket_only_dropin
+step socket-udp-dropin t_socket_udp_dropin
 step stop-socket-and-service t_stop_all

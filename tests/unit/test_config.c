@@ -165,6 +165,7 @@ assert_listen_equal(const struct cfg_listen *a, const struct cfg_listen *b)
     assert_string_equal(a->address, b->address);
     assert_int_equal(a->port, b->port);
     assert_int_equal(a->ipv6_only, b->ipv6_only);
+    assert_int_equal(a->protocol, b->protocol);
 }
 
 /* Field by field, driven by the table, plus the listen list. */
@@ -182,6 +183,7 @@ assert_cfg_equal(const struct cfg *a, const struct cfg *b)
         case CFG_INT:
         case CFG_LEVEL:
         case CFG_FACILITY:
+        case CFG_PROTOCOL:
             assert_int_equal(*(const int64_t *)(const void *)pa,
                              *(const int64_t *)(const void *)pb);
             break;
@@ -228,6 +230,7 @@ test_defaults_equal_table(void **state)
         case CFG_INT:
         case CFG_LEVEL:
         case CFG_FACILITY:
+        case CFG_PROTOCOL:
             assert_int_equal(*(const int64_t *)(const void *)p, k->def);
             break;
         case CFG_BOOL:
@@ -385,7 +388,9 @@ test_valid_file_sets_every_kind(void **state)
     (void)state;
     if (load(&c, "listen = (\n"
                  "  { address = \"127.0.0.1\"; port = 7007; },\n"
-                 "  { address = \"::1\"; port = 7007; ipv6_only = false; }\n"
+                 "  { address = \"::1\"; port = 7007; ipv6_only = false; },\n"
+                 "  { address = \"::1\"; port = 7007; protocol = \"udp\"; },\n"
+                 "  { address = \"::1\"; port = 7007; protocol = \"tcp\"; }\n"
                  ");\n"
                  "max_connections = 1048576;\n"
                  "idle_timeout = 0;\n"
@@ -395,10 +400,21 @@ test_valid_file_sets_every_kind(void **state)
                  "listen_backlog = 1;\n"
                  "log_level = \"debug\";\n"
                  "syslog_facility = \"local3\";\n"
-                 "syslog_ident = \"echo-test\";\n") != 0) {
+                 "syslog_ident = \"echo-test\";\n"
+                 "udp_rate_limit = 1000000;\n"
+                 "udp_rate_burst = 1;\n"
+                 "udp_per_source_rate = 7;\n"
+                 "udp_per_source_burst = 1000000;\n") != 0) {
         fail_msg("%s", err);
     }
-    assert_int_equal(c.n_listen, 2);
+    assert_int_equal(c.n_listen, 4);
+    assert_int_equal(c.listen[0].protocol, CFG_PROTO_TCP); /* the default */
+    assert_int_equal(c.listen[2].protocol, CFG_PROTO_UDP);
+    assert_int_equal(c.listen[3].protocol, CFG_PROTO_TCP);
+    assert_int_equal(c.udp_rate_limit, 1000000);
+    assert_int_equal(c.udp_rate_burst, 1);
+    assert_int_equal(c.udp_per_source_rate, 7);
+    assert_int_equal(c.udp_per_source_burst, 1000000);
     assert_string_equal(c.listen[0].address, "127.0.0.1");
     assert_int_equal(c.listen[0].port, 7007);
     assert_true(c.listen[0].ipv6_only); /* the item default */
@@ -537,6 +553,10 @@ test_error_out_of_range(void **state)
                  "4096..67108864");
     expect_error("shutdown_timeout = 3601;\n", 1,
                  "shutdown_timeout: expected an integer in 0..3600");
+    expect_error("udp_rate_limit = 0;\n", 1,
+                 "udp_rate_limit: expected an integer in 1..1000000");
+    expect_error("udp_per_source_burst = 1000001;\n", 1,
+                 "udp_per_source_burst: expected an integer in 1..1000000");
     expect_error("listen = ( { address = \"::1\"; port = 0; } );\n", 1,
                  "listen[0].port: expected an integer in 1..65535");
     expect_error("listen = ( { address = \"::1\"; port = 65536; } );\n", 1,
@@ -614,6 +634,13 @@ test_error_bad_level_and_facility(void **state)
     expect_error("syslog_facility = \"local8\";\n", 1,
                  "syslog_facility: expected one of daemon, user, "
                  "local0 .. local7");
+    expect_error("listen = ( { address = \"::1\";\n"
+                 "             protocol = \"sctp\"; } );\n", 2,
+                 "listen[0].protocol: expected one of tcp, udp");
+    expect_error("listen = ( { address = \"::1\"; protocol = 17; } );\n", 1,
+                 "listen[0].protocol: expected one of tcp, udp");
+    expect_error("listen = ( { address = \"::1\"; protocol = \"UDP\"; } );\n",
+                 1, "listen[0].protocol: expected one of tcp, udp");
 }
 
 static void
@@ -675,6 +702,13 @@ test_error_duplicate_listen(void **state)
                  "  { address = \"127.0.0.1\"; }\n"
                  ");\n",
                  4, "listen[2]: duplicate of listen[0]");
+    /* TCP and UDP on one address and port are two different sockets. */
+    expect_error("listen = (\n"
+                 "  { address = \"127.0.0.1\"; port = 7; },\n"
+                 "  { address = \"127.0.0.1\"; port = 7; protocol = \"udp\"; },\n"
+                 "  { address = \"127.0.0.1\"; protocol = \"udp\"; }\n"
+                 ");\n",
+                 4, "listen[2]: duplicate of listen[1]");
 }
 
 static void
@@ -767,6 +801,8 @@ test_default_text(void **state)
             assert_string_equal(buf, "\"daemon\"");
         } else if (strcmp(k->name, "ipv6_only") == 0) {
             assert_string_equal(buf, "true");
+        } else if (strcmp(k->name, "protocol") == 0) {
+            assert_string_equal(buf, "\"tcp\"");
         }
     }
 }

@@ -174,6 +174,7 @@ type_word(enum cfg_type t)
     case CFG_STRING:
     case CFG_LEVEL:
     case CFG_FACILITY:
+    case CFG_PROTOCOL:
         return "string";
     case CFG_LISTEN:
         return "list";
@@ -420,6 +421,7 @@ conf_file_sets_the_defaults(void **state)
         case CFG_INT:
         case CFG_LEVEL:
         case CFG_FACILITY:
+        case CFG_PROTOCOL:
             if (*(const int64_t *)(const void *)a !=
                 *(const int64_t *)(const void *)b) {
                 fail_msg("conf/echod.conf: %s differs from its default",

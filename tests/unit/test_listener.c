@@ -74,7 +74,7 @@ static int n_cli;
 static int
 setup(void **state)
 {
-    struct cfg_listen conf = { "127.0.0.1", 0, false };
+    struct cfg_listen conf = { "127.0.0.1", 0, false, CFG_PROTO_TCP };
     socklen_t len = sizeof(addr);
 
     (void)state;

@@ -1,0 +1,146 @@
+/*
+ * test_srcrate.c - the per-source bucket table: burst and refill, what
+ * counts as one source (an IPv4 address, IPv4-mapped alike, an IPv6 /64,
+ * any port), a fixed size under a flood of fresh sources that never
+ * forgets a source being held back, and limits reset only on change.
+ * Pure data structure: addresses are built in memory, time is passed in.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "sock.h"
+#include "srcrate.h"
+#include "unit.h"
+
+static struct srate t;
+
+static int
+setup(void **state)
+{
+    (void)state;
+    return srate_init(&t, 1, 2);
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    srate_fini(&t);
+    return 0;
+}
+
+/* addr:port as a sockaddr, in one of four rotating buffers: copy it to
+ * keep it. */
+static const struct sockaddr *
+sa(const char *addr, unsigned port)
+{
+    static struct sockaddr_storage ss[4];
+    static int next;
+    struct sockaddr_storage *s = &ss[next++ % 4];
+    socklen_t len;
+
+    assert_int_equal(sock_addr(addr, (int)port, s, &len), 0);
+    return (const struct sockaddr *)s;
+}
+
+/* Take until refused (at most 100); returns how many were granted. */
+static int
+drain(const struct sockaddr *s, uint64_t now)
+{
+    int n = 0;
+
+    while (n < 100 && srate_take(&t, s, now)) {
+        n++;
+    }
+    return n;
+}
+
+static void
+test_burst_then_rate(void **state)
+{
+    (void)state;
+    srate_configure(&t, 2, 3);
+    assert_int_equal(drain(sa("192.0.2.1", 4000), 1000), 3);
+    assert_int_equal(drain(sa("192.0.2.1", 4000), 1499), 0);
+    assert_int_equal(drain(sa("192.0.2.1", 4000), 1500), 1);
+    assert_int_equal(drain(sa("192.0.2.1", 4000), 2500), 2);
+    assert_int_equal(drain(sa("192.0.2.1", 4000), 99999), 3); /* capped */
+}
+
+static void
+test_what_is_one_source(void **state)
+{
+    (void)state;
+    /* Any port of one IPv4 address; IPv4-mapped is the same address. */
+    assert_int_equal(drain(sa("192.0.2.1", 4000), 0), 2);
+    assert_int_equal(drain(sa("192.0.2.1", 5000), 0), 0);
+    assert_int_equal(drain(sa("::ffff:192.0.2.1", 6000), 0), 0);
+    assert_int_equal(drain(sa("192.0.2.2", 4000), 0), 2);
+    /* One IPv6 /64, whatever the host part; another /64 is another. */
+    assert_int_equal(drain(sa("2001:db8:0:1::1", 4000), 0), 2);
+    assert_int_equal(drain(sa("2001:db8:0:1:ffff::9", 4000), 0), 0);
+    assert_int_equal(drain(sa("2001:db8:0:2::1", 4000), 0), 2);
+    /* ::1 and the IPv4 space do not collide. */
+    assert_int_equal(drain(sa("::1", 4000), 0), 2);
+    assert_int_equal(drain(sa("0.0.0.1", 4000), 0), 2);
+}
+
+/* Ten times more fresh sources than slots, on a clock that stands still:
+ * each gets its burst, and a source being held back (its bucket empty,
+ * the others' not) keeps its slot, so it stays held back. With the least
+ * recently used policy it would be forgotten and come back full. */
+static void
+test_bounded_and_keeps_the_held_back(void **state)
+{
+    struct sockaddr_storage keep;
+    const struct sockaddr *busy = (const struct sockaddr *)&keep;
+    char addr[32];
+
+    (void)state;
+    memcpy(&keep, sa("198.51.100.7", 4000), sizeof(keep));
+    assert_int_equal(drain(busy, 0), 2);
+    for (int i = 0; i < 10 * SRATE_SLOTS; i++) {
+        snprintf(addr, sizeof(addr), "10.%d.%d.%d", (i >> 16) & 255,
+                 (i >> 8) & 255, i & 255);
+        assert_true(srate_take(&t, sa(addr, 4000), 0));
+        if (i % 7 == 0) {
+            assert_false(srate_take(&t, busy, 0));
+        }
+    }
+    assert_false(srate_take(&t, busy, 0));
+}
+
+static void
+test_configure_resets_only_on_change(void **state)
+{
+    (void)state;
+    assert_int_equal(drain(sa("192.0.2.9", 1), 0), 2);
+    srate_configure(&t, 1, 2); /* the same: keep the state */
+    assert_int_equal(drain(sa("192.0.2.9", 1), 0), 0);
+    srate_configure(&t, 1, 5); /* changed: every source starts afresh */
+    assert_int_equal(drain(sa("192.0.2.9", 1), 0), 5);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_burst_then_rate, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_what_is_one_source, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_bounded_and_keeps_the_held_back,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_configure_resets_only_on_change,
+                                        setup, teardown),
+    };
+
+    t_deadline(60);
+    return cmocka_run_group_tests_name("srcrate", tests, NULL, NULL);
+}
