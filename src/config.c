@@ -479,7 +479,11 @@ cfg_load_listen(struct cfg_ctx *x, const config_setting_t *s, struct cfg *c)
             return -1;
         }
         for (unsigned j = 0; j < i; j++) {
-            if (cfg_listen_equal(&c->listen[i], &c->listen[j])) {
+            /* ipv6_only is not part of the identity: two sockets on one
+             * address, port and protocol cannot both be bound. */
+            const struct cfg_listen *a = &c->listen[i], *b = &c->listen[j];
+            if (strcmp(a->address, b->address) == 0 && a->port == b->port &&
+                a->protocol == b->protocol) {
                 return cfg_fail(x, item, "listen[%u]: duplicate of "
                                 "listen[%u]", i, j);
             }

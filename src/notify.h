@@ -19,7 +19,10 @@ void ntf_reloading(void);
  * drain longer than the unit's TimeoutStopSec= is not cut short (it
  * only ever extends the stop timeout). */
 void ntf_stopping(const char *status, uint64_t drain_usec);
-void ntf_status(const char *status);
+/* STATUS= and WATCHDOG=1 never block (a full manager queue drops them);
+ * ntf_status returns false when the line was not sent, so the caller can
+ * send it again later. */
+bool ntf_status(const char *status);
 void ntf_watchdog(void);
 /* Startup failed: STATUS= and ERRNO=. */
 void ntf_failed(int err, const char *status);

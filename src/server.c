@@ -155,9 +155,10 @@ srv_status_tick(struct loop_timer *t)
 
     log_limit_flush(); /* a flood that stopped still gets its count */
     srv_status_text(now, sizeof(now));
-    if (strcmp(now, srv.status) != 0) {
+    /* Remembered only once sent: a line the manager had no room for is
+     * offered again at the next tick. */
+    if (strcmp(now, srv.status) != 0 && ntf_status(now)) {
         memcpy(srv.status, now, sizeof(now));
-        ntf_status(srv.status);
     }
     loop_timer_arm(&srv.loop, t, srv.loop.now + SRV_STATUS_MS);
 }

@@ -33,7 +33,7 @@
 
 /* Control data of one datagram: room for its packet info and whatever an
  * inherited socket was set up to add (a timestamp, say). */
-#define UDP_CTL_MAX 128
+#define UDP_CTL_MAX 256
 
 struct udp_batch {
     struct mmsghdr in[UDP_BATCH];
@@ -56,14 +56,16 @@ struct udp_dest {
 };
 
 /*
- * Source ports above 1023 that are answered anyway: well-known UDP
- * services that reply to any datagram and are abused as reflectors (NFS,
- * which inetd's dg_badinput also refuses; SSDP, WS-Discovery, mDNS,
- * memcached). Clients send from ephemeral ports (Linux 32768-60999, IANA
+ * Source ports above 1023 that are not answered: well-known UDP services
+ * that reply to any datagram and are abused as reflectors (NFS, which
+ * inetd's dg_badinput also refuses; SSDP, WS-Discovery, mDNS, memcached,
+ * ARD, STUN, SIP, CoAP, Ubiquiti discovery, DVR discovery). Clients send from ephemeral ports (Linux 32768-60999, IANA
  * and Windows 49152-65535, old BSDs 1024-5000), so a legitimate request
  * from one of these is rare and its next try comes from another port.
  */
-static const uint16_t udp_service_ports[] = { 1900, 2049, 3702, 5353, 11211 };
+static const uint16_t udp_service_ports[] = {
+    1900, 2049, 3283, 3478, 3702, 5060, 5353, 5683, 10001, 11211, 37810,
+};
 
 static const char *const udp_drop_names[] = {
     [UDP_DROP_TRUNCATED] = "truncated",
@@ -322,6 +324,20 @@ udp_drop(struct udp_sock *u, enum udp_drop why,
     errno = saved;
 }
 
+/* True when the datagram comes from the port of any of our own UDP
+ * sockets: another echo service (maybe us on another address, or a second
+ * echod) would answer the answer, forever. At most CFG_MAX_LISTEN. */
+static bool
+udp_own_port(const struct udp_set *set, unsigned port)
+{
+    for (const struct list *n = set->all.next; n != &set->all; n = n->next) {
+        if (list_entry(n, struct udp_sock, node)->port == port) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Decide about one received datagram: -1 to answer it, or why not. The
  * cheap checks come first, and the per-source bucket before the global
  * one, so one flooding source cannot spend everybody's tokens. */
@@ -334,10 +350,14 @@ udp_judge(struct udp_sock *u, struct msghdr *m, struct udp_dest *d)
     if (m->msg_flags & MSG_TRUNC) {
         return UDP_DROP_TRUNCATED;
     }
-    if (udp_loop_port(port) || port == u->port) {
+    if (udp_loop_port(port) || udp_own_port(u->set, port)) {
         return UDP_DROP_LOOP;
     }
-    if (!udp_source_ok(peer) || !udp_dest_ok(m, d)) {
+    /* Control data cut short may have lost the packet info (an inherited
+     * socket with more options on): then the destination is unknown and
+     * could be a broadcast, so do not answer. */
+    if ((m->msg_flags & MSG_CTRUNC) || !udp_source_ok(peer) ||
+        !udp_dest_ok(m, d)) {
         return UDP_DROP_ADDRESS;
     }
     if (!srate_take(&u->set->src, (const struct sockaddr *)peer,

@@ -258,6 +258,38 @@ class StartupFailure(harness.TestCase):
         self.assertIn("cannot listen on 127.0.0.1 port %d" % port, d.log())
 
 
+class SlowManager(harness.TestCase):
+    deadline = 40
+
+    def test_full_notify_queue_does_not_stall_the_loop(self):
+        """A manager that does not read: once its queue is full, STATUS
+        and WATCHDOG must be dropped, not block the loop (sd_notify's
+        blocking send froze echod, SIGTERM included)."""
+        d = self.daemon(env={"WATCHDOG_USEC": "200000"})
+        # Fill the notify socket's queue (net.unix.max_dgram_qlen) ourselves.
+        filler = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(filler.close)
+        filler.setblocking(False)
+        queued = 0
+        while queued < 10000:
+            try:
+                filler.sendto(b"X=1", d.notify_path)
+            except BlockingIOError:
+                break
+            queued += 1
+        self.assertLess(queued, 10000, "the notify queue never filled")
+        # Keep the STATUS line changing for three status ticks and check
+        # that every echo is answered while the queue stays full.
+        end = time.monotonic() + 3.5
+        rounds = 0
+        while time.monotonic() < end:
+            echo_round(d.port, size=1024)   # 5 s socket timeout each
+            rounds += 1
+            time.sleep(0.1)                  # pacing, not synchronisation
+        self.assertGreater(rounds, 10)
+        self.assertEqual(d.stop(timeout=10), 0, d.log())
+
+
 class Activation(harness.TestCase):
     deadline = 40
 

@@ -390,7 +390,7 @@ test_valid_file_sets_every_kind(void **state)
                  "  { address = \"127.0.0.1\"; port = 7007; },\n"
                  "  { address = \"::1\"; port = 7007; ipv6_only = false; },\n"
                  "  { address = \"::1\"; port = 7007; protocol = \"udp\"; },\n"
-                 "  { address = \"::1\"; port = 7007; protocol = \"tcp\"; }\n"
+                 "  { address = \"::1\"; port = 7008; protocol = \"tcp\"; }\n"
                  ");\n"
                  "max_connections = 1048576;\n"
                  "idle_timeout = 0;\n"
@@ -709,6 +709,12 @@ test_error_duplicate_listen(void **state)
                  "  { address = \"127.0.0.1\"; protocol = \"udp\"; }\n"
                  ");\n",
                  4, "listen[2]: duplicate of listen[1]");
+    /* ipv6_only does not make a second socket on the same port bindable. */
+    expect_error("listen = (\n"
+                 "  { address = \"::\"; port = 7; },\n"
+                 "  { address = \"::\"; port = 7; ipv6_only = false; }\n"
+                 ");\n",
+                 3, "listen[1]: duplicate of listen[0]");
 }
 
 static void

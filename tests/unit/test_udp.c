@@ -563,6 +563,28 @@ test_loop_ports(void **state)
     assert_accounted();
 }
 
+/* A datagram from the port of another of echod's own UDP sockets is a
+ * loop too (two echo sockets, or two echods, answering each other). */
+static void
+test_loop_other_own_port(void **state)
+{
+    struct sockaddr_storage bss;
+    int from_b, ok = client();
+    char back[8];
+
+    (void)state;
+    (void)open_udp("127.0.0.1", true, &bss);
+    from_b = client_at(AF_INET, "127.0.0.2",
+                       ntohs(((struct sockaddr_in *)&bss)->sin_port));
+    assert_true(from_b >= 0);
+    send_to(from_b, &a4, sizeof(a4), "loop?", 5);
+    send_to(ok, &a4, sizeof(a4), "fine", 4);
+    assert_int_equal(await_reply(ok, back, sizeof(back)), 4);
+    assert_int_equal(us.n_drop[UDP_DROP_LOOP], 1);
+    assert_int_equal(recv(from_b, back, sizeof(back), 0), -1);
+    assert_accounted();
+}
+
 /* A datagram to a broadcast address gets no reply (one forged datagram
  * would get an answer from every host on the segment). */
 static void
@@ -687,6 +709,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_partial_and_failed_send, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_loop_ports, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loop_other_own_port, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_broadcast_destination, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_truncated_dropped, setup,
