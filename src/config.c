@@ -343,16 +343,39 @@ cfg_set_scalar(struct cfg_ctx *x, const config_setting_t *s,
     return cfg_fail(x, s, "%s: internal error: bad key type", label);
 }
 
+/* Quote a value from the file for an error message: printable ASCII as
+ * is, anything else (a newline, say) as libconfig's \xHH, so the message
+ * stays one line, in a log and in sd_notify's STATUS= alike. */
+static const char *
+cfg_quote(const char *v, char *buf, size_t len)
+{
+    size_t used = 0;
+
+    for (; *v != '\0' && used + 5 <= len; v++) {
+        unsigned char ch = (unsigned char)*v;
+
+        if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\') {
+            buf[used++] = (char)ch;
+        } else {
+            used += (size_t)snprintf(buf + used, len - used, "\\x%02x", ch);
+        }
+    }
+    buf[used] = '\0';
+    return buf;
+}
+
 static int
 cfg_check_address(struct cfg_ctx *x, const config_setting_t *s,
                   const struct cfg_listen *l, const char *label)
 {
     unsigned char buf[sizeof(struct in6_addr)];
+    char quoted[CFG_ADDR_MAX * 4 + 1];
 
     if (inet_pton(AF_INET, l->address, buf) != 1 &&
         inet_pton(AF_INET6, l->address, buf) != 1) {
         return cfg_fail(x, s, "%s.address: expected a numeric IPv4 or IPv6 "
-                        "address, got \"%s\"", label, l->address);
+                        "address, got \"%s\"", label,
+                        cfg_quote(l->address, quoted, sizeof(quoted)));
     }
     return 0;
 }

@@ -629,6 +629,11 @@ test_error_bad_address(void **state)
     expect_error("listen = ( { address = \"[::1]\"; } );\n", 1,
                  "listen[0].address: expected a numeric IPv4 or IPv6 "
                  "address, got \"[::1]\"");
+    /* The message is one line whatever the value holds: it also goes to
+     * sd_notify as STATUS=, where a newline would start a new variable. */
+    expect_error("listen = ( { address = \"1\\nREADY=1\\t\\\"\"; } );\n",
+                 1, "listen[0].address: expected a numeric IPv4 or IPv6 "
+                    "address, got \"1\\x0aREADY=1\\x09\\x22\"");
 }
 
 static void
