@@ -7,6 +7,8 @@
 #   make check SANITIZE=1   the same under AddressSanitizer + UBSan
 #   make install    install binary, config, man pages, systemd units
 #   make lint       cppcheck + clang-tidy (fails on findings)
+#   make fuzz       build the libFuzzer targets (clang-14) and run each for
+#                   FUZZ_SECONDS (default 20)
 #   make dist       source tarball $(DISTDIR)/echod-VERSION.tar.gz
 #   make deb        Debian binary package from that tarball, in $(DISTDIR)
 #   make rpm        RPM binary package from that tarball, in $(DISTDIR)
@@ -89,7 +91,8 @@ WRAP_test_peers    := -Wl,--wrap=calloc,--wrap=malloc,--wrap=realloc
 WRAP_test_udp      := -Wl,--wrap=sendmmsg,--wrap=clock_gettime
 
 .PHONY: all run check check-unit check-integration check-headers deps \
-        deps-build install uninstall lint format clean dist deb rpm
+        deps-build install uninstall lint format clean dist deb rpm \
+        fuzz fuzz-build
 
 all: $(ECHOD)
 
@@ -128,10 +131,16 @@ run: deps-build
 	$(MAKE) $(ECHOD)
 	./$(ECHOD) -f -c conf/echod-dev.conf
 
+# The fuzz smoke (FUZZ_CHECK_SECONDS per target) runs when FUZZ_CC can
+# build a libFuzzer target; tests/run.sh counts it as skipped otherwise.
 check: deps
 	$(MAKE) $(ECHOD) $(UNIT_BINS) check-headers
+	@fz=$(FB); fuzz/run.sh probe $(FUZZ_CC) || fz=; \
+	if [ -n "$$fz" ]; then $(MAKE) fuzz-build || exit 1; fi; \
+	echo "tests/run.sh $(UNIT_BINS)"; \
 	ECHOD=$(abspath $(ECHOD)) B=$(B) PYTHON=$(PYTHON) SANITIZE=$(SANITIZE) \
-	    tests/run.sh $(UNIT_BINS)
+	    FUZZ_DIR=$$fz FUZZ_SECONDS=$(FUZZ_CHECK_SECONDS) \
+	    FUZZ_CC=$(FUZZ_CC) tests/run.sh $(UNIT_BINS)
 
 # The units in systemd/ name /usr/sbin/echod and /etc/echod.conf, the
 # packaged paths; sed points them at this install's sbindir and sysconfdir.
@@ -242,14 +251,73 @@ rpm: dist
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --std=c11 --inline-suppr -D_GNU_SOURCE -DECHOD_VERSION='"x"' \
-	    --suppress=missingIncludeSystem -Isrc src
-	clang-tidy --quiet $(SRCS) -- $(ALL_CPPFLAGS) -std=gnu11 $(DEPS_CFLAGS)
+	    --suppress=missingIncludeSystem -Isrc src fuzz
+	clang-tidy --quiet $(SRCS) $(wildcard fuzz/*.c) -- $(ALL_CPPFLAGS) \
+	    -std=gnu11 -Isrc $(DEPS_CFLAGS)
 
 format:
-	clang-format -i src/*.c src/*.h tests/unit/*.c
+	clang-format -i src/*.c src/*.h tests/unit/*.c fuzz/*.c
 
 clean:
-	rm -rf build build-san echod
+	rm -rf build build-san build-fuzz echod
+
+# ---- fuzzing ----
+#
+# libFuzzer targets in fuzz/ (fuzz_config: bytes as an echod.conf;
+# fuzz_conn: the connection engine under a scripted client), built with
+# clang-14 under ASan+UBSan into build-fuzz/. The engine is compiled with
+# -fsanitize=fuzzer-no-link (coverage, no main), the targets link the
+# runtime with -fsanitize=fuzzer. `make fuzz` runs each for FUZZ_SECONDS;
+# new inputs are kept in build-fuzz/corpus/NAME (the seeds in
+# fuzz/corpus/NAME are only read), crashes go to build-fuzz/artifacts/.
+FUZZ_CC            ?= clang-14
+FUZZ_SECONDS       ?= 20
+FUZZ_CHECK_SECONDS ?= 5
+FB          := build-fuzz
+FUZZ_CFLAGS := -std=gnu11 $(WARN) $(DEPS_CFLAGS) -g -O1 \
+               -fno-omit-frame-pointer -fsanitize=address,undefined \
+               -fno-sanitize-recover=all
+FUZZ_OBJS   := $(patsubst src/%.c,$(FB)/%.o,$(filter-out src/main.c,$(SRCS)))
+FUZZ_NAMES  := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_BINS   := $(addprefix $(FB)/fuzz_,$(FUZZ_NAMES))
+
+# As for $(B): the objects depend on the flags they were built with
+# (CI=true's -Werror, another FUZZ_CC), through $(FB)/flags.
+ifneq ($(filter fuzz fuzz-build $(FB)/%,$(MAKECMDGOALS)),)
+FUZZ_FLAGS_NOW := $(strip $(FUZZ_CC) $(ALL_CPPFLAGS) $(FUZZ_CFLAGS))
+ifneq ($(FUZZ_FLAGS_NOW),$(strip $(shell cat $(FB)/flags 2>/dev/null)))
+$(shell mkdir -p $(FB))
+$(file >$(FB)/flags,$(FUZZ_FLAGS_NOW))
+endif
+endif
+
+$(FB):
+	mkdir -p $@
+
+$(FB)/%.o: src/%.c $(HDRS) VERSION $(FB)/flags | $(FB)
+	$(FUZZ_CC) $(ALL_CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link \
+	    -c -o $@ $<
+
+$(FB)/libechod.a: $(FUZZ_OBJS)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(FB)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(FB)/libechod.a $(HDRS) $(FB)/flags
+	$(FUZZ_CC) $(ALL_CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Isrc \
+	    -o $@ $< $(FB)/libechod.a $(DEPS_LIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: deps
+	@fuzz/run.sh probe $(FUZZ_CC) || { echo "make fuzz: $(FUZZ_CC)" \
+	    "cannot build a libFuzzer target (Debian: clang-14" \
+	    "libclang-rt-14-dev)" >&2; exit 1; }
+	$(MAKE) fuzz-build
+	@rc=0; for n in $(FUZZ_NAMES); do \
+	    mkdir -p $(FB)/corpus/$$n; \
+	    fuzz/run.sh run $(FB)/fuzz_$$n $(FUZZ_SECONDS) $(FB)/corpus/$$n \
+	        fuzz/corpus/$$n $$(ls fuzz/$$n.dict 2>/dev/null) || rc=1; \
+	done; exit $$rc
 
 # Benchmark against a bare epoll echo loop (figures go in issue notes, not
 # in tests). RUNS, SECS and HOLD tune it; see bench/run.py.

@@ -73,6 +73,10 @@ static struct log_limit *log_limits[LOG_LIMITS_MAX]; /* started limiters */
 /* Format and write one line; with `copy`, also keep its start there. */
 static void
 log_vwrite(int pri, bool with_errno, const char *suffix, char *copy,
+           const char *fmt, va_list ap) LOG_PRINTF(5, 0);
+
+static void
+log_vwrite(int pri, bool with_errno, const char *suffix, char *copy,
            const char *fmt, va_list ap)
 {
     char line[LOG_LINE_MAX];

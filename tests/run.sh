@@ -1,8 +1,10 @@
 #!/bin/sh
-# Run every unit test binary given as an argument, then the integration
-# tests, each under a hard deadline, and print one closing line:
+# Run every unit test binary given as an argument, a short run of each
+# fuzz target, then the integration tests, each under a hard deadline, and
+# print one closing line:
 #   check: N passed, N failed, N skipped
-# Environment: ECHOD (binary under test), PYTHON, SANITIZE.
+# Environment: ECHOD (binary under test), PYTHON, SANITIZE; FUZZ_DIR (where
+# the fuzz targets were built; empty: skip them), FUZZ_SECONDS, FUZZ_CC.
 set -u
 
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -26,6 +28,27 @@ for t in "$@"; do
     failed=$((failed + ${f:-0}))
     if [ $rc -ne 0 ] && [ -z "$f" ]; then
         echo "!! $(basename "$t") exited $rc" >&2
+        failed=$((failed + 1))
+    fi
+done
+
+# Each fuzz target counts as one test: it passes when a run of
+# FUZZ_SECONDS over its seed corpus finds nothing (fuzz/run.sh).
+echo "== fuzz"
+for src in fuzz/fuzz_*.c; do
+    name=$(basename "$src" .c)
+    if [ -z "${FUZZ_DIR:-}" ]; then
+        echo "fuzz: $name skipped: ${FUZZ_CC:-clang-14} cannot build a" \
+            "libFuzzer target (Debian: clang-14 libclang-rt-14-dev)"
+        skipped=$((skipped + 1))
+        continue
+    fi
+    dict=fuzz/${name#fuzz_}.dict
+    [ -f "$dict" ] || dict=
+    if fuzz/run.sh run "$FUZZ_DIR/$name" "${FUZZ_SECONDS:-5}" - \
+        "fuzz/corpus/${name#fuzz_}" ${dict:+"$dict"}; then
+        passed=$((passed + 1))
+    else
         failed=$((failed + 1))
     fi
 done

@@ -12,7 +12,10 @@ BUILD="build-essential pkg-config libconfig-dev libsystemd-dev"
 # make rpm (rpm), rpmlint, hardening-check (devscripts), man page lint
 # (mandoc).
 PKG="git debhelper fakeroot lintian rpm rpmlint devscripts mandoc"
-CHECK="$BUILD libcmocka-dev python3 cppcheck clang-tidy systemd util-linux $PKG"
+# Fuzzing (make fuzz, and the fuzz smoke in make check): clang-14 only
+# recommends libclang-rt-14-dev, which holds the libFuzzer runtime.
+FUZZ="clang-14 libclang-rt-14-dev"
+CHECK="$BUILD libcmocka-dev python3 cppcheck clang-tidy systemd util-linux $PKG $FUZZ"
 
 case "${1:-build}" in
 build) want=$BUILD ;;

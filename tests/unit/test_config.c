@@ -136,6 +136,21 @@ write_file(const char *name, const char *text)
     assert_int_equal(fclose(f), 0);
 }
 
+/* Load len bytes, NUL bytes included, as a config file. */
+static int
+load_bytes(struct cfg *c, const char *bytes, size_t len)
+{
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/t.conf", tmpdir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(bytes, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+    memset(err, 0, sizeof(err));
+    return cfg_load(c, path, err, sizeof(err));
+}
+
 /* Load text as a config file; returns cfg_load's result. */
 static int
 load(struct cfg *c, const char *text)
@@ -656,6 +671,11 @@ test_error_bad_address(void **state)
     expect_error("listen = ( { address = \"[::1]\"; } );\n", 1,
                  "listen[0].address: expected a numeric IPv4 or IPv6 "
                  "address, got \"[::1]\"");
+    /* The message is one line whatever the value holds: it also goes to
+     * sd_notify as STATUS=, where a newline would start a new variable. */
+    expect_error("listen = ( { address = \"1\\nREADY=1\\t\\\"\"; } );\n",
+                 1, "listen[0].address: expected a numeric IPv4 or IPv6 "
+                    "address, got \"1\\x0aREADY=1\\x09\\x22\"");
 }
 
 static void
@@ -775,6 +795,74 @@ test_error_in_included_file(void **state)
     assert_string_equal(err, want);
 }
 
+/* libconfig's scanner calls exit(2) when it cannot read an included file:
+ * anything but a regular file must be refused before it gets there, in the
+ * file named and in the files it includes. */
+static void
+test_error_include_target(void **state)
+{
+    char inc[PATH_MAX + 32], text[2 * PATH_MAX + 128];
+    char want[CFG_ERR_MAX + 2 * PATH_MAX];
+    struct cfg c;
+
+    (void)state;
+    snprintf(text, sizeof(text), "idle_timeout = 1;\n  @include\t\"%s\"\n",
+             tmpdir);
+    assert_int_equal(load(&c, text), -1);
+    assert_int_equal(errno, EINVAL);
+    snprintf(want, sizeof(want), "%s:2: @include \"%s\": not a regular file",
+             path, tmpdir);
+    assert_string_equal(err, want);
+
+    /* One level down: the error names the included file and its line. */
+    snprintf(text, sizeof(text), "# a directory\n@include \"%s/\"\n",
+             tmpdir);
+    write_file("inc.conf", text);
+    snprintf(inc, sizeof(inc), "%s", path);
+    snprintf(text, sizeof(text), "@include \"%s\"\n", inc);
+    assert_int_equal(load(&c, text), -1);
+    snprintf(want, sizeof(want), "%s:2: @include \"%s/\": not a regular "
+             "file", inc, tmpdir);
+    assert_string_equal(err, want);
+
+    /* flex would read "\/" as "/": names with escapes, a NUL byte or a
+     * line break are refused rather than decoded here. */
+    expect_error("@include \"\\/\"\n", 1, "@include: expected a file name "
+                 "in double quotes on one line, without escapes");
+    expect_error("@include \"/\n\"\n", 1, "@include: expected a file name "
+                 "in double quotes on one line, without escapes");
+
+    /* A regular file still works, and a missing one is libconfig's. */
+    write_file("inc.conf", "idle_timeout = 7;\n");
+    snprintf(text, sizeof(text), "@include \"%s\"\n", path);
+    assert_int_equal(load(&c, text), 0);
+    assert_int_equal(c.idle_timeout, 7);
+    snprintf(text, sizeof(text), "@include \"%s/none.conf\"\n", tmpdir);
+    expect_error(text, 1, "cannot open include file");
+}
+
+/* libconfig takes a NUL byte in a string or a comment like any other
+ * byte: the checks that read the text themselves must see past it. */
+static void
+test_nul_byte_hides_nothing(void **state)
+{
+    static const char wrap[] = "# \0\nmax_connections = 4294967301;\n";
+    static const char inc[] = "syslog_ident = \"a\0b\";\n@include \".\"\n";
+    char want[CFG_ERR_MAX + PATH_MAX];
+    struct cfg c;
+
+    (void)state;
+    assert_int_equal(load_bytes(&c, wrap, sizeof(wrap) - 1), -1);
+    snprintf(want, sizeof(want),
+             "%s:2: max_connections: expected an integer in 1..1048576",
+             path);
+    assert_string_equal(err, want);
+    assert_int_equal(load_bytes(&c, inc, sizeof(inc) - 1), -1);
+    snprintf(want, sizeof(want), "%s:2: @include \".\": not a regular file",
+             path);
+    assert_string_equal(err, want);
+}
+
 /* A small error buffer truncates the message and stays terminated. */
 static void
 test_error_truncated_to_buffer(void **state)
@@ -838,6 +926,8 @@ main(void)
         cmocka_unit_test(test_error_watermarks),
         cmocka_unit_test(test_error_missing_file),
         cmocka_unit_test(test_error_in_included_file),
+        cmocka_unit_test(test_error_include_target),
+        cmocka_unit_test(test_nul_byte_hides_nothing),
         cmocka_unit_test(test_error_truncated_to_buffer),
         cmocka_unit_test(test_default_text),
     };
