@@ -88,6 +88,11 @@ fz_check_key(const struct cfg_key *k, const void *base, const char *name)
                  "%s = %lld is no facility echod accepts", name,
                  (long long)v);
         break;
+    case CFG_PROTOCOL:
+        memcpy(&v, p, sizeof(v));
+        FZ_CHECK(v == CFG_PROTO_TCP || v == CFG_PROTO_UDP,
+                 "%s = %lld is no protocol", name, (long long)v);
+        break;
     case CFG_LISTEN:
         break;
     }

@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "peers.h"
 #include "fuzz.h"
 #include "loop.h"
 #include "outq.h"
@@ -409,7 +410,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&peer, 0, sizeof(peer));
     peer.ss_family = AF_UNIX;
     f.c = conn_new(&f.cs, sv[0], (struct sockaddr *)&peer,
-                   sizeof(sa_family_t));
+                   sizeof(sa_family_t), PEER_NONE);
     FZ_CHECK(f.c != NULL, "conn_new: %s", strerror(errno));
     f.srv = sv[0];
     f.cli = sv[1];
