@@ -16,7 +16,7 @@
 #include "peers.h"
 
 /* Bytes one turn of a connection may read before yielding (ready list). */
-#define CONN_READ_BUDGET ((size_t)256 * 1024)
+#define CONN_READ_BUDGET ((size_t)64 * 1024)
 
 enum conn_reason {
     CONN_EOF,

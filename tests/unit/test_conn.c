@@ -179,7 +179,7 @@ test_echo_byte_exact(void **state)
 static void
 test_budget_requeue(void **state)
 {
-    size_t len = CONN_READ_BUDGET + 64 * 1024 + 123, off = 0;
+    size_t len = CONN_READ_BUDGET + CONN_READ_BUDGET / 2 + 123, off = 0;
     unsigned char *src = payload(len, 12), *dst = malloc(len);
     struct epoll_event ev[4];
     struct conn *c;
