@@ -9,26 +9,21 @@
  * an error, never a conversion.
  */
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <libconfig.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <syslog.h>
 
+#include "cfgtext.h"
 #include "config.h"
 #include "log.h"
 
 #define CFG_OFF(f) offsetof(struct cfg, f)
 #define CFG_LOFF(f) offsetof(struct cfg_listen, f)
 #define CFG_MIB ((int64_t)1024 * 1024)
-#define CFG_FILE_MAX ((size_t)1024 * 1024) /* enough for any echod.conf */
-#define CFG_INCLUDE_DEPTH 10  /* libconfig's own nesting limit */
-#define CFG_INCLUDE_QUOTED 1024 /* an @include name in an error */
 
 const struct cfg_key cfg_keys[] = {
     { "listen", CFG_LISTEN, CFG_TOP, 0, 0, NULL, 0, CFG_MAX_LISTEN,
@@ -235,7 +230,8 @@ cfg_fail(struct cfg_ctx *x, const config_setting_t *s, const char *fmt, ...)
     n = snprintf(x->err, x->errlen, "%s:%u: ", file ? file : x->path, line);
     if (n >= 0 && (size_t)n < x->errlen) {
         va_start(ap, fmt);
-        vsnprintf(x->err + n, x->errlen - (size_t)n, fmt, ap);
+        /* va_start is right above; clang 14's analyzer loses track. */
+        vsnprintf(x->err + n, x->errlen - (size_t)n, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized)
         va_end(ap);
     }
     return -1;
@@ -252,114 +248,15 @@ cfg_find(const char *name, enum cfg_scope scope)
     return NULL;
 }
 
-/* The start of a file (CFG_FILE_MAX bytes) and its length, with a NUL
- * after it; to be freed. NULL if it cannot be opened or memory is short.
- * libconfig reads a NUL byte like any other (in a string, in a comment):
- * the text is scanned by length, never up to the first NUL. */
-static char *
-cfg_read_text(const char *path, size_t *lenp)
-{
-    FILE *f = fopen(path, "r");
-    size_t len, max = CFG_FILE_MAX;
-    struct stat st;
-    char *text;
-
-    if (f == NULL) {
-        return NULL;
-    }
-    /* Do not allocate a megabyte for every load of a small file. */
-    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) &&
-        st.st_size > 0 && (uint64_t)st.st_size < max) {
-        max = (size_t)st.st_size;
-    }
-    text = malloc(max + 1);
-    len = text != NULL ? fread(text, 1, max, f) : 0;
-    fclose(f);
-    if (text != NULL) {
-        text[len] = '\0';
-    }
-    *lenp = len;
-    return text;
-}
-
-/* True when p starts an integer literal without the L suffix that does not
- * fit a 32-bit int (float and L literals are left to libconfig). */
-static bool
-cfg_literal_overflows(const char *p)
-{
-    unsigned long long u;
-    bool neg = *p == '-';
-    bool hex;
-    char *end;
-
-    if (*p == '-' || *p == '+') {
-        p++;
-    }
-    if (!isdigit((unsigned char)*p)) {
-        return false;
-    }
-    hex = p[0] == '0' && (p[1] == 'x' || p[1] == 'X');
-    errno = 0;
-    u = strtoull(p, &end, hex ? 16 : 10);
-    if (*end == 'L' || *end == '.' || *end == 'e' || *end == 'E') {
-        return false;
-    }
-    if (errno == ERANGE) {
-        return true;
-    }
-    return u > (unsigned long long)INT_MAX + (neg && !hex ? 1 : 0);
-}
-
-/*
- * libconfig 1.5 stores an integer literal without the L suffix as an int
- * and silently keeps its low 32 bits ("max_connections = 4294967301;"
- * reads as 5), so no check on the stored value can see it. Look at the
- * text instead: every `name = literal` that starts on the setting's line
- * must fit an int. Returns false only when such a literal was found.
- */
+/* See cft_int_literal_fits: libconfig 1.5 truncates big int literals. */
 static bool
 cfg_literal_fits_int(const struct cfg_ctx *x, const config_setting_t *s)
 {
     const char *file = config_setting_source_file(s);
-    const char *name = config_setting_name(s);
-    unsigned line = config_setting_source_line(s);
-    size_t nlen = strlen(name), len;
-    bool fits = true;
-    char *text, *p, *end;
 
-    text = cfg_read_text(file != NULL ? file : x->path, &len);
-    if (text == NULL) {
-        return true; /* libconfig just read it; nothing better to say */
-    }
-    end = text + len;
-    for (p = text; line > 1 && (p = memchr(p, '\n', (size_t)(end - p)));
-         line--) {
-        p++;
-    }
-    for (bool in_str = false; p != NULL && p < end && *p != '\n'; p++) {
-        const char *q = p + nlen;
-        if (*p == '"' && (p == text || p[-1] != '\\')) {
-            in_str = !in_str;
-        }
-        if (!in_str && (*p == '#' || (p[0] == '/' && p[1] == '/'))) {
-            break; /* a comment runs to the end of the line */
-        }
-        if (in_str || strncmp(p, name, nlen) != 0 ||
-            (p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_')) ||
-            isalnum((unsigned char)*q) || *q == '_') {
-            continue;
-        }
-        q += strspn(q, " \t\r\n");
-        if (*q != '=' && *q != ':') {
-            continue;
-        }
-        q += 1 + strspn(q + 1, " \t\r\n");
-        if (cfg_literal_overflows(q)) {
-            fits = false;
-        }
-    }
-    free(text);
-    return fits;
+    return cft_int_literal_fits(file != NULL ? file : x->path,
+                                config_setting_source_line(s),
+                                config_setting_name(s));
 }
 
 /* Store one scalar setting into base after checking type and range. */
@@ -431,27 +328,6 @@ cfg_set_scalar(struct cfg_ctx *x, const config_setting_t *s,
     return cfg_fail(x, s, "%s: internal error: bad key type", label);
 }
 
-/* Quote a value from the file for an error message: printable ASCII as
- * is, anything else (a newline, say) as libconfig's \xHH, so the message
- * stays one line, in a log and in sd_notify's STATUS= alike. */
-static const char *
-cfg_quote(const char *v, char *buf, size_t len)
-{
-    size_t used = 0;
-
-    for (; *v != '\0' && used + 5 <= len; v++) {
-        unsigned char ch = (unsigned char)*v;
-
-        if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\') {
-            buf[used++] = (char)ch;
-        } else {
-            used += (size_t)snprintf(buf + used, len - used, "\\x%02x", ch);
-        }
-    }
-    buf[used] = '\0';
-    return buf;
-}
-
 static int
 cfg_check_address(struct cfg_ctx *x, const config_setting_t *s,
                   const struct cfg_listen *l, const char *label)
@@ -463,7 +339,7 @@ cfg_check_address(struct cfg_ctx *x, const config_setting_t *s,
         inet_pton(AF_INET6, l->address, buf) != 1) {
         return cfg_fail(x, s, "%s.address: expected a numeric IPv4 or IPv6 "
                         "address, got \"%s\"", label,
-                        cfg_quote(l->address, quoted, sizeof(quoted)));
+                        cft_quote(l->address, quoted, sizeof(quoted)));
     }
     return 0;
 }
@@ -580,68 +456,6 @@ cfg_load_root(struct cfg_ctx *x, const config_setting_t *root, struct cfg *c)
     return 0;
 }
 
-/*
- * libconfig 1.5 opens an @include target with fopen() and reads it with a
- * flex scanner that calls exit(2) when a read fails: `@include "/etc"` (a
- * directory) ended echod at once, on a SIGHUP reload too, with nothing in
- * the log; a FIFO would block the loop for good. So every target, and what
- * it includes in turn, must be a regular file before libconfig opens it.
- * Lines are matched as libconfig's rule matches them (^[ \t]*@include
- * [ \t]+"); the name must then be plain, closed on the same line: its
- * escapes, NUL bytes and line breaks are refused rather than decoded the
- * way flex would. Comments are not tracked: a commented-out include that
- * fails these checks is refused too. A missing target is left to
- * libconfig, which reports it.
- */
-static int
-cfg_check_includes(struct cfg_ctx *x, const char *file, unsigned depth)
-{
-    size_t len, n;
-    char *text = cfg_read_text(file, &len), *p, *next;
-    char quoted[CFG_INCLUDE_QUOTED];
-    unsigned line = 1;
-    struct stat st;
-    int rc = 0;
-
-    if (text == NULL) {
-        return 0; /* libconfig will say why */
-    }
-    for (p = text; rc == 0 && p != NULL && p < text + len; p = next, line++) {
-        next = memchr(p, '\n', (size_t)(text + len - p));
-        next = next != NULL ? next + 1 : NULL;
-        p += strspn(p, " \t");
-        if (strncmp(p, "@include", 8) != 0 || (p[8] != ' ' && p[8] != '\t')) {
-            continue;
-        }
-        p += 8 + strspn(p + 8, " \t");
-        if (*p++ != '"') {
-            continue; /* not an include for libconfig either */
-        }
-        n = strcspn(p, "\"\\\n"); /* stops at a NUL too */
-        if (p[n] != '"') {
-            snprintf(x->err, x->errlen, "%s:%u: @include: expected a file "
-                     "name in double quotes on one line, without escapes",
-                     file, line);
-            rc = -1;
-            break;
-        }
-        p[n] = '\0'; /* the rest of this line is not needed */
-        if (stat(p, &st) != 0) {
-            continue;
-        }
-        if (!S_ISREG(st.st_mode)) {
-            snprintf(x->err, x->errlen, "%s:%u: @include \"%s\": not a "
-                     "regular file", file, line,
-                     cfg_quote(p, quoted, sizeof(quoted)));
-            rc = -1;
-        } else if (depth + 1 < CFG_INCLUDE_DEPTH) {
-            rc = cfg_check_includes(x, p, depth + 1);
-        }
-    }
-    free(text);
-    return rc;
-}
-
 int
 cfg_load(struct cfg *c, const char *path, char *err, size_t errlen)
 {
@@ -662,7 +476,7 @@ cfg_load(struct cfg *c, const char *path, char *err, size_t errlen)
     }
     fclose(probe);
     config_init(&lc);
-    if (cfg_check_includes(&x, path, 0) < 0) {
+    if (cft_check_includes(path, 0, err, errlen) < 0) {
         /* err says which include */
     } else if (config_read_file(&lc, path) != CONFIG_TRUE) {
         if (config_error_type(&lc) == CONFIG_ERR_FILE_IO) {

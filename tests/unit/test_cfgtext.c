@@ -1,0 +1,144 @@
+/*
+ * test_cfgtext.c - the raw-text guards around libconfig 1.5: integer
+ * literals it would truncate, @include targets its scanner would die or
+ * block on, and the quoting that keeps messages on one line. Files are
+ * written into a private temporary directory.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cfgtext.h"
+#include "unit.h"
+
+static char dir[64];
+static char path[128];
+
+static const char *
+put(const char *name, const char *text, size_t len)
+{
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+    return path;
+}
+
+static void
+test_literal_fits(void **state)
+{
+    static const char text[] = "a = 1;\n"
+                               "max_connections = 4294967301;\n"
+                               "idle_timeout = 4294967301L; # 64-bit\n"
+                               "port = -2147483648; x = 0x7fffffff;\n"
+                               "s = \"max_connections = 4294967301\";\n"
+                               "# max_connections = 4294967301;\n";
+    const char *p = put("lit.conf", text, sizeof(text) - 1);
+
+    (void)state;
+    assert_true(cft_int_literal_fits(p, 1, "a"));
+    assert_false(cft_int_literal_fits(p, 2, "max_connections"));
+    assert_true(cft_int_literal_fits(p, 3, "idle_timeout")); /* L suffix */
+    assert_true(cft_int_literal_fits(p, 4, "port"));          /* INT_MIN */
+    assert_true(cft_int_literal_fits(p, 4, "x"));             /* INT_MAX */
+    assert_true(cft_int_literal_fits(p, 5, "max_connections")); /* string */
+    assert_true(cft_int_literal_fits(p, 6, "max_connections")); /* comment */
+    assert_true(cft_int_literal_fits("/nonexistent/x", 1, "a"));
+}
+
+/* A NUL byte earlier in the file must not end the scan. */
+static void
+test_literal_after_nul(void **state)
+{
+    static const char text[] = "# \0\nmax_connections = 4294967301;\n";
+    const char *p = put("nul.conf", text, sizeof(text) - 1);
+
+    (void)state;
+    assert_false(cft_int_literal_fits(p, 2, "max_connections"));
+}
+
+static void
+test_includes(void **state)
+{
+    char err[512], line[256];
+    const char *p;
+
+    (void)state;
+    /* A regular file is fine, and so is a missing one (libconfig says). */
+    put("inc.conf", "a = 1;\n", 7);
+    snprintf(line, sizeof(line), "@include \"%s/inc.conf\"\n"
+             "@include \"%s/missing.conf\"\n", dir, dir);
+    p = put("ok.conf", line, strlen(line));
+    assert_int_equal(cft_check_includes(p, 0, err, sizeof(err)), 0);
+
+    /* A directory would make libconfig's scanner exit(2). */
+    snprintf(line, sizeof(line), "a = 1;\n  @include \"%s\"\n", dir);
+    p = put("dir.conf", line, strlen(line));
+    assert_int_equal(cft_check_includes(p, 0, err, sizeof(err)), -1);
+    snprintf(line, sizeof(line), "%s:2: @include \"%s\": not a regular file",
+             p, dir);
+    assert_string_equal(err, line);
+
+    /* An escape in the name is refused, not decoded. */
+    p = put("esc.conf", "@include \"\\/etc\"\n", 17);
+    assert_int_equal(cft_check_includes(p, 0, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, ":1: @include: expected a file name"));
+}
+
+static void
+test_quote(void **state)
+{
+    char buf[64];
+
+    (void)state;
+    assert_string_equal(cft_quote("::1", buf, sizeof(buf)), "::1");
+    assert_string_equal(cft_quote("1\nREADY=1", buf, sizeof(buf)),
+                        "1\\x0aREADY=1");
+    assert_string_equal(cft_quote("a\"b\\", buf, sizeof(buf)),
+                        "a\\x22b\\x5c");
+    /* Cut short rather than overflow. */
+    assert_true(strlen(cft_quote("\n\n\n\n\n\n", buf, 12)) < 12);
+}
+
+static int
+setup_dir(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/echod-cft-XXXXXX");
+    return mkdtemp(dir) == NULL ? -1 : 0;
+}
+
+static int
+teardown_dir(void **state)
+{
+    char cmd[128];
+
+    (void)state;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_literal_fits),
+        cmocka_unit_test(test_literal_after_nul),
+        cmocka_unit_test(test_includes),
+        cmocka_unit_test(test_quote),
+    };
+
+    t_deadline(30);
+    return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+}
