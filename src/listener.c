@@ -142,18 +142,25 @@ lsn_admit_source(struct lsn *l, int fd, const struct sockaddr *sa,
         return 0;
     }
     close(fd);
-    peer_name(peers, sa, name, sizeof(name));
     if (v == PEER_OVER) {
         set->n_rejected_source++;
-        log_limited(&set->source_log, LOG_WARNING, false,
+    } else {
+        set->n_shed++;
+    }
+    /* Name the source only for the messages the limiter lets through. */
+    if (!log_limit_pass(&set->source_log, LOG_WARNING)) {
+        return -1;
+    }
+    peer_name(peers, sa, name, sizeof(name));
+    if (v == PEER_OVER) {
+        log_limit_write(&set->source_log, LOG_WARNING, false,
                     "%s: max_connections_per_source (%zu) reached by %s, "
                     "connection refused", l->name, set->max_per_source,
                     name);
     } else {
         /* Not while the table has a slot per max_connections, as the
          * server sizes it; should that ever break, refuse, not crash. */
-        set->n_shed++;
-        log_limited(&set->source_log, LOG_WARNING, false,
+        log_limit_write(&set->source_log, LOG_WARNING, false,
                     "%s: no room to count source %s, connection refused",
                     l->name, name);
     }

@@ -148,17 +148,15 @@ log_limit_remember(struct log_limit *lim)
     }
 }
 
-void
-log_limited(struct log_limit *lim, int pri, bool with_errno, const char *fmt,
-            ...)
+bool
+log_limit_pass(struct log_limit *lim, int pri)
 {
-    char suffix[64];
-    uint64_t now;
-    va_list ap;
     int saved = errno;
+    uint64_t now;
+    bool pass;
 
     if (!log_enabled(pri)) {
-        return;
+        return false;
     }
     now = log_now_ms();
     if (!lim->started) {
@@ -166,11 +164,26 @@ log_limited(struct log_limit *lim, int pri, bool with_errno, const char *fmt,
         lim->started = true;
         log_limit_remember(lim);
     }
-    if (!tb_take(&lim->tb, now)) {
+    pass = tb_take(&lim->tb, now);
+    if (pass) {
+        lim->last_ms = now;
+    } else {
         lim->suppressed++;
-        errno = saved;
-        return;
     }
+    errno = saved;
+    return pass;
+}
+
+static void
+log_limit_vwrite(struct log_limit *lim, int pri, bool with_errno,
+                 const char *fmt, va_list ap) LOG_PRINTF(4, 0);
+
+static void
+log_limit_vwrite(struct log_limit *lim, int pri, bool with_errno,
+                 const char *fmt, va_list ap)
+{
+    char suffix[64];
+
     suffix[0] = '\0';
     if (lim->suppressed > 0) {
         snprintf(suffix, sizeof(suffix),
@@ -178,11 +191,35 @@ log_limited(struct log_limit *lim, int pri, bool with_errno, const char *fmt,
                  (unsigned long long)lim->suppressed);
         lim->suppressed = 0;
     }
-    lim->last_ms = now;
     lim->pri = pri;
-    errno = saved;
-    va_start(ap, fmt);
     log_vwrite(pri, with_errno, suffix, lim->last, fmt, ap);
+}
+
+void
+log_limit_write(struct log_limit *lim, int pri, bool with_errno,
+                const char *fmt, ...)
+{
+    int saved = errno;
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_limit_vwrite(lim, pri, with_errno, fmt, ap);
+    va_end(ap);
+    errno = saved;
+}
+
+void
+log_limited(struct log_limit *lim, int pri, bool with_errno, const char *fmt,
+            ...)
+{
+    int saved = errno;
+    va_list ap;
+
+    if (!log_limit_pass(lim, pri)) {
+        return;
+    }
+    va_start(ap, fmt);
+    log_limit_vwrite(lim, pri, with_errno, fmt, ap);
     va_end(ap);
     errno = saved;
 }

@@ -69,6 +69,14 @@ struct log_limit {
 void log_limited(struct log_limit *lim, int pri, bool with_errno,
                  const char *fmt, ...) LOG_PRINTF(4, 5);
 
+/* log_limited in two steps, for call sites whose arguments cost something
+ * to compute (an address to format, say): log_limit_pass takes the token,
+ * or counts the message as suppressed, and says whether to write;
+ * log_limit_write then writes without asking again. */
+bool log_limit_pass(struct log_limit *lim, int pri);
+void log_limit_write(struct log_limit *lim, int pri, bool with_errno,
+                     const char *fmt, ...) LOG_PRINTF(4, 5);
+
 /* For every limiter that has swallowed messages and let none through for
  * a second (the flood stopped), log how many, so the count is never lost.
  * Call it about once a second (echod does, from its status timer). */

@@ -280,42 +280,45 @@ udp_drop(struct udp_sock *u, enum udp_drop why,
     int saved = errno;
 
     u->set->n_drop[why]++;
-    /* What the peer did wrong is info; what echod had to shed, warning. */
-    if (!log_enabled(why < UDP_DROP_PER_SOURCE ? LOG_INFO : LOG_WARNING)) {
-        return; /* spare the formatting under a flood */
+    /* What the peer did wrong is info; what echod had to shed, warning.
+     * Ask the limiter first: under a flood nearly every drop is
+     * suppressed, and the address need not be formatted for those. */
+    if (!log_limit_pass(lim, why < UDP_DROP_PER_SOURCE ? LOG_INFO
+                                                       : LOG_WARNING)) {
+        return;
     }
     sock_name((const struct sockaddr *)peer, who, sizeof(who));
     errno = saved;
     switch (why) {
     case UDP_DROP_TRUNCATED:
-        log_limited(lim, LOG_INFO, false, "%s: dropped a datagram from %s: "
+        log_limit_write(lim, LOG_INFO, false, "%s: dropped a datagram from %s: "
                     "longer than %zu bytes", u->name, who, u->set->dgram_max);
         break;
     case UDP_DROP_LOOP:
-        log_limited(lim, LOG_INFO, false, "%s: dropped a datagram from %s: "
+        log_limit_write(lim, LOG_INFO, false, "%s: dropped a datagram from %s: "
                     "no replies to source port %u (echo loop guard)", u->name,
                     who, sock_port((const struct sockaddr *)peer));
         break;
     case UDP_DROP_ADDRESS:
-        log_limited(lim, LOG_INFO, false, "%s: dropped a datagram from %s: "
+        log_limit_write(lim, LOG_INFO, false, "%s: dropped a datagram from %s: "
                     "not between unicast addresses", u->name, who);
         break;
     case UDP_DROP_PER_SOURCE:
-        log_limited(lim, LOG_WARNING, false, "%s: replies to %s over "
+        log_limit_write(lim, LOG_WARNING, false, "%s: replies to %s over "
                     "udp_per_source_rate (%g/s), dropping", u->name, who,
                     u->set->src.rate);
         break;
     case UDP_DROP_RATE:
-        log_limited(lim, LOG_WARNING, false, "%s: replies over "
+        log_limit_write(lim, LOG_WARNING, false, "%s: replies over "
                     "udp_rate_limit (%g/s), dropping (this one to %s)",
                     u->name, u->set->rate.rate, who);
         break;
     case UDP_DROP_BLOCKED:
-        log_limited(lim, LOG_WARNING, false, "%s: send buffer full, reply "
+        log_limit_write(lim, LOG_WARNING, false, "%s: send buffer full, reply "
                     "to %s dropped", u->name, who);
         break;
     case UDP_DROP_ERROR:
-        log_limited(lim, LOG_WARNING, true, "%s: reply to %s failed",
+        log_limit_write(lim, LOG_WARNING, true, "%s: reply to %s failed",
                     u->name, who);
         break;
     case UDP_DROP_MAX:
