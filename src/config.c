@@ -62,9 +62,10 @@ const struct cfg_key cfg_keys[] = {
     { "listen_backlog", CFG_INT, CFG_TOP, CFG_OFF(listen_backlog), 1024, NULL,
       1, 65535, "listen(2) backlog (the kernel caps it at somaxconn)." },
     { "log_level", CFG_LEVEL, CFG_TOP, CFG_OFF(log_level), LOG_INFO, NULL, 0,
-      0, "Lowest level logged: emerg alert crit err warning notice info debug." },
+      0, "Lowest syslog level logged, by name (see log_level_list)." },
     { "syslog_facility", CFG_FACILITY, CFG_TOP, CFG_OFF(syslog_facility),
-      LOG_DAEMON, NULL, 0, 0, "syslog facility: daemon, user or local0..local7." },
+      LOG_DAEMON, NULL, 0, 0,
+      "syslog facility, by name (see log_facility_list)." },
     { "syslog_ident", CFG_STRING, CFG_TOP, CFG_OFF(syslog_ident), 0, "echod", 1,
       CFG_IDENT_MAX - 1, "syslog identity (the tag in front of each line)." },
     /* UDP (RFC 862 section 2): opt-in per listen entry, rate-limited so
@@ -266,6 +267,7 @@ cfg_set_scalar(struct cfg_ctx *x, const config_setting_t *s,
 {
     int t = config_setting_type(s);
     const char *str;
+    char names[128];
     long long v;
     int code;
 
@@ -308,9 +310,8 @@ cfg_set_scalar(struct cfg_ctx *x, const config_setting_t *s,
         if (code < 0) {
             return cfg_fail(x, s, "%s: expected one of %s", label,
                             k->type == CFG_LEVEL
-                                ? "emerg, alert, crit, err, warning, notice, "
-                                  "info, debug"
-                                : "daemon, user, local0 .. local7");
+                                ? log_level_list(names, sizeof(names))
+                                : log_facility_list(names, sizeof(names)));
         }
         *cfg_int_field(base, k) = code;
         return 0;

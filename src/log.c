@@ -5,9 +5,11 @@
  * formatted into a stack buffer, so logging works on ENOMEM paths. Every
  * entry point preserves errno.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -308,4 +310,86 @@ const char *
 log_facility_name(int facility)
 {
     return log_value_find(log_facilities, facility);
+}
+
+/* The number a name ends in, or -1 if none (or if it is all digits);
+ * *stem gets the length of what comes before the number. */
+static long
+log_name_number(const char *name, size_t *stem)
+{
+    size_t n = strlen(name), i = n;
+
+    while (i > 0 && isdigit((unsigned char)name[i - 1])) {
+        i--;
+    }
+    *stem = i;
+    if (i == n || i == 0 || n - i > 4) {
+        return -1;
+    }
+    return strtol(name + i, NULL, 10);
+}
+
+/* How many names from t on count up by one with the same stem
+ * ("local0", "local1", ...); 1 when t->name ends in no number. */
+static size_t
+log_name_run(const struct log_name *t)
+{
+    size_t stem, other;
+    long first = log_name_number(t->name, &stem);
+    size_t n = 1;
+
+    if (first < 0) {
+        return 1;
+    }
+    while (t[n].name != NULL &&
+           log_name_number(t[n].name, &other) == first + (long)n &&
+           other == stem && strncmp(t[n].name, t->name, stem) == 0) {
+        n++;
+    }
+    return n;
+}
+
+/* Write the names of t, comma-separated, a run of 3 or more as its ends.
+ * The tables above are the only place the names are written: a message
+ * listing what is accepted is built from them, so it cannot drift. */
+static const char *
+log_names_list(const struct log_name *t, char *buf, size_t len)
+{
+    size_t used = 0;
+
+    if (len == 0) {
+        return buf;
+    }
+    buf[0] = '\0';
+    while (t->name != NULL) {
+        const char *sep = used > 0 ? ", " : "";
+        size_t run = log_name_run(t);
+        int n;
+
+        if (run >= 3) {
+            n = snprintf(buf + used, len - used, "%s%s .. %s", sep, t->name,
+                         t[run - 1].name);
+        } else {
+            run = 1;
+            n = snprintf(buf + used, len - used, "%s%s", sep, t->name);
+        }
+        if (n < 0 || (size_t)n >= len - used) {
+            break; /* cut, and snprintf terminated it */
+        }
+        used += (size_t)n;
+        t += run;
+    }
+    return buf;
+}
+
+const char *
+log_level_list(char *buf, size_t len)
+{
+    return log_names_list(log_levels, buf, len);
+}
+
+const char *
+log_facility_list(char *buf, size_t len)
+{
+    return log_names_list(log_facilities, buf, len);
 }

@@ -10,6 +10,7 @@
 #define ECHOD_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <syslog.h>
 
@@ -87,5 +88,13 @@ int log_level_from_name(const char *name);
 const char *log_level_name(int level);
 int log_facility_from_name(const char *name);
 const char *log_facility_name(int facility);
+
+/* The names log_level_from_name and log_facility_from_name accept, in
+ * table order, as one line for a message: "emerg, alert, ..., debug" and
+ * "daemon, user, local0 .. local7" (a run of three or more names that
+ * count up, like local0 to local7, is written as its ends). Returns buf,
+ * always terminated when len > 0; a list that does not fit is cut. */
+const char *log_level_list(char *buf, size_t len);
+const char *log_facility_list(char *buf, size_t len);
 
 #endif /* ECHOD_LOG_H */

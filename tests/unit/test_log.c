@@ -408,6 +408,25 @@ test_names(void **state)
     assert_string_equal(log_facility_name(LOG_USER), "user");
 }
 
+/* The lists a config error prints come from the same tables the names are
+ * looked up in, with a counting run written as its two ends. */
+static void
+test_name_lists(void **state)
+{
+    char buf[128];
+
+    (void)state;
+    assert_string_equal(log_level_list(buf, sizeof(buf)),
+                        "emerg, alert, crit, err, warning, notice, info, "
+                        "debug");
+    assert_string_equal(log_facility_list(buf, sizeof(buf)),
+                        "daemon, user, local0 .. local7");
+    /* Too small a buffer cuts the list, terminated. */
+    memset(buf, 'x', sizeof(buf));
+    assert_string_equal(log_facility_list(buf, 9), "daemon, ");
+    assert_string_equal(log_level_list(buf, 1), "");
+}
+
 int
 main(void)
 {
@@ -429,6 +448,7 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stderr_copy, setup, teardown),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_name_lists),
         cmocka_unit_test_setup_teardown(test_limit_flush_reports_stopped_flood,
                                         setup, teardown),
     };
