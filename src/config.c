@@ -25,64 +25,110 @@
 #define CFG_LOFF(f) offsetof(struct cfg_listen, f)
 #define CFG_MIB ((int64_t)1024 * 1024)
 
+/*
+ * Every row says, by name, each column that matters for it: .required and
+ * .reload always, so that a new key makes its author decide both. A row
+ * that leaves .reload out is caught by test_config.
+ */
 const struct cfg_key cfg_keys[] = {
-    { "listen", CFG_LISTEN, CFG_TOP, 0, 0, NULL, 0, CFG_MAX_LISTEN,
-      "Listening sockets: a list of { address; port; ipv6_only; protocol; } "
-      "groups." },
-    { "address", CFG_STRING, CFG_ITEM, CFG_LOFF(address), 0, NULL, 1,
-      CFG_ADDR_MAX - 1,
-      "Numeric IPv4 or IPv6 address to bind (\"0.0.0.0\" or \"::\" for all)." },
-    { "port", CFG_INT, CFG_ITEM, CFG_LOFF(port), 7, NULL, 1, 65535,
-      "TCP or UDP port to bind." },
-    { "ipv6_only", CFG_BOOL, CFG_ITEM, CFG_LOFF(ipv6_only), 1, NULL, 0, 1,
-      "For an IPv6 address: accept IPv6 only (IPV6_V6ONLY)." },
-    { "max_connections", CFG_INT, CFG_TOP, CFG_OFF(max_connections), 10000,
-      NULL, 1, 1048576,
-      "Concurrent TCP connections; beyond it, accept and close at once." },
-    { "max_connections_per_source", CFG_INT, CFG_TOP,
-      CFG_OFF(max_connections_per_source), 64, NULL, 0, 1048576,
-      "Concurrent connections from one source; beyond it, accept and close "
-      "at once; 0 = no limit." },
-    { "source_prefix_ipv4", CFG_INT, CFG_TOP, CFG_OFF(source_prefix_ipv4), 32,
-      NULL, 1, 32,
-      "IPv4 prefix length that makes one source (32 = one address)." },
-    { "source_prefix_ipv6", CFG_INT, CFG_TOP, CFG_OFF(source_prefix_ipv6), 64,
-      NULL, 1, 128,
-      "IPv6 prefix length that makes one source (64 = one subnet)." },
-    { "idle_timeout", CFG_INT, CFG_TOP, CFG_OFF(idle_timeout), 300, NULL, 0,
-      86400, "Seconds without progress before a connection is closed; 0 = off." },
-    { "output_high_watermark", CFG_INT, CFG_TOP,
-      CFG_OFF(output_high_watermark), 65536, NULL, 4096, 64 * CFG_MIB,
-      "Queued output bytes per connection at which echod stops reading it." },
-    { "output_low_watermark", CFG_INT, CFG_TOP, CFG_OFF(output_low_watermark),
-      16384, NULL, 0, 64 * CFG_MIB,
-      "Queued output bytes at or below which reading resumes." },
-    { "shutdown_timeout", CFG_INT, CFG_TOP, CFG_OFF(shutdown_timeout), 5, NULL,
-      0, 3600, "Seconds to let queued output drain on SIGTERM." },
-    { "listen_backlog", CFG_INT, CFG_TOP, CFG_OFF(listen_backlog), 1024, NULL,
-      1, 65535, "listen(2) backlog (the kernel caps it at somaxconn)." },
-    { "log_level", CFG_LEVEL, CFG_TOP, CFG_OFF(log_level), LOG_INFO, NULL, 0,
-      0, "Lowest syslog level logged, by name (see log_level_list)." },
-    { "syslog_facility", CFG_FACILITY, CFG_TOP, CFG_OFF(syslog_facility),
-      LOG_DAEMON, NULL, 0, 0,
-      "syslog facility, by name (see log_facility_list)." },
-    { "syslog_ident", CFG_STRING, CFG_TOP, CFG_OFF(syslog_ident), 0, "echod", 1,
-      CFG_IDENT_MAX - 1, "syslog identity (the tag in front of each line)." },
+    { .name = "listen", .type = CFG_LISTEN, .scope = CFG_TOP,
+      .min = 0, .max = CFG_MAX_LISTEN, .required = false,
+      .reload = CFG_RELOAD,
+      .doc = "Listening sockets: a list of { address; port; ipv6_only; "
+             "protocol; } groups." },
+    { .name = "address", .type = CFG_STRING, .scope = CFG_ITEM,
+      .off = CFG_LOFF(address), .def_str = NULL, .min = 1,
+      .max = CFG_ADDR_MAX - 1, .required = true, .reload = CFG_RELOAD,
+      .doc = "Numeric IPv4 or IPv6 address to bind (\"0.0.0.0\" or \"::\" "
+             "for all)." },
+    { .name = "port", .type = CFG_INT, .scope = CFG_ITEM,
+      .off = CFG_LOFF(port), .def = 7, .min = 1, .max = 65535,
+      .required = false, .reload = CFG_RELOAD,
+      .doc = "TCP or UDP port to bind." },
+    { .name = "ipv6_only", .type = CFG_BOOL, .scope = CFG_ITEM,
+      .off = CFG_LOFF(ipv6_only), .def = 1, .min = 0, .max = 1,
+      .required = false, .reload = CFG_RELOAD,
+      .doc = "For an IPv6 address: accept IPv6 only (IPV6_V6ONLY)." },
+    { .name = "max_connections", .type = CFG_INT, .scope = CFG_TOP,
+      .off = CFG_OFF(max_connections), .def = 10000, .min = 1,
+      .max = 1048576, .required = false, .reload = CFG_RELOAD,
+      .doc = "Concurrent TCP connections; beyond it, accept and close at "
+             "once." },
+    { .name = "max_connections_per_source", .type = CFG_INT,
+      .scope = CFG_TOP, .off = CFG_OFF(max_connections_per_source),
+      .def = 64, .min = 0, .max = 1048576, .required = false,
+      .reload = CFG_RELOAD,
+      .doc = "Concurrent connections from one source; beyond it, accept "
+             "and close at once; 0 = no limit." },
+    { .name = "source_prefix_ipv4", .type = CFG_INT, .scope = CFG_TOP,
+      .off = CFG_OFF(source_prefix_ipv4), .def = 32, .min = 1, .max = 32,
+      .required = false, .reload = CFG_RELOAD,
+      .doc = "IPv4 prefix length that makes one source (32 = one "
+             "address)." },
+    { .name = "source_prefix_ipv6", .type = CFG_INT, .scope = CFG_TOP,
+      .off = CFG_OFF(source_prefix_ipv6), .def = 64, .min = 1, .max = 128,
+      .required = false, .reload = CFG_RELOAD,
+      .doc = "IPv6 prefix length that makes one source (64 = one "
+             "subnet)." },
+    { .name = "idle_timeout", .type = CFG_INT, .scope = CFG_TOP,
+      .off = CFG_OFF(idle_timeout), .def = 300, .min = 0, .max = 86400,
+      .required = false, .reload = CFG_RELOAD,
+      .doc = "Seconds without progress before a connection is closed; "
+             "0 = off." },
+    { .name = "output_high_watermark", .type = CFG_INT, .scope = CFG_TOP,
+      .off = CFG_OFF(output_high_watermark), .def = 65536, .min = 4096,
+      .max = 64 * CFG_MIB, .required = false, .reload = CFG_RELOAD,
+      .doc = "Queued output bytes per connection at which echod stops "
+             "reading it." },
+    { .name = "output_low_watermark", .type = CFG_INT, .scope = CFG_TOP,
+      .off = CFG_OFF(output_low_watermark), .def = 16384, .min = 0,
+      .max = 64 * CFG_MIB, .required = false, .reload = CFG_RELOAD,
+      .doc = "Queued output bytes at or below which reading resumes." },
+    { .name = "shutdown_timeout", .type = CFG_INT, .scope = CFG_TOP,
+      .off = CFG_OFF(shutdown_timeout), .def = 5, .min = 0, .max = 3600,
+      .required = false, .reload = CFG_RELOAD,
+      .doc = "Seconds to let queued output drain on SIGTERM." },
+    /* Reloadable: a new value applies to listeners bound from then on. */
+    { .name = "listen_backlog", .type = CFG_INT, .scope = CFG_TOP,
+      .off = CFG_OFF(listen_backlog), .def = 1024, .min = 1, .max = 65535,
+      .required = false, .reload = CFG_RELOAD,
+      .doc = "listen(2) backlog (the kernel caps it at somaxconn)." },
+    { .name = "log_level", .type = CFG_LEVEL, .scope = CFG_TOP,
+      .off = CFG_OFF(log_level), .def = LOG_INFO, .required = false,
+      .reload = CFG_RELOAD,
+      .doc = "Lowest syslog level logged, by name (see log_level_list)." },
+    { .name = "syslog_facility", .type = CFG_FACILITY, .scope = CFG_TOP,
+      .off = CFG_OFF(syslog_facility), .def = LOG_DAEMON, .required = false,
+      .reload = CFG_RELOAD,
+      .doc = "syslog facility, by name (see log_facility_list)." },
+    { .name = "syslog_ident", .type = CFG_STRING, .scope = CFG_TOP,
+      .off = CFG_OFF(syslog_ident), .def_str = "echod", .min = 1,
+      .max = CFG_IDENT_MAX - 1, .required = false, .reload = CFG_RELOAD,
+      .doc = "syslog identity (the tag in front of each line)." },
     /* UDP (RFC 862 section 2): opt-in per listen entry, rate-limited so
      * that spoofed requests cannot turn echod into a reflector. */
-    { "protocol", CFG_PROTOCOL, CFG_ITEM, CFG_LOFF(protocol), CFG_PROTO_TCP,
-      NULL, 0, 0, "Transport of a listen entry: \"tcp\" or \"udp\"." },
-    { "udp_rate_limit", CFG_INT, CFG_TOP, CFG_OFF(udp_rate_limit), 1000, NULL,
-      1, 1000000, "UDP replies per second, all sources together." },
-    { "udp_rate_burst", CFG_INT, CFG_TOP, CFG_OFF(udp_rate_burst), 200, NULL,
-      1, 1000000, "UDP replies allowed at once above udp_rate_limit." },
-    { "udp_per_source_rate", CFG_INT, CFG_TOP, CFG_OFF(udp_per_source_rate),
-      20, NULL, 1, 1000000,
-      "UDP replies per second to one source (IPv4 address, IPv6 /64)." },
-    { "udp_per_source_burst", CFG_INT, CFG_TOP,
-      CFG_OFF(udp_per_source_burst), 40, NULL, 1, 1000000,
-      "UDP replies allowed at once to one source." },
-    { NULL, CFG_INT, CFG_TOP, 0, 0, NULL, 0, 0, NULL },
+    { .name = "protocol", .type = CFG_PROTOCOL, .scope = CFG_ITEM,
+      .off = CFG_LOFF(protocol), .def = CFG_PROTO_TCP, .required = false,
+      .reload = CFG_RELOAD,
+      .doc = "Transport of a listen entry: \"tcp\" or \"udp\"." },
+    { .name = "udp_rate_limit", .type = CFG_INT, .scope = CFG_TOP,
+      .off = CFG_OFF(udp_rate_limit), .def = 1000, .min = 1, .max = 1000000,
+      .required = false, .reload = CFG_RELOAD,
+      .doc = "UDP replies per second, all sources together." },
+    { .name = "udp_rate_burst", .type = CFG_INT, .scope = CFG_TOP,
+      .off = CFG_OFF(udp_rate_burst), .def = 200, .min = 1, .max = 1000000,
+      .required = false, .reload = CFG_RELOAD,
+      .doc = "UDP replies allowed at once above udp_rate_limit." },
+    { .name = "udp_per_source_rate", .type = CFG_INT, .scope = CFG_TOP,
+      .off = CFG_OFF(udp_per_source_rate), .def = 20, .min = 1,
+      .max = 1000000, .required = false, .reload = CFG_RELOAD,
+      .doc = "UDP replies per second to one source (IPv4 address, IPv6 "
+             "/64)." },
+    { .name = "udp_per_source_burst", .type = CFG_INT, .scope = CFG_TOP,
+      .off = CFG_OFF(udp_per_source_burst), .def = 40, .min = 1,
+      .max = 1000000, .required = false, .reload = CFG_RELOAD,
+      .doc = "UDP replies allowed at once to one source." },
+    { .name = NULL },
 };
 
 const struct cfg_listen cfg_default_listen[] = {
@@ -228,7 +274,12 @@ cfg_fail(struct cfg_ctx *x, const config_setting_t *s, const char *fmt, ...)
         file = config_setting_source_file(s);
         line = config_setting_source_line(s);
     }
-    n = snprintf(x->err, x->errlen, "%s:%u: ", file ? file : x->path, line);
+    if (line > 0) {
+        n = snprintf(x->err, x->errlen, "%s:%u: ", file ? file : x->path,
+                     line);
+    } else { /* the root group: a missing key is on no line */
+        n = snprintf(x->err, x->errlen, "%s: ", file ? file : x->path);
+    }
     if (n >= 0 && (size_t)n < x->errlen) {
         va_start(ap, fmt);
         /* va_start is right above; clang 14's analyzer loses track. */
@@ -239,9 +290,9 @@ cfg_fail(struct cfg_ctx *x, const config_setting_t *s, const char *fmt, ...)
 }
 
 static const struct cfg_key *
-cfg_find(const char *name, enum cfg_scope scope)
+cfg_find(const struct cfg_key *keys, const char *name, enum cfg_scope scope)
 {
-    for (const struct cfg_key *k = cfg_keys; k->name != NULL; k++) {
+    for (const struct cfg_key *k = keys; k->name != NULL; k++) {
         if (k->scope == scope && strcmp(k->name, name) == 0) {
             return k;
         }
@@ -345,13 +396,30 @@ cfg_check_address(struct cfg_ctx *x, const config_setting_t *s,
     return 0;
 }
 
+/* Every key of `scope` that keys marks required is set in group (the
+ * root, or one listen entry). The error names the group's line, since the
+ * key has none; prefix goes in front of the key's name ("listen[1]."). */
+static int
+cfg_check_required(struct cfg_ctx *x, const config_setting_t *group,
+                   const struct cfg_key *keys, enum cfg_scope scope,
+                   const char *prefix)
+{
+    for (const struct cfg_key *k = keys; k->name != NULL; k++) {
+        if (k->scope == scope && k->required &&
+            config_setting_get_member(group, k->name) == NULL) {
+            return cfg_fail(x, group, "%s%s: missing (required)", prefix,
+                            k->name);
+        }
+    }
+    return 0;
+}
+
 static int
 cfg_load_item(struct cfg_ctx *x, const config_setting_t *item,
               struct cfg_listen *l, unsigned idx)
 {
     char label[48];
     char sublabel[80];
-    bool have_address = false;
 
     snprintf(label, sizeof(label), "listen[%u]", idx);
     if (!config_setting_is_group(item)) {
@@ -366,7 +434,7 @@ cfg_load_item(struct cfg_ctx *x, const config_setting_t *item,
     for (int i = 0; i < config_setting_length(item); i++) {
         const config_setting_t *s = config_setting_get_elem(item, (unsigned)i);
         const char *name = config_setting_name(s);
-        const struct cfg_key *k = cfg_find(name, CFG_ITEM);
+        const struct cfg_key *k = cfg_find(cfg_keys, name, CFG_ITEM);
 
         snprintf(sublabel, sizeof(sublabel), "%s.%s", label, name);
         if (k == NULL) {
@@ -375,12 +443,10 @@ cfg_load_item(struct cfg_ctx *x, const config_setting_t *item,
         if (cfg_set_scalar(x, s, k, l, sublabel) < 0) {
             return -1;
         }
-        if (strcmp(name, "address") == 0) {
-            have_address = true;
-        }
     }
-    if (!have_address) {
-        return cfg_fail(x, item, "%s.address: missing (required)", label);
+    snprintf(sublabel, sizeof(sublabel), "%s.", label);
+    if (cfg_check_required(x, item, cfg_keys, CFG_ITEM, sublabel) < 0) {
+        return -1;
     }
     return cfg_check_address(x, item, l, label);
 }
@@ -428,7 +494,7 @@ cfg_load_root(struct cfg_ctx *x, const config_setting_t *root, struct cfg *c)
     for (int i = 0; i < config_setting_length(root); i++) {
         const config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
         const char *name = config_setting_name(s);
-        const struct cfg_key *k = cfg_find(name, CFG_TOP);
+        const struct cfg_key *k = cfg_find(cfg_keys, name, CFG_TOP);
 
         if (k == NULL) {
             return cfg_fail(x, s, "%s: unknown key", name);
@@ -445,6 +511,9 @@ cfg_load_root(struct cfg_ctx *x, const config_setting_t *root, struct cfg *c)
         if (strcmp(name, "output_low_watermark") == 0) {
             low = s;
         }
+    }
+    if (cfg_check_required(x, root, cfg_keys, CFG_TOP, "") < 0) {
+        return -1;
     }
     if (c->output_low_watermark >= c->output_high_watermark) {
         if (low == NULL) {

@@ -71,6 +71,13 @@ enum cfg_scope {
     CFG_ITEM, /* a key inside one `listen` entry */
 };
 
+/* When a changed value takes effect. 0 is no value, so that a row which
+ * forgets to say is caught (test_config checks every row). */
+enum cfg_reload {
+    CFG_RELOAD = 1, /* a reload (SIGHUP) applies it */
+    CFG_RESTART,    /* a reload keeps the running value until a restart */
+};
+
 /* One row per key: the only place a default or a range is written. */
 struct cfg_key {
     const char *name;
@@ -79,8 +86,11 @@ struct cfg_key {
     size_t off;          /* into struct cfg or struct cfg_listen */
     int64_t def;         /* CFG_INT, CFG_BOOL, CFG_LEVEL, CFG_FACILITY,
                             CFG_PROTOCOL */
-    const char *def_str; /* CFG_STRING; NULL = required (CFG_ITEM) */
+    const char *def_str; /* CFG_STRING; NULL for a required key */
     int64_t min, max;    /* CFG_INT range; CFG_STRING length */
+    bool required;       /* must be set: at the top level, or in every
+                            group of its list (CFG_ITEM) */
+    enum cfg_reload reload;
     const char *doc;     /* one line */
 };
 
@@ -97,8 +107,10 @@ void cfg_defaults(struct cfg *c);
 /*
  * Read and validate `path` into *c. On success returns 0 and *c is complete.
  * On failure returns -1, leaves *c unspecified and writes one line to err,
- * of the form "FILE:LINE: KEY: what was expected" (no trailing newline);
- * errno is fopen's when the file cannot be opened, EINVAL otherwise.
+ * of the form "FILE:LINE: KEY: what was expected" (no trailing newline),
+ * or "FILE: KEY: ..." when no line holds the fault (a required top-level
+ * key that is missing); errno is fopen's when the file cannot be opened,
+ * EINVAL otherwise.
  */
 int cfg_load(struct cfg *c, const char *path, char *err, size_t errlen);
 

@@ -2,6 +2,7 @@
  * test_config.c - the key table, defaults, the shipped config file, and
  * every class of load error with its exact "FILE:LINE: key: ..." text.
  *
+ * Includes src/config.c to reach its static checks with tables of its own.
  * Finds the source tree through $ECHOD_TOP, else by walking up from the
  * working directory, else from the test binary's own directory, looking
  * for conf/echod.conf next to src/config.h. Writes its test files into a
@@ -23,7 +24,10 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#include "config.h"
+/* The module itself, so that its static checks can be driven with key
+ * tables of the test's own (STYLE.md section 8); config.o is then not
+ * taken from libechod.a. */
+#include "../../src/config.c"
 #include "unit.h"
 
 static char top[PATH_MAX];    /* the source tree */
@@ -268,6 +272,26 @@ test_defaults_equal_table(void **state)
     assert_true(c.output_low_watermark < c.output_high_watermark);
     assert_int_equal(c.log_level, LOG_INFO);
     assert_int_equal(c.syslog_facility, LOG_DAEMON);
+}
+
+/* The columns every row must fill in, and what the issue asked of them:
+ * address is the one required key, and it alone has no default. */
+static void
+test_table_columns(void **state)
+{
+    (void)state;
+    for (const struct cfg_key *k = cfg_keys; k->name != NULL; k++) {
+        if (k->reload != CFG_RELOAD && k->reload != CFG_RESTART) {
+            fail_msg("%s: .reload is not set", k->name);
+        }
+        assert_int_equal(k->required, strcmp(k->name, "address") == 0);
+        if (k->type == CFG_STRING) {
+            /* A default for a required key would never be used. */
+            assert_int_equal(k->required, k->def_str == NULL);
+        }
+        /* Today every key applies on reload (see srv_reload). */
+        assert_int_equal(k->reload, CFG_RELOAD);
+    }
 }
 
 /* Strip #, // and C comments, so that a commented-out key is not found. */
@@ -687,6 +711,53 @@ test_error_missing_address(void **state)
                  "  { port = 7; }\n"
                  ");\n",
                  3, "listen[1].address: missing (required)");
+    /* Any entry, empty or not, at the line the entry starts on. */
+    expect_error("idle_timeout = 1;\nlisten = ( {\n  ipv6_only = false;\n"
+                 "  protocol = \"udp\"; } );\n",
+                 2, "listen[0].address: missing (required)");
+    expect_error("listen = ( { address = \"::1\"; }, {} );\n", 1,
+                 "listen[1].address: missing (required)");
+    /* A bad value in the entry is reported first, at its own line. */
+    expect_error("listen = ( {\n  port = 0; } );\n", 2,
+                 "listen[0].port: expected an integer in 1..65535");
+}
+
+/* No key of the real table is a required top-level key yet, so a table
+ * of the test's own drives the same check over a parsed file. Rows that
+ * are not required, or required in a listen entry, are passed over; the
+ * fault is on no line, so the message names the file alone. */
+static void
+test_error_missing_required_top_level(void **state)
+{
+    static const struct cfg_key keys[] = {
+        { .name = "optional", .type = CFG_INT, .scope = CFG_TOP,
+          .required = false, .reload = CFG_RELOAD, .doc = "-" },
+        { .name = "in_entry", .type = CFG_INT, .scope = CFG_ITEM,
+          .required = true, .reload = CFG_RELOAD, .doc = "-" },
+        { .name = "needed", .type = CFG_INT, .scope = CFG_TOP,
+          .required = true, .reload = CFG_RELOAD, .doc = "-" },
+        { .name = NULL },
+    };
+    struct cfg_ctx x = { path, err, sizeof(err) };
+    char want[CFG_ERR_MAX + PATH_MAX];
+    config_t lc;
+
+    (void)state;
+    write_file("t.conf", "other = 1;\n\nneed = 2;\n");
+    config_init(&lc);
+    assert_int_equal(config_read_file(&lc, path), CONFIG_TRUE);
+    assert_int_equal(cfg_check_required(&x, config_root_setting(&lc), keys,
+                                        CFG_TOP, ""), -1);
+    snprintf(want, sizeof(want), "%s: needed: missing (required)", path);
+    assert_string_equal(err, want);
+    config_destroy(&lc);
+
+    write_file("t.conf", "other = 1;\nneeded = 2;\n");
+    config_init(&lc);
+    assert_int_equal(config_read_file(&lc, path), CONFIG_TRUE);
+    assert_int_equal(cfg_check_required(&x, config_root_setting(&lc), keys,
+                                        CFG_TOP, ""), 0);
+    config_destroy(&lc);
 }
 
 static void
@@ -906,6 +977,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_equal_table),
+        cmocka_unit_test(test_table_columns),
         cmocka_unit_test(test_shipped_conf_is_defaults),
         cmocka_unit_test(test_commented_keys_do_not_count),
         cmocka_unit_test(test_valid_file_sets_every_kind),
@@ -921,6 +993,7 @@ main(void)
         cmocka_unit_test(test_error_bad_level_and_facility),
         cmocka_unit_test(test_error_bad_address),
         cmocka_unit_test(test_error_missing_address),
+        cmocka_unit_test(test_error_missing_required_top_level),
         cmocka_unit_test(test_error_listen_shape),
         cmocka_unit_test(test_error_duplicate_listen),
         cmocka_unit_test(test_error_watermarks),

@@ -219,8 +219,8 @@ man_conf_documents_every_key(void **state)
             }
         }
         man_item_body(&d, head, body, sizeof(body));
-        if (k->type == CFG_STRING && k->def_str == NULL) {
-            /* A key without a default (address) must say it is required. */
+        if (k->required) {
+            /* A required key (address) has no default and says so. */
             snprintf(want, sizeof(want), "Required");
         } else {
             /* The default is a whole line of its own. */
