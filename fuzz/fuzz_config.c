@@ -7,9 +7,9 @@
  * Whatever the bytes, cfg_load must not crash, leak or hang, and:
  *   - on success every field of struct cfg obeys the key table: integers
  *     in range, strings of allowed length and NUL-terminated, level and
- *     facility known, low < high watermark, at most CFG_MAX_LISTEN listen
- *     entries, each a numeric address with a port in range and no two
- *     alike;
+ *     facility known, each key less than the key its .below names (low <
+ *     high watermark), at most CFG_MAX_LISTEN listen entries, each a
+ *     numeric address with a port in range and no two alike;
  *   - on failure the error is one non-empty line that starts with
  *     "PATH:" (the file the operator named; with @include, possibly the
  *     name of an included file instead), and errno is EINVAL.
@@ -98,6 +98,30 @@ fz_check_key(const struct cfg_key *k, const void *base, const char *name)
     }
 }
 
+/* Each key the table says must be below another one is (the watermarks
+ * and whatever pair follows them). */
+static void
+fz_check_below(const void *base, enum cfg_scope scope, const char *prefix)
+{
+    for (const struct cfg_key *k = cfg_keys; k->name != NULL; k++) {
+        const struct cfg_key *o = cfg_keys;
+        int64_t v, lim;
+
+        if (k->scope != scope || k->below == NULL) {
+            continue;
+        }
+        while (o->name != NULL &&
+               (o->scope != scope || strcmp(o->name, k->below) != 0)) {
+            o++;
+        }
+        FZ_CHECK(o->name != NULL, "%s: .below names no key", k->name);
+        memcpy(&v, (const char *)base + k->off, sizeof(v));
+        memcpy(&lim, (const char *)base + o->off, sizeof(lim));
+        FZ_CHECK(v < lim, "%s%s %lld >= %s%s %lld", prefix, k->name,
+                 (long long)v, prefix, o->name, (long long)lim);
+    }
+}
+
 static void
 fz_check_listen(const struct cfg *c)
 {
@@ -114,6 +138,8 @@ fz_check_listen(const struct cfg *c)
                 fz_check_key(k, l, name);
             }
         }
+        snprintf(name, sizeof(name), "listen[%zu].", i);
+        fz_check_below(l, CFG_ITEM, name);
         FZ_CHECK(inet_pton(AF_INET, l->address, addr) == 1 ||
                      inet_pton(AF_INET6, l->address, addr) == 1,
                  "listen[%zu].address \"%s\" is not numeric", i,
@@ -133,9 +159,7 @@ fz_check_cfg(const struct cfg *c)
             fz_check_key(k, c, k->name);
         }
     }
-    FZ_CHECK(c->output_low_watermark < c->output_high_watermark,
-             "low %lld >= high %lld", (long long)c->output_low_watermark,
-             (long long)c->output_high_watermark);
+    fz_check_below(c, CFG_TOP, "");
     fz_check_listen(c);
 }
 

@@ -9,6 +9,7 @@
  * an error, never a conversion.
  */
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <libconfig.h>
 #include <stdarg.h>
@@ -83,6 +84,7 @@ const struct cfg_key cfg_keys[] = {
     { .name = "output_low_watermark", .type = CFG_INT, .scope = CFG_TOP,
       .off = CFG_OFF(output_low_watermark), .def = 16384, .min = 0,
       .max = 64 * CFG_MIB, .required = false, .reload = CFG_RELOAD,
+      .below = "output_high_watermark",
       .doc = "Queued output bytes at or below which reading resumes." },
     { .name = "shutdown_timeout", .type = CFG_INT, .scope = CFG_TOP,
       .off = CFG_OFF(shutdown_timeout), .def = 5, .min = 0, .max = 3600,
@@ -414,6 +416,41 @@ cfg_check_required(struct cfg_ctx *x, const config_setting_t *group,
     return 0;
 }
 
+/* Every key of `scope` with a .below is less than the key it names, both
+ * as stored in base (after the whole group was read, so the order of the
+ * settings does not matter). The error is at the key's own setting when
+ * the group has it, else at the other key's: its value is what the
+ * default of this one does not fit. */
+static int
+cfg_check_below(struct cfg_ctx *x, const config_setting_t *group,
+                void *base, const struct cfg_key *keys, enum cfg_scope scope,
+                const char *prefix)
+{
+    for (const struct cfg_key *k = keys; k->name != NULL; k++) {
+        const struct cfg_key *o;
+        const config_setting_t *at;
+        int64_t lim;
+
+        if (k->scope != scope || k->below == NULL) {
+            continue;
+        }
+        o = cfg_find(keys, k->below, scope);
+        assert(o != NULL && k->type == CFG_INT && o->type == CFG_INT);
+        lim = *cfg_int_field(base, o);
+        if (*cfg_int_field(base, k) < lim) {
+            continue;
+        }
+        at = config_setting_get_member(group, k->name);
+        if (at == NULL) {
+            at = config_setting_get_member(group, o->name);
+        }
+        return cfg_fail(x, at != NULL ? at : group,
+                        "%s%s: must be less than %s%s (%lld)", prefix,
+                        k->name, prefix, o->name, (long long)lim);
+    }
+    return 0;
+}
+
 static int
 cfg_load_item(struct cfg_ctx *x, const config_setting_t *item,
               struct cfg_listen *l, unsigned idx)
@@ -445,7 +482,8 @@ cfg_load_item(struct cfg_ctx *x, const config_setting_t *item,
         }
     }
     snprintf(sublabel, sizeof(sublabel), "%s.", label);
-    if (cfg_check_required(x, item, cfg_keys, CFG_ITEM, sublabel) < 0) {
+    if (cfg_check_required(x, item, cfg_keys, CFG_ITEM, sublabel) < 0 ||
+        cfg_check_below(x, item, l, cfg_keys, CFG_ITEM, sublabel) < 0) {
         return -1;
     }
     return cfg_check_address(x, item, l, label);
@@ -489,8 +527,6 @@ cfg_load_listen(struct cfg_ctx *x, const config_setting_t *s, struct cfg *c)
 static int
 cfg_load_root(struct cfg_ctx *x, const config_setting_t *root, struct cfg *c)
 {
-    const config_setting_t *low = NULL;
-
     for (int i = 0; i < config_setting_length(root); i++) {
         const config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
         const char *name = config_setting_name(s);
@@ -508,22 +544,11 @@ cfg_load_root(struct cfg_ctx *x, const config_setting_t *root, struct cfg *c)
         if (cfg_set_scalar(x, s, k, c, name) < 0) {
             return -1;
         }
-        if (strcmp(name, "output_low_watermark") == 0) {
-            low = s;
-        }
     }
     if (cfg_check_required(x, root, cfg_keys, CFG_TOP, "") < 0) {
         return -1;
     }
-    if (c->output_low_watermark >= c->output_high_watermark) {
-        if (low == NULL) {
-            low = config_setting_get_member(root, "output_high_watermark");
-        }
-        return cfg_fail(x, low, "output_low_watermark: must be less than "
-                        "output_high_watermark (%lld)",
-                        (long long)c->output_high_watermark);
-    }
-    return 0;
+    return cfg_check_below(x, root, c, cfg_keys, CFG_TOP, "");
 }
 
 int

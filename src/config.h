@@ -91,6 +91,8 @@ struct cfg_key {
     bool required;       /* must be set: at the top level, or in every
                             group of its list (CFG_ITEM) */
     enum cfg_reload reload;
+    const char *below;   /* CFG_INT: the name of a CFG_INT key of the same
+                            scope this one must be less than; NULL: none */
     const char *doc;     /* one line */
 };
 

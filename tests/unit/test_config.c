@@ -289,6 +289,16 @@ test_table_columns(void **state)
             /* A default for a required key would never be used. */
             assert_int_equal(k->required, k->def_str == NULL);
         }
+        if (k->below != NULL) {
+            const struct cfg_key *o = cfg_find(cfg_keys, k->below, k->scope);
+
+            /* An integer below an integer of its own scope, and the
+             * defaults keep the rule. */
+            assert_non_null(o);
+            assert_int_equal(k->type, CFG_INT);
+            assert_int_equal(o->type, CFG_INT);
+            assert_true(k->def < o->def);
+        }
         /* Today every key applies on reload (see srv_reload). */
         assert_int_equal(k->reload, CFG_RELOAD);
     }
@@ -832,6 +842,67 @@ test_error_watermarks(void **state)
                               "output_low_watermark = 8191;\n"), 0);
 }
 
+/* The same rule for any pair of keys the table links, at any scope, with
+ * the prefix of the group: a table of the test's own over struct cfg's
+ * fields, and groups of a parsed file. */
+static void
+test_error_below_any_pair(void **state)
+{
+    static const struct cfg_key keys[] = {
+        { .name = "hi", .type = CFG_INT, .scope = CFG_ITEM,
+          .off = CFG_OFF(shutdown_timeout), .reload = CFG_RELOAD,
+          .doc = "-" },
+        { .name = "top", .type = CFG_INT, .scope = CFG_TOP,
+          .off = CFG_OFF(idle_timeout), .below = "hi", .reload = CFG_RELOAD,
+          .doc = "-" },
+        { .name = "lo", .type = CFG_INT, .scope = CFG_ITEM,
+          .off = CFG_OFF(idle_timeout), .below = "hi", .reload = CFG_RELOAD,
+          .doc = "-" },
+        { .name = NULL },
+    };
+    static const struct {
+        const char *text;
+        int64_t lo, hi;
+        int line; /* 0: no error */
+    } cases[] = {
+        { "g = { x = 1;\n  lo = 5;\n  hi = 5; };\n", 5, 5, 2 },
+        { "g = { hi = 3;\n  lo = 2; };\n", 2, 3, 0 },
+        /* lo is its default: the fault is hi's */
+        { "g = { x = 1;\n  hi = 3; };\n", 4, 3, 2 },
+        /* neither set: the group's line */
+        { "\ng = { x = 1; };\n", 4, 4, 2 },
+    };
+    struct cfg_ctx x = { path, err, sizeof(err) };
+    char want[CFG_ERR_MAX + PATH_MAX];
+    struct cfg c;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        config_t lc;
+        int rc;
+
+        write_file("t.conf", cases[i].text);
+        config_init(&lc);
+        assert_int_equal(config_read_file(&lc, path), CONFIG_TRUE);
+        cfg_defaults(&c);
+        c.idle_timeout = cases[i].lo;
+        c.shutdown_timeout = cases[i].hi;
+        memset(err, 0, sizeof(err));
+        rc = cfg_check_below(&x, config_lookup(&lc, "g"), &c, keys,
+                             CFG_ITEM, "g.");
+        config_destroy(&lc);
+        if (cases[i].line == 0) {
+            assert_int_equal(rc, 0);
+            continue;
+        }
+        assert_int_equal(rc, -1);
+        snprintf(want, sizeof(want),
+                 "%s:%d: g.lo: must be less than g.hi (%lld)", path,
+                 cases[i].line, (long long)cases[i].hi);
+        assert_string_equal(err, want);
+    }
+}
+
 static void
 test_error_missing_file(void **state)
 {
@@ -997,6 +1068,7 @@ main(void)
         cmocka_unit_test(test_error_listen_shape),
         cmocka_unit_test(test_error_duplicate_listen),
         cmocka_unit_test(test_error_watermarks),
+        cmocka_unit_test(test_error_below_any_pair),
         cmocka_unit_test(test_error_missing_file),
         cmocka_unit_test(test_error_in_included_file),
         cmocka_unit_test(test_error_include_target),
