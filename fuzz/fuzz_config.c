@@ -68,6 +68,12 @@ fz_check_key(const struct cfg_key *k, const void *base, const char *name)
         FZ_CHECK(v >= k->min && v <= k->max, "%s = %lld, range %lld..%lld",
                  name, (long long)v, (long long)k->min, (long long)k->max);
         break;
+    case CFG_INT_AUTO:
+        memcpy(&v, p, sizeof(v));
+        FZ_CHECK(v == CFG_AUTO || (v >= k->min && v <= k->max),
+                 "%s = %lld, range %lld..%lld or auto", name, (long long)v,
+                 (long long)k->min, (long long)k->max);
+        break;
     case CFG_BOOL:
         FZ_CHECK(fz_bool_ok((const bool *)(const void *)p),
                  "%s is not a bool", name);

@@ -50,6 +50,13 @@ const struct cfg_key cfg_keys[] = {
       .off = CFG_LOFF(ipv6_only), .def = 1, .min = 0, .max = 1,
       .required = false, .reload = CFG_RELOAD,
       .doc = "For an IPv6 address: accept IPv6 only (IPV6_V6ONLY)." },
+    /* A restart: each worker owns its loop, connections and SO_REUSEPORT
+     * sockets, and nothing moves from one thread to another. */
+    { .name = "workers", .type = CFG_INT_AUTO, .scope = CFG_TOP,
+      .off = CFG_OFF(workers), .def = CFG_WORKERS_AUTO, .min = 1,
+      .max = CFG_WORKERS_MAX, .required = false, .reload = CFG_RESTART,
+      .doc = "Worker threads, each with its own event loop and "
+             "SO_REUSEPORT sockets; \"auto\" = one per CPU." },
     { .name = "max_connections", .type = CFG_INT, .scope = CFG_TOP,
       .off = CFG_OFF(max_connections), .def = 10000, .min = 1,
       .max = 1048576, .required = false, .reload = CFG_RELOAD,
@@ -175,6 +182,7 @@ cfg_key_default(void *base, const struct cfg_key *k)
 {
     switch (k->type) {
     case CFG_INT:
+    case CFG_INT_AUTO:
     case CFG_LEVEL:
     case CFG_FACILITY:
     case CFG_PROTOCOL:
@@ -211,6 +219,13 @@ cfg_default_text(const struct cfg_key *k, char *buf, size_t len)
     switch (k->type) {
     case CFG_INT:
         snprintf(buf, len, "%lld", (long long)k->def);
+        break;
+    case CFG_INT_AUTO:
+        if (k->def == CFG_AUTO) {
+            snprintf(buf, len, "\"auto\"");
+        } else {
+            snprintf(buf, len, "%lld", (long long)k->def);
+        }
         break;
     case CFG_BOOL:
         snprintf(buf, len, "%s", k->def ? "true" : "false");
@@ -313,6 +328,33 @@ cfg_literal_fits_int(const struct cfg_ctx *x, const config_setting_t *s)
                                 config_setting_name(s));
 }
 
+/* CFG_INT: an integer literal in range, read as 64 bits. CFG_INT_AUTO:
+ * that, or the string "auto" (exactly), stored as CFG_AUTO; 0 is not
+ * "auto" but out of range, so a typo cannot mean "every CPU". */
+static int
+cfg_set_int(struct cfg_ctx *x, const config_setting_t *s,
+            const struct cfg_key *k, void *base, const char *label)
+{
+    int t = config_setting_type(s);
+
+    if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64) {
+        long long v = config_setting_get_int64(s);
+
+        if (v >= k->min && v <= k->max &&
+            (t == CONFIG_TYPE_INT64 || cfg_literal_fits_int(x, s))) {
+            *cfg_int_field(base, k) = v;
+            return 0;
+        }
+    } else if (k->type == CFG_INT_AUTO && t == CONFIG_TYPE_STRING &&
+               strcmp(config_setting_get_string(s), "auto") == 0) {
+        *cfg_int_field(base, k) = CFG_AUTO;
+        return 0;
+    }
+    return cfg_fail(x, s, "%s: expected an integer in %lld..%lld%s", label,
+                    (long long)k->min, (long long)k->max,
+                    k->type == CFG_INT_AUTO ? " or \"auto\"" : "");
+}
+
 /* Store one scalar setting into base after checking type and range. */
 static int
 cfg_set_scalar(struct cfg_ctx *x, const config_setting_t *s,
@@ -321,23 +363,12 @@ cfg_set_scalar(struct cfg_ctx *x, const config_setting_t *s,
     int t = config_setting_type(s);
     const char *str;
     char names[128];
-    long long v;
     int code;
 
     switch (k->type) {
     case CFG_INT:
-        if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64) {
-            return cfg_fail(x, s, "%s: expected an integer in %lld..%lld",
-                            label, (long long)k->min, (long long)k->max);
-        }
-        v = config_setting_get_int64(s);
-        if (v < k->min || v > k->max ||
-            (t == CONFIG_TYPE_INT && !cfg_literal_fits_int(x, s))) {
-            return cfg_fail(x, s, "%s: expected an integer in %lld..%lld",
-                            label, (long long)k->min, (long long)k->max);
-        }
-        *cfg_int_field(base, k) = v;
-        return 0;
+    case CFG_INT_AUTO:
+        return cfg_set_int(x, s, k, base, label);
     case CFG_BOOL:
         if (t != CONFIG_TYPE_BOOL) {
             return cfg_fail(x, s, "%s: expected true or false", label);

@@ -22,6 +22,14 @@
 #define CFG_IDENT_MAX 32
 #define CFG_ERR_MAX 512
 
+/* How a CFG_INT_AUTO key stores the string "auto". */
+#define CFG_AUTO 0
+
+/* workers: 1..CFG_WORKERS_MAX threads, or CFG_WORKERS_AUTO ("auto"): one
+ * per CPU in the process's affinity mask, which the server resolves. */
+#define CFG_WORKERS_AUTO CFG_AUTO
+#define CFG_WORKERS_MAX 256
+
 /* The transport of one `listen` entry (its `protocol` key). */
 enum cfg_proto {
     CFG_PROTO_TCP,
@@ -38,6 +46,7 @@ struct cfg_listen {
 struct cfg {
     struct cfg_listen listen[CFG_MAX_LISTEN];
     size_t n_listen;
+    int64_t workers;               /* 1..CFG_WORKERS_MAX or _AUTO */
     int64_t max_connections;
     int64_t max_connections_per_source; /* 0 = no limit */
     int64_t source_prefix_ipv4;         /* bits that make one source */
@@ -64,6 +73,8 @@ enum cfg_type {
     CFG_FACILITY, /* string naming a syslog facility */
     CFG_LISTEN,   /* list of groups described by the CFG_ITEM rows */
     CFG_PROTOCOL, /* string naming an enum cfg_proto */
+    CFG_INT_AUTO, /* CFG_INT, or the string "auto" stored as CFG_AUTO
+                     (so its min is above CFG_AUTO) */
 };
 
 enum cfg_scope {
@@ -84,10 +95,10 @@ struct cfg_key {
     enum cfg_type type;
     enum cfg_scope scope;
     size_t off;          /* into struct cfg or struct cfg_listen */
-    int64_t def;         /* CFG_INT, CFG_BOOL, CFG_LEVEL, CFG_FACILITY,
-                            CFG_PROTOCOL */
+    int64_t def;         /* CFG_INT, CFG_INT_AUTO, CFG_BOOL, CFG_LEVEL,
+                            CFG_FACILITY, CFG_PROTOCOL */
     const char *def_str; /* CFG_STRING; NULL for a required key */
-    int64_t min, max;    /* CFG_INT range; CFG_STRING length */
+    int64_t min, max;    /* CFG_INT(_AUTO) range; CFG_STRING length */
     bool required;       /* must be set: at the top level, or in every
                             group of its list (CFG_ITEM) */
     enum cfg_reload reload;

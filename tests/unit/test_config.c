@@ -200,6 +200,7 @@ assert_cfg_equal(const struct cfg *a, const struct cfg *b)
         }
         switch (k->type) {
         case CFG_INT:
+        case CFG_INT_AUTO:
         case CFG_LEVEL:
         case CFG_FACILITY:
         case CFG_PROTOCOL:
@@ -241,12 +242,19 @@ test_defaults_equal_table(void **state)
             /* A default must pass its own range check. */
             assert_true(k->min <= k->def && k->def <= k->max);
         }
+        if (k->type == CFG_INT_AUTO) {
+            /* "auto" cannot be mistaken for a number in range. */
+            assert_true(k->min > CFG_AUTO);
+            assert_true(k->def == CFG_AUTO ||
+                        (k->min <= k->def && k->def <= k->max));
+        }
         if (k->scope != CFG_TOP) {
             continue;
         }
         n_top++;
         switch (k->type) {
         case CFG_INT:
+        case CFG_INT_AUTO:
         case CFG_LEVEL:
         case CFG_FACILITY:
         case CFG_PROTOCOL:
@@ -272,6 +280,7 @@ test_defaults_equal_table(void **state)
     assert_true(c.output_low_watermark < c.output_high_watermark);
     assert_int_equal(c.log_level, LOG_INFO);
     assert_int_equal(c.syslog_facility, LOG_DAEMON);
+    assert_int_equal(c.workers, CFG_WORKERS_AUTO);
 }
 
 /* The columns every row must fill in, and what the issue asked of them:
@@ -299,8 +308,11 @@ test_table_columns(void **state)
             assert_int_equal(o->type, CFG_INT);
             assert_true(k->def < o->def);
         }
-        /* Today every key applies on reload (see srv_reload). */
-        assert_int_equal(k->reload, CFG_RELOAD);
+        /* Every key applies on reload (see srv_reload) but workers: a
+         * thread's loop and sockets stay until a restart. */
+        assert_int_equal(k->reload, strcmp(k->name, "workers") == 0
+                                        ? CFG_RESTART
+                                        : CFG_RELOAD);
     }
 }
 
@@ -442,6 +454,7 @@ test_valid_file_sets_every_kind(void **state)
                  "  { address = \"::1\"; port = 7008; protocol = \"tcp\"; }\n"
                  ");\n"
                  "max_connections = 1048576;\n"
+                 "workers = 3;\n"
                  "idle_timeout = 0;\n"
                  "output_high_watermark = 4096;\n"
                  "output_low_watermark = 0;\n"
@@ -470,6 +483,7 @@ test_valid_file_sets_every_kind(void **state)
     assert_string_equal(c.listen[1].address, "::1");
     assert_false(c.listen[1].ipv6_only);
     assert_int_equal(c.max_connections, 1048576);
+    assert_int_equal(c.workers, 3);
     assert_int_equal(c.idle_timeout, 0);
     assert_int_equal(c.output_high_watermark, 4096);
     assert_int_equal(c.output_low_watermark, 0);
@@ -478,6 +492,53 @@ test_valid_file_sets_every_kind(void **state)
     assert_int_equal(c.log_level, LOG_DEBUG);
     assert_int_equal(c.syslog_facility, LOG_LOCAL3);
     assert_string_equal(c.syslog_ident, "echo-test");
+}
+
+/* workers: a count of threads, or "auto" for one per CPU (0 inside). */
+static void
+test_workers_valid(void **state)
+{
+    static const struct {
+        const char *text;
+        int64_t want;
+    } cases[] = {
+        { "workers = 1;\n", 1 },
+        { "workers = 256;\n", CFG_WORKERS_MAX },
+        { "workers = 0x10;\n", 16 },
+        { "workers = 4L;\n", 4 },
+        { "workers = \"auto\";\n", CFG_WORKERS_AUTO },
+        { "idle_timeout = 1;\n", CFG_WORKERS_AUTO }, /* the default */
+    };
+    struct cfg c;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        memset(&c, 0x5a, sizeof(c));
+        if (load(&c, cases[i].text) != 0) {
+            fail_msg("%s: %s", cases[i].text, err);
+        }
+        assert_int_equal(c.workers, cases[i].want);
+    }
+}
+
+static void
+test_error_workers(void **state)
+{
+    static const char *const values[] = {
+        "0", "257", "-1", "\"foo\"", "\"AUTO\"", "\"auto \"", "\"\"",
+        "\"4\"", "2.0", "1e1", "true", "false", "[ \"auto\" ]",
+        "4294967297", /* 2^32 + 1: 1 if narrowed */
+        "9223372036854775807L",
+    };
+    char text[128];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        snprintf(text, sizeof(text), "idle_timeout = 5;\n\nworkers = %s;\n",
+                 values[i]);
+        expect_error(text, 3, "workers: expected an integer in 1..256 or "
+                              "\"auto\"");
+    }
 }
 
 /* Keys left out keep their defaults; an empty file is all defaults. */
@@ -564,7 +625,8 @@ static void
 test_error_wrong_type_for_int(void **state)
 {
     static const char *const values[] = { "1.5", "1e3", "\"100\"", "true",
-                                          "[ 1 ]", "( 1 )", "{ a = 1; }" };
+                                          "[ 1 ]", "( 1 )", "{ a = 1; }",
+                                          "\"auto\"" };
     char text[128];
 
     (void)state;
@@ -1039,6 +1101,8 @@ test_default_text(void **state)
             assert_string_equal(buf, "true");
         } else if (strcmp(k->name, "protocol") == 0) {
             assert_string_equal(buf, "\"tcp\"");
+        } else if (strcmp(k->name, "workers") == 0) {
+            assert_string_equal(buf, "\"auto\"");
         }
     }
 }
@@ -1052,6 +1116,7 @@ main(void)
         cmocka_unit_test(test_shipped_conf_is_defaults),
         cmocka_unit_test(test_commented_keys_do_not_count),
         cmocka_unit_test(test_valid_file_sets_every_kind),
+        cmocka_unit_test(test_workers_valid),
         cmocka_unit_test(test_missing_keys_keep_defaults),
         cmocka_unit_test(test_empty_listen_list_is_valid),
         cmocka_unit_test(test_port_defaults_in_a_listen_item),
@@ -1061,6 +1126,7 @@ main(void)
         cmocka_unit_test(test_error_wrong_type_for_int),
         cmocka_unit_test(test_error_out_of_range),
         cmocka_unit_test(test_error_int64_outside_int),
+        cmocka_unit_test(test_error_workers),
         cmocka_unit_test(test_error_bad_level_and_facility),
         cmocka_unit_test(test_error_bad_address),
         cmocka_unit_test(test_error_missing_address),

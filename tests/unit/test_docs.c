@@ -168,6 +168,7 @@ type_word(enum cfg_type t)
 {
     switch (t) {
     case CFG_INT:
+    case CFG_INT_AUTO:
         return "integer";
     case CFG_BOOL:
         return "boolean";
@@ -186,8 +187,8 @@ type_word(enum cfg_type t)
 static bool
 has_range(const struct cfg_key *k)
 {
-    return k->type == CFG_INT || k->type == CFG_STRING ||
-           k->type == CFG_LISTEN;
+    return k->type == CFG_INT || k->type == CFG_INT_AUTO ||
+           k->type == CFG_STRING || k->type == CFG_LISTEN;
 }
 
 static void
@@ -211,8 +212,9 @@ man_conf_documents_every_key(void **state)
                      head + 1, k->name, want + 1);
         }
         if (has_range(k)) {
-            snprintf(want, sizeof(want), " %lld..%lld", (long long)k->min,
-                     (long long)k->max);
+            snprintf(want, sizeof(want), " %lld..%lld%s", (long long)k->min,
+                     (long long)k->max,
+                     k->type == CFG_INT_AUTO ? " or \\(dqauto\\(dq" : "");
             if (strstr(d.line[head], want) == NULL) {
                 fail_msg("man/echod.conf.5:%ld: %s: range should be%s",
                          head + 1, k->name, want);
@@ -375,7 +377,7 @@ conf_file_names_every_key_with_range(void **state)
         if (at < 0) {
             fail_msg("conf/echod.conf: key %s is not set", k->name);
         }
-        if (k->type != CFG_INT) {
+        if (k->type != CFG_INT && k->type != CFG_INT_AUTO) {
             continue;
         }
         /* The range is in the comment block above the setting (for a key
@@ -419,6 +421,7 @@ conf_file_sets_the_defaults(void **state)
         }
         switch (k->type) {
         case CFG_INT:
+        case CFG_INT_AUTO:
         case CFG_LEVEL:
         case CFG_FACILITY:
         case CFG_PROTOCOL:
