@@ -267,6 +267,74 @@ cfg_listen_equal(const struct cfg_listen *a, const struct cfg_listen *b)
            a->ipv6_only == b->ipv6_only && a->protocol == b->protocol;
 }
 
+/* Whether a top-level key has the same value in a and b. */
+static bool
+cfg_key_equal(const struct cfg_key *k, const struct cfg *a,
+              const struct cfg *b)
+{
+    const char *pa = (const char *)a + k->off;
+    const char *pb = (const char *)b + k->off;
+
+    switch (k->type) {
+    case CFG_INT:
+    case CFG_INT_AUTO:
+    case CFG_LEVEL:
+    case CFG_FACILITY:
+    case CFG_PROTOCOL:
+        return *(const int64_t *)(const void *)pa ==
+               *(const int64_t *)(const void *)pb;
+    case CFG_BOOL:
+        return *(const bool *)pa == *(const bool *)pb;
+    case CFG_STRING:
+        return strcmp(pa, pb) == 0;
+    case CFG_LISTEN:
+        if (a->n_listen != b->n_listen) {
+            return false;
+        }
+        for (size_t i = 0; i < a->n_listen; i++) {
+            if (!cfg_listen_equal(&a->listen[i], &b->listen[i])) {
+                return false;
+            }
+        }
+        return true;
+    }
+    return false;
+}
+
+/* cfg_restart_changes over any table and either kind of key. */
+static size_t
+cfg_changes(const struct cfg_key *keys, enum cfg_reload reload,
+            const struct cfg *old, const struct cfg *next, char *buf,
+            size_t len)
+{
+    size_t n = 0, used = 0;
+
+    if (len > 0) {
+        buf[0] = '\0';
+    }
+    for (const struct cfg_key *k = keys; k->name != NULL; k++) {
+        if (k->scope != CFG_TOP || k->reload != reload ||
+            cfg_key_equal(k, old, next)) {
+            continue;
+        }
+        if (used < len) {
+            int w = snprintf(buf + used, len - used, "%s%s",
+                             n > 0 ? ", " : "", k->name);
+
+            used = w < 0 ? len : used + (size_t)w;
+        }
+        n++;
+    }
+    return n;
+}
+
+size_t
+cfg_restart_changes(const struct cfg *old, const struct cfg *next,
+                    char *buf, size_t len)
+{
+    return cfg_changes(cfg_keys, CFG_RESTART, old, next, buf, len);
+}
+
 /* ---- loading ---- */
 
 struct cfg_ctx {

@@ -136,4 +136,15 @@ const char *cfg_proto_name(int64_t proto);
 /* Same address, port, protocol and options. */
 bool cfg_listen_equal(const struct cfg_listen *a, const struct cfg_listen *b);
 
+/*
+ * For a reload: the top-level keys marked CFG_RESTART whose values differ
+ * between old (running) and next (just loaded). Writes their names to buf
+ * in table order, separated by ", " (cut to fit, terminated when len > 0;
+ * buf may be NULL when len is 0) and returns how many differ, whether or
+ * not all fit. The caller keeps the running values of those keys and logs
+ * "<names> changed: kept until restart".
+ */
+size_t cfg_restart_changes(const struct cfg *old, const struct cfg *next,
+                           char *buf, size_t len);
+
 #endif /* ECHOD_CONFIG_H */

@@ -1082,6 +1082,101 @@ test_error_truncated_to_buffer(void **state)
     assert_memory_equal(small, path, sizeof(small) - 1);
 }
 
+/* ---- what a reload cannot apply ---- */
+
+/* Loaded files, and the real table: only workers needs a restart, and a
+ * change to any other key is not reported. */
+static void
+test_restart_changes(void **state)
+{
+    static struct cfg old, next; /* large */
+    char buf[64];
+
+    (void)state;
+    cfg_defaults(&old);
+    assert_int_equal(load(&next, "workers = \"auto\";\n"), 0);
+    memset(buf, 'x', sizeof(buf));
+    assert_int_equal(cfg_restart_changes(&old, &next, buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "");
+
+    assert_int_equal(load(&next, "workers = 2;\nmax_connections = 5;\n"), 0);
+    assert_int_equal(cfg_restart_changes(&old, &next, buf, sizeof(buf)), 1);
+    assert_string_equal(buf, "workers");
+    /* Back again is a change too, and the count needs no buffer. */
+    assert_int_equal(cfg_restart_changes(&next, &old, NULL, 0), 1);
+    /* Cut to fit, still counted. */
+    assert_int_equal(cfg_restart_changes(&old, &next, buf, 4), 1);
+    assert_string_equal(buf, "wor");
+
+    /* Every reloadable key changed at once: nothing needs a restart. */
+    if (load(&next, "listen = ( { address = \"::1\"; port = 7007; } );\n"
+                    "max_connections = 5; max_connections_per_source = 1;\n"
+                    "source_prefix_ipv4 = 24; source_prefix_ipv6 = 48;\n"
+                    "idle_timeout = 1; output_high_watermark = 8192;\n"
+                    "output_low_watermark = 1; shutdown_timeout = 1;\n"
+                    "listen_backlog = 1; log_level = \"debug\";\n"
+                    "syslog_facility = \"local1\"; syslog_ident = \"e\";\n"
+                    "udp_rate_limit = 1; udp_rate_burst = 1;\n"
+                    "udp_per_source_rate = 1; udp_per_source_burst = 1;\n")
+        != 0) {
+        fail_msg("%s", err);
+    }
+    assert_int_equal(cfg_restart_changes(&old, &next, buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "");
+}
+
+/* The walk itself, with a table of the test's own: several keys of every
+ * kind, in table order, each compared by its type; reloadable keys and
+ * keys of a listen entry are passed over. */
+static void
+test_restart_changes_any_table(void **state)
+{
+    static const struct cfg_key keys[] = {
+        { .name = "a_int", .type = CFG_INT, .scope = CFG_TOP,
+          .off = CFG_OFF(max_connections), .reload = CFG_RESTART },
+        { .name = "reloaded", .type = CFG_INT, .scope = CFG_TOP,
+          .off = CFG_OFF(idle_timeout), .reload = CFG_RELOAD },
+        { .name = "in_entry", .type = CFG_INT, .scope = CFG_ITEM,
+          .off = CFG_OFF(idle_timeout), .reload = CFG_RESTART },
+        { .name = "a_string", .type = CFG_STRING, .scope = CFG_TOP,
+          .off = CFG_OFF(syslog_ident), .max = CFG_IDENT_MAX - 1,
+          .reload = CFG_RESTART },
+        { .name = "a_list", .type = CFG_LISTEN, .scope = CFG_TOP,
+          .reload = CFG_RESTART },
+        { .name = NULL },
+    };
+    static struct cfg old, next;
+    char buf[64];
+
+    (void)state;
+    cfg_defaults(&old);
+    next = old;
+    next.idle_timeout++;
+    assert_int_equal(cfg_changes(keys, CFG_RESTART, &old, &next, buf,
+                                 sizeof(buf)), 0);
+    assert_string_equal(buf, "");
+    assert_int_equal(cfg_changes(keys, CFG_RELOAD, &old, &next, buf,
+                                 sizeof(buf)), 1);
+    assert_string_equal(buf, "reloaded");
+
+    next.max_connections++;
+    snprintf(next.syslog_ident, sizeof(next.syslog_ident), "other");
+    next.listen[1].ipv6_only = false;
+    assert_int_equal(cfg_changes(keys, CFG_RESTART, &old, &next, buf,
+                                 sizeof(buf)), 3);
+    assert_string_equal(buf, "a_int, a_string, a_list");
+    /* A shorter list is a change even where the rest agrees. */
+    next = old;
+    next.n_listen = 1;
+    assert_int_equal(cfg_changes(keys, CFG_RESTART, &old, &next, buf,
+                                 sizeof(buf)), 1);
+    assert_string_equal(buf, "a_list");
+    /* Cut inside the second name: both counted, the text terminated. */
+    next.max_connections++;
+    assert_int_equal(cfg_changes(keys, CFG_RESTART, &old, &next, buf, 9), 2);
+    assert_string_equal(buf, "a_int, a");
+}
+
 static void
 test_default_text(void **state)
 {
@@ -1140,6 +1235,8 @@ main(void)
         cmocka_unit_test(test_error_include_target),
         cmocka_unit_test(test_nul_byte_hides_nothing),
         cmocka_unit_test(test_error_truncated_to_buffer),
+        cmocka_unit_test(test_restart_changes),
+        cmocka_unit_test(test_restart_changes_any_table),
         cmocka_unit_test(test_default_text),
     };
 
