@@ -4,7 +4,8 @@
  * The key table in src/config.c is the only place a key, its type, range
  * and default are written. These tests walk that table and check that
  * man/echod.conf.5 and conf/echod.conf describe every key with the same
- * type, range and default (and name no key the code does not know), that
+ * type, range and default (and name no key the code does not know), say
+ * whether a reload applies it as the table's .reload column does, that
  * the memory bound in the man page uses the code's chunk and scratch
  * sizes, and that echod(8) lists the exit codes main() returns.
  *
@@ -241,6 +242,50 @@ man_conf_documents_every_key(void **state)
     doc_free(&d);
 }
 
+/* What an item says of a key whose .reload is CFG_RELOAD or CFG_RESTART,
+ * as a line of its own. */
+static const char *const reload_line[] = {
+    [CFG_RELOAD] = "Applies on reload.",
+    [CFG_RESTART] = "Needs a restart; a reload keeps the running value.",
+};
+
+/* Each item says whether a reload applies the key, as .reload in the
+ * table says, and does not also say the opposite. */
+static void
+man_conf_marks_restart_keys(void **state)
+{
+    struct doc d;
+    char want[128], body[8192];
+
+    (void)state;
+    doc_load(&d, "man/echod.conf.5");
+    for (const struct cfg_key *k = cfg_keys; k->name != NULL; k++) {
+        long head = man_key_item(&d, k->name);
+        enum cfg_reload other =
+            k->reload == CFG_RESTART ? CFG_RELOAD : CFG_RESTART;
+
+        if (k->reload != CFG_RELOAD && k->reload != CFG_RESTART) {
+            fail_msg("src/config.c: %s: .reload is not set", k->name);
+        }
+        if (head < 0) {
+            fail_msg("man/echod.conf.5: no \".It Cm %s\" item", k->name);
+        }
+        man_item_body(&d, head, body, sizeof(body));
+        snprintf(want, sizeof(want), "\n%s\n", reload_line[k->reload]);
+        if (strstr(body, want) == NULL) {
+            fail_msg("man/echod.conf.5:%ld: %s: the item must say \"%s\" "
+                     "on a line of its own", head + 1, k->name,
+                     reload_line[k->reload]);
+        }
+        if (strstr(body, reload_line[other]) != NULL) {
+            fail_msg("man/echod.conf.5:%ld: %s: the item says \"%s\", but "
+                     "src/config.c says the opposite", head + 1, k->name,
+                     reload_line[other]);
+        }
+    }
+    doc_free(&d);
+}
+
 static void
 man_conf_names_no_unknown_key(void **state)
 {
@@ -358,6 +403,22 @@ conf_setting_line(const struct doc *d, const char *name)
     return -1;
 }
 
+/* True if the setting's line at `at`, or the comment block above line
+ * `top` (the setting, or `listen` for a key of a listen group), has s. */
+static bool
+conf_comment_has(const struct doc *d, long top, long at, const char *s)
+{
+    if (strstr(d->line[at], s) != NULL) {
+        return true;
+    }
+    for (long i = top - 1; i >= 0 && d->line[i][0] == '#'; i--) {
+        if (strstr(d->line[i], s) != NULL) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void
 conf_file_names_every_key_with_range(void **state)
 {
@@ -372,23 +433,22 @@ conf_file_names_every_key_with_range(void **state)
         long at = conf_setting_line(&d, k->name);
         long top = k->scope == CFG_ITEM ? listen_at : at;
         char want[64];
-        bool found = false;
 
         if (at < 0) {
             fail_msg("conf/echod.conf: key %s is not set", k->name);
         }
+        /* A key a reload cannot change says so where it is set. */
+        if (k->reload == CFG_RESTART &&
+            !conf_comment_has(&d, top, at, "Needs a restart")) {
+            fail_msg("conf/echod.conf:%ld: %s: the comment should say "
+                     "\"Needs a restart\"", at + 1, k->name);
+        }
         if (k->type != CFG_INT && k->type != CFG_INT_AUTO) {
             continue;
         }
-        /* The range is in the comment block above the setting (for a key
-         * of a listen group: above `listen`), or on the setting's line. */
         snprintf(want, sizeof(want), "%lld..%lld", (long long)k->min,
                  (long long)k->max);
-        found = strstr(d.line[at], want) != NULL;
-        for (long i = top - 1; i >= 0 && d.line[i][0] == '#' && !found; i--) {
-            found = strstr(d.line[i], want) != NULL;
-        }
-        if (!found) {
+        if (!conf_comment_has(&d, top, at, want)) {
             fail_msg("conf/echod.conf:%ld: %s: the comment should give the "
                      "range %s", at + 1, k->name, want);
         }
@@ -485,6 +545,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(man_conf_documents_every_key),
+        cmocka_unit_test(man_conf_marks_restart_keys),
         cmocka_unit_test(man_conf_names_no_unknown_key),
         cmocka_unit_test(man_conf_states_memory_bound),
         cmocka_unit_test(conf_file_names_every_key_with_range),
