@@ -259,11 +259,3 @@ loop_run_once(struct loop *l, int max_wait_ms)
     loop_run_timers(l);
     loop_free_closed(l);
 }
-
-void
-loop_run(struct loop *l)
-{
-    while (!l->stop) {
-        loop_run_once(l, -1);
-    }
-}

@@ -50,7 +50,6 @@ struct loop {
     struct list ready;
     struct list closed;
     struct list timers;
-    bool stop;
     struct outq_pool pool;
     char *scratch; /* LOOP_SCRATCH bytes */
 };
@@ -91,8 +90,5 @@ void loop_timer_disarm(struct loop_timer *t);
  * ready list is not empty), dispatch, serve the ready list snapshot, run
  * expired timers, free closed owners. */
 void loop_run_once(struct loop *l, int max_wait_ms);
-
-/* Iterate until l->stop is set. */
-void loop_run(struct loop *l);
 
 #endif /* ECHOD_LOOP_H */
