@@ -89,6 +89,7 @@ WRAP_test_log      := -Wl,--wrap=clock_gettime,--wrap=syslog,--wrap=__syslog_chk
 WRAP_test_conn     := -Wl,--wrap=clock_gettime
 WRAP_test_peers    := -Wl,--wrap=calloc,--wrap=malloc,--wrap=realloc
 WRAP_test_udp      := -Wl,--wrap=sendmmsg,--wrap=clock_gettime
+WRAP_test_srckey   := -Wl,--wrap=getrandom
 
 .PHONY: all run check check-unit check-integration check-headers deps \
         deps-build install uninstall lint format clean dist deb rpm \

@@ -185,7 +185,7 @@ conn_new(struct conn_set *set, int fd, const struct sockaddr *peer,
     list_insert_tail(&set->lru, &c->lru);
     set->n_open++;
     set->n_opened++;
-    if (set->idle_ms != 0 && !set->idle_timer.armed) {
+    if (set->idle_ms != 0 && !loop_timer_armed(&set->idle_timer)) {
         conn_idle_arm(set);
     }
     if (set->draining) {

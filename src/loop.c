@@ -138,7 +138,6 @@ void
 loop_timer_init(struct loop_timer *t, void (*fn)(struct loop_timer *))
 {
     t->deadline = 0;
-    t->armed = false;
     t->fn = fn;
     list_init(&t->node);
 }
@@ -147,7 +146,6 @@ void
 loop_timer_arm(struct loop *l, struct loop_timer *t, uint64_t deadline)
 {
     t->deadline = deadline;
-    t->armed = true;
     /* Relink even if linked: the timer may be on the list of timers due in
      * this iteration (another timer's callback re-arms it), and with a new
      * deadline it must not fire from there. */
@@ -158,7 +156,6 @@ loop_timer_arm(struct loop *l, struct loop_timer *t, uint64_t deadline)
 void
 loop_timer_disarm(struct loop_timer *t)
 {
-    t->armed = false;
     list_remove(&t->node);
 }
 
@@ -258,12 +255,4 @@ loop_run_once(struct loop *l, int max_wait_ms)
     loop_serve_ready(l);
     loop_run_timers(l);
     loop_free_closed(l);
-}
-
-void
-loop_run(struct loop *l)
-{
-    while (!l->stop) {
-        loop_run_once(l, -1);
-    }
 }

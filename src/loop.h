@@ -39,9 +39,8 @@ struct loop_io {
 
 struct loop_timer {
     uint64_t deadline; /* loop->now milliseconds */
-    bool armed;
     void (*fn)(struct loop_timer *t);
-    struct list node;
+    struct list node; /* linked exactly while armed */
 };
 
 struct loop {
@@ -50,7 +49,6 @@ struct loop {
     struct list ready;
     struct list closed;
     struct list timers;
-    bool stop;
     struct outq_pool pool;
     char *scratch; /* LOOP_SCRATCH bytes */
 };
@@ -87,12 +85,18 @@ void loop_timer_init(struct loop_timer *t, void (*fn)(struct loop_timer *));
 void loop_timer_arm(struct loop *l, struct loop_timer *t, uint64_t deadline);
 void loop_timer_disarm(struct loop_timer *t);
 
+/* Armed: waiting to fire (also while due in this iteration, until its
+ * callback runs). Derived from the node, so it cannot disagree with the
+ * timer list. The timer must have been through loop_timer_init. */
+static inline bool
+loop_timer_armed(const struct loop_timer *t)
+{
+    return list_linked(&t->node);
+}
+
 /* One iteration: wait (at most max_wait_ms, -1 = no cap; 0 while the
  * ready list is not empty), dispatch, serve the ready list snapshot, run
  * expired timers, free closed owners. */
 void loop_run_once(struct loop *l, int max_wait_ms);
-
-/* Iterate until l->stop is set. */
-void loop_run(struct loop *l);
 
 #endif /* ECHOD_LOOP_H */

@@ -1,9 +1,9 @@
 /*
  * peers.c - the bounded per-source table (see peers.h for the bounds).
  *
- * Owns: turning a client address into its source key, counting open
- * connections per source in a chained hash table whose slots are
- * allocated up front, and the secret hash key.
+ * Owns: counting open connections per source in a chained hash table
+ * whose slots are allocated up front, and the table's prefix lengths and
+ * hash secret. What a source is, the secret and the hash are srckey's.
  * Never allocates per connection, never logs (callers do), and knows
  * nothing of sockets beyond the address they came from.
  * Invariants: an entry is in exactly one place: in the chain of the
@@ -12,16 +12,10 @@
  * entries in chains; chains are doubly linked, so release unlinks in
  * O(1) without walking.
  */
-#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "peers.h"
 
@@ -31,37 +25,6 @@ _Static_assert(sizeof(struct peer_entry) + 2 * sizeof(uint32_t) <=
                    PEER_SLOT_BYTES,
                "a slot outgrew PEER_SLOT_BYTES: update it and the man page");
 
-/* splitmix64: spreads a weak seed (time, pid) over 64 bits. */
-static uint64_t
-peer_mix(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ULL);
-
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
-static void
-peer_seed(struct peer_table *t)
-{
-    ssize_t got = getrandom(t->seed, sizeof(t->seed), GRND_NONBLOCK);
-
-    if (got != (ssize_t)sizeof(t->seed)) {
-        /* No entropy yet (early boot) or a seccomp filter: still better
-         * than a fixed key, though a patient attacker could guess it. */
-        struct timespec ts;
-        uint64_t x;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        x = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-        x ^= (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)t;
-        for (size_t i = 0; i < sizeof(t->seed) / sizeof(t->seed[0]); i++) {
-            t->seed[i] = peer_mix(&x);
-        }
-    }
-}
-
 void
 peer_init(struct peer_table *t)
 {
@@ -69,7 +32,7 @@ peer_init(struct peer_table *t)
     t->prefix4 = 32;
     t->prefix6 = 64;
     t->shift = 64;
-    peer_seed(t);
+    skey_seed(&t->seed);
 }
 
 void
@@ -127,7 +90,7 @@ peer_rebuild(const struct peer_table *t, struct peer_table *fresh,
     fresh->free = PEER_NONE;
     fresh->prefix4 = prefix4;
     fresh->prefix6 = prefix6;
-    memcpy(fresh->seed, t->seed, sizeof(fresh->seed));
+    fresh->seed = t->seed;
     return 1;
 }
 
@@ -152,101 +115,20 @@ peer_configure(struct peer_table *t, size_t size, unsigned prefix4,
     return rc;
 }
 
-/* Keep the first `bits` bits of b[0..n). */
-static void
-peer_mask(uint8_t *b, size_t n, unsigned bits)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (bits >= 8) {
-            bits -= 8;
-            continue;
-        }
-        b[i] &= (uint8_t)(0xFFu << (8 - bits));
-        bits = 0;
-    }
-}
-
-/* The source key of sa in k; returns its family (AF_INET for an
- * IPv4-mapped IPv6 address), or 0 if the family is not counted. */
+/* The source key of sa under t's prefixes; 0 if its family is not
+ * counted. */
 static int
-peer_key(const struct peer_table *t, const struct sockaddr *sa, uint8_t k[16])
+peer_key(const struct peer_table *t, const struct sockaddr *sa,
+         struct skey *k)
 {
-    static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0,
-                                          0, 0, 0, 0, 0xFF, 0xFF };
-
-    memset(k, 0, 16);
-    if (sa->sa_family == AF_INET) {
-        struct sockaddr_in sin;
-
-        memcpy(&sin, sa, sizeof(sin));
-        memcpy(k, v4mapped, sizeof(v4mapped));
-        memcpy(k + 12, &sin.sin_addr, 4);
-    } else if (sa->sa_family == AF_INET6) {
-        struct sockaddr_in6 sin6;
-
-        memcpy(&sin6, sa, sizeof(sin6));
-        memcpy(k, &sin6.sin6_addr, 16);
-        if (memcmp(k, v4mapped, sizeof(v4mapped)) != 0) {
-            peer_mask(k, 16, t->prefix6);
-            return AF_INET6;
-        }
-    } else {
-        return 0;
-    }
-    peer_mask(k + 12, 4, t->prefix4);
-    return AF_INET;
+    return skey_of(k, sa, t->prefix4, t->prefix6);
 }
 
-#define PEER_ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-
-static void
-peer_sipround(uint64_t v[4])
-{
-    v[0] += v[1];
-    v[1] = PEER_ROTL(v[1], 13);
-    v[1] ^= v[0];
-    v[0] = PEER_ROTL(v[0], 32);
-    v[2] += v[3];
-    v[3] = PEER_ROTL(v[3], 16);
-    v[3] ^= v[2];
-    v[0] += v[3];
-    v[3] = PEER_ROTL(v[3], 21);
-    v[3] ^= v[0];
-    v[2] += v[1];
-    v[1] = PEER_ROTL(v[1], 17);
-    v[1] ^= v[2];
-    v[2] = PEER_ROTL(v[2], 32);
-}
-
-/* SipHash-2-4 of the 16-byte key under the table's secret 128-bit key:
- * a keyed hash made against hash flooding, so which sources share a
- * bucket depends on a secret, not on addresses a client can choose (a
- * host that owns a /48 has 65536 /64 sources to pick from). */
+/* The bucket of key k: the top bits of its hash (shift 64: one bucket). */
 static size_t
-peer_hash(const struct peer_table *t, const uint32_t w[4])
+peer_hash(const struct peer_table *t, const struct skey *k)
 {
-    uint64_t v[4] = {
-        t->seed[0] ^ 0x736f6d6570736575ULL, t->seed[1] ^ 0x646f72616e646f6dULL,
-        t->seed[0] ^ 0x6c7967656e657261ULL, t->seed[1] ^ 0x7465646279746573ULL,
-    };
-    uint64_t m[3];
-
-    memcpy(m, w, 16);
-    m[2] = (uint64_t)16 << 56; /* the length block: 16 bytes, no tail */
-    for (size_t i = 0; i < 3; i++) {
-        v[3] ^= m[i];
-        peer_sipround(v);
-        peer_sipround(v);
-        v[0] ^= m[i];
-    }
-    v[2] ^= 0xff;
-    for (int i = 0; i < 4; i++) {
-        peer_sipround(v);
-    }
-    /* The top bits select the bucket (shift 64: one bucket). */
-    return t->shift >= 64
-               ? 0
-               : (size_t)((v[0] ^ v[1] ^ v[2] ^ v[3]) >> t->shift);
+    return t->shift >= 64 ? 0 : (size_t)(skey_hash(&t->seed, k) >> t->shift);
 }
 
 static struct peer_entry *
@@ -255,14 +137,14 @@ peer_at(const struct peer_table *t, uint32_t ref)
     return &t->ent[ref - 1];
 }
 
-/* The chain entry for key w, or PEER_NONE. */
+/* The chain entry for key k, or PEER_NONE. */
 static uint32_t
-peer_find(const struct peer_table *t, const uint32_t w[4], size_t b)
+peer_find(const struct peer_table *t, const struct skey *k, size_t b)
 {
     uint32_t r;
 
     for (r = t->bucket[b]; r != PEER_NONE; r = peer_at(t, r)->next) {
-        if (memcmp(peer_at(t, r)->key, w, sizeof(peer_at(t, r)->key)) == 0) {
+        if (skey_equal(&peer_at(t, r)->key, k)) {
             return r;
         }
     }
@@ -273,22 +155,20 @@ enum peer_verdict
 peer_acquire(struct peer_table *t, const struct sockaddr *sa, size_t limit,
              uint32_t *ref)
 {
-    uint8_t k[16];
-    uint32_t w[4];
+    struct skey k;
     struct peer_entry *e;
     uint32_t r;
     size_t b;
 
     *ref = PEER_NONE;
-    if (peer_key(t, sa, k) == 0) {
+    if (peer_key(t, sa, &k) == 0) {
         return PEER_OK;
     }
     if (t->ent == NULL) {
         return PEER_FULL;
     }
-    memcpy(w, k, sizeof(w));
-    b = peer_hash(t, w);
-    r = peer_find(t, w, b);
+    b = peer_hash(t, &k);
+    r = peer_find(t, &k, b);
     if (r != PEER_NONE) {
         e = peer_at(t, r);
         if (limit != 0 && e->count >= limit) {
@@ -307,7 +187,7 @@ peer_acquire(struct peer_table *t, const struct sockaddr *sa, size_t limit,
         return PEER_FULL;
     }
     e = peer_at(t, r);
-    memcpy(e->key, w, sizeof(e->key));
+    e->key = k;
     e->count = 1;
     e->prev = PEER_NONE;
     e->next = t->bucket[b];
@@ -337,7 +217,7 @@ peer_release(struct peer_table *t, uint32_t ref)
     if (e->prev != PEER_NONE) {
         peer_at(t, e->prev)->next = e->next;
     } else {
-        t->bucket[peer_hash(t, e->key)] = e->next;
+        t->bucket[peer_hash(t, &e->key)] = e->next;
     }
     if (e->next != PEER_NONE) {
         peer_at(t, e->next)->prev = e->prev;
@@ -351,15 +231,13 @@ peer_release(struct peer_table *t, uint32_t ref)
 size_t
 peer_count(const struct peer_table *t, const struct sockaddr *sa)
 {
-    uint8_t k[16];
-    uint32_t w[4];
+    struct skey k;
     uint32_t r;
 
-    if (t->ent == NULL || peer_key(t, sa, k) == 0) {
+    if (t->ent == NULL || peer_key(t, sa, &k) == 0) {
         return 0;
     }
-    memcpy(w, k, sizeof(w));
-    r = peer_find(t, w, peer_hash(t, w));
+    r = peer_find(t, &k, peer_hash(t, &k));
     return r == PEER_NONE ? 0 : peer_at(t, r)->count;
 }
 
@@ -373,20 +251,5 @@ const char *
 peer_name(const struct peer_table *t, const struct sockaddr *sa, char *buf,
           size_t len)
 {
-    char text[INET6_ADDRSTRLEN];
-    uint8_t k[16];
-    int fam = peer_key(t, sa, k);
-    unsigned plen = fam == AF_INET ? t->prefix4 : t->prefix6;
-    unsigned full = fam == AF_INET ? 32 : 128;
-
-    if (fam == 0 ||
-        inet_ntop(fam, fam == AF_INET ? k + 12 : k, text, sizeof(text)) ==
-            NULL) {
-        snprintf(buf, len, "?");
-    } else if (plen < full) {
-        snprintf(buf, len, "%s/%u", text, plen);
-    } else {
-        snprintf(buf, len, "%s", text);
-    }
-    return buf;
+    return skey_name(sa, t->prefix4, t->prefix6, buf, len);
 }

@@ -3,11 +3,8 @@
  * source, so that max_connections_per_source can refuse one hostile host
  * before it fills max_connections.
  *
- * A source is the client address cut to a prefix: IPv4 to prefix4 bits
- * (32 = one address), IPv6 to prefix6 bits (64: one host usually owns a
- * whole /64, so counting single addresses would not stop it). An
- * IPv4-mapped IPv6 address (::ffff:a.b.c.d, from a dual-stack socket) is
- * the IPv4 source a.b.c.d.
+ * A source is the client address cut to prefix4 (IPv4) or prefix6 (IPv6)
+ * bits, as srckey.h defines it for every per-source limit.
  *
  * Memory: the table is allocated for `size` sources by peer_configure
  * (echod passes max_connections: every source in it holds at least one
@@ -21,7 +18,7 @@
  *
  * Time: acquire hashes the source and walks one bucket chain; release is
  * O(1) through the handle acquire returned, whatever the chains look like.
- * The hash is SipHash-2-4 under a random key per process, so a client
+ * The hash is skey_hash under a random secret per table, so a client
  * cannot pick addresses that share a bucket.
  */
 #ifndef ECHOD_PEERS_H
@@ -31,18 +28,20 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "srckey.h"
+
 /* A handle that counts nothing: releasing it does nothing. */
 #define PEER_NONE 0u
 /* The most bytes the table takes per slot of `size` (see above). */
 #define PEER_SLOT_BYTES 36
 /* The most slots a table can have (handles are 32-bit). */
 #define PEER_SIZE_MAX ((size_t)1 << 30)
-/* "2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff/128" and its NUL. */
-#define PEER_NAME_MAX 48
+/* Room for any peer_name. */
+#define PEER_NAME_MAX SKEY_NAME_MAX
 
 /* References inside the table are index + 1; 0 is "none". */
 struct peer_entry {
-    uint32_t key[4]; /* the masked address; IPv4 as ::ffff:a.b.c.d */
+    struct skey key; /* the source */
     uint32_t count;  /* open connections; 0 = on the free list */
     uint32_t next;   /* in its bucket chain, or in the free list */
     uint32_t prev;   /* in its bucket chain; 0 = first in its bucket */
@@ -60,7 +59,7 @@ struct peer_table {
     uint32_t free;          /* released entries below hi */
     unsigned prefix4;       /* 1..32 */
     unsigned prefix6;       /* 1..128 */
-    uint64_t seed[2];       /* SipHash key; random per process */
+    struct skey_seed seed;  /* keys the hash; random per table */
 };
 
 enum peer_verdict {

@@ -343,7 +343,9 @@ srv_configure(const struct cfg *c)
     udp_set_configure(&srv.udps, (double)c->udp_rate_limit,
                       (double)c->udp_rate_burst,
                       (double)c->udp_per_source_rate,
-                      (double)c->udp_per_source_burst);
+                      (double)c->udp_per_source_burst,
+                      (unsigned)c->source_prefix_ipv4,
+                      (unsigned)c->source_prefix_ipv6);
 }
 
 /* A reload that changed nothing: say why, keep serving, tell systemd. */

@@ -115,6 +115,8 @@ udp_set_init(struct udp_set *set, struct loop *loop)
     set->dgram_max = UDP_DGRAM_MAX;
     tb_init(&set->rate, 1, 1, loop->now);
     set->src.rate = set->src.burst = 1;
+    set->src.prefix4 = 32;
+    set->src.prefix6 = 64;
 }
 
 void
@@ -132,12 +134,13 @@ udp_set_fini(struct udp_set *set)
 
 void
 udp_set_configure(struct udp_set *set, double rate, double burst,
-                  double src_rate, double src_burst)
+                  double src_rate, double src_burst, unsigned prefix4,
+                  unsigned prefix6)
 {
     if (rate != set->rate.rate || burst != set->rate.burst) {
         tb_init(&set->rate, rate, burst, set->loop->now);
     }
-    srate_configure(&set->src, src_rate, src_burst);
+    srate_configure(&set->src, src_rate, src_burst, prefix4, prefix6);
 }
 
 size_t
@@ -541,7 +544,8 @@ udp_alloc(struct udp_set *set)
     if (set->batch != NULL) {
         return 0;
     }
-    if (srate_init(&set->src, set->src.rate, set->src.burst) < 0) {
+    if (srate_init(&set->src, set->src.rate, set->src.burst,
+                   set->src.prefix4, set->src.prefix6) < 0) {
         return -1;
     }
     set->batch = malloc(sizeof(*set->batch));

@@ -68,15 +68,18 @@ struct udp_sock {
 
 const char *udp_drop_name(enum udp_drop why);
 
-/* Limits start at one reply per second; udp_set_configure sets them. */
+/* Limits start at one reply per second and sources at /32 and /64;
+ * udp_set_configure sets them. */
 void udp_set_init(struct udp_set *set, struct loop *loop);
 /* Closes every socket and frees the buffers and the source table. */
 void udp_set_fini(struct udp_set *set);
 
-/* Apply (new) reply limits in replies per second and bursts. Buckets are
- * reset only when a value changed. */
+/* Apply (new) reply limits in replies per second and bursts, and the
+ * prefix lengths that make one source (source_prefix_ipv4/6, as for TCP).
+ * Buckets are reset only when a value changed. */
 void udp_set_configure(struct udp_set *set, double rate, double burst,
-                       double src_rate, double src_burst);
+                       double src_rate, double src_burst, unsigned prefix4,
+                       unsigned prefix6);
 
 /* Bind one configured UDP socket. Returns it, or NULL with errno; the
  * caller logs. */

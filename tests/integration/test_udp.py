@@ -1,8 +1,9 @@
 """UDP echo (RFC 862 section 2): datagrams of every size back byte-exact
 over IPv4 and IPv6, many sources at once, the global and per-source rate
-limits enforced and counted, no reply to a source port that could start
-an echo loop, UDP listeners added and removed by reload, the STATUS line
-extended without changing its TCP part, and a prompt exit on SIGTERM."""
+limits enforced and counted (a source cut to source_prefix_ipv4 as for
+TCP), no reply to a source port that could start an echo loop, UDP
+listeners added and removed by reload, the STATUS line extended without
+changing its TCP part, and a prompt exit on SIGTERM."""
 import hashlib
 import re
 import signal
@@ -277,6 +278,38 @@ class UdpEcho(harness.TestCase):
                    r"udp_per_source_rate \(5/s\), dropping" % port)
         # Another source is not held back by their excess.
         udp_round(self, port, b"a fresh source")
+        self.assertEqual(d.stop(), 0)
+
+    def test_per_source_prefix_as_for_tcp(self):
+        """source_prefix_ipv4 makes one UDP source of a /24, as it does for
+        TCP: 127.0.0.3 finds the bucket 127.0.0.2 emptied, not a fresh
+        one of its own."""
+        rate, burst = 1, 10
+        port = free_port_both()
+        d = self.daemon(conf=conf(port, udp_rate_limit=1000000,
+                                  udp_rate_burst=1000000,
+                                  udp_per_source_rate=rate,
+                                  udp_per_source_burst=burst,
+                                  source_prefix_ipv4=24), port=port)
+        a = udp_client(bind=("127.0.0.2", 0))
+        self.addCleanup(a.close)
+        b = udp_client(bind=("127.0.0.3", 0))
+        self.addCleanup(b.close)
+        t0 = time.monotonic()
+        for i in range(burst):
+            a.sendto(b"a %d" % i, ("127.0.0.1", port))
+            self.assertEqual(a.recv(100), b"a %d" % i)
+        for i in range(burst):
+            b.sendto(b"b %d" % i, ("127.0.0.1", port))
+        st = status_udp(d, lambda st: st["received"] == 2 * burst)
+        elapsed = time.monotonic() - t0
+        got = len(drain(b))
+        # Only what the shared bucket refilled since 127.0.0.2 emptied
+        # it; a bucket of its own would have answered all ten.
+        self.assertLessEqual(got, rate * elapsed + 1, st["line"])
+        self.assertLess(got, burst, st["line"])
+        self.assertEqual(st["reasons"], {"per-source": burst - got},
+                         st["line"])
         self.assertEqual(d.stop(), 0)
 
     def test_loop_ports_get_no_reply(self):

@@ -478,7 +478,7 @@ test_idle_timeout(void **state)
     (void)new_tcp_conn(&fa, 0);
     (void)new_tcp_conn(&fb, 0);
     loop_run_once(&l, 0); /* registration edges */
-    assert_true(cs.idle_timer.armed);
+    assert_true(loop_timer_armed(&cs.idle_timer));
 
     fake_ms = t0 + 6000; /* b speaks at 6 s */
     echo_through(fb, &b, &back, 1, 0, false);
@@ -499,7 +499,8 @@ test_idle_timeout(void **state)
     loop_run_once(&l, 0);
     assert_int_equal(cs.n_closed[CONN_IDLE], 2);
     assert_int_equal(cs.n_open, 0);
-    assert_false(cs.idle_timer.armed); /* nothing left to watch */
+    /* Nothing left to watch. */
+    assert_false(loop_timer_armed(&cs.idle_timer));
     assert_int_equal(t_pump_until_closed(&l, fb), 0);
 }
 
@@ -514,7 +515,7 @@ test_idle_timeout_off(void **state)
     fake_ms = 1000;
     loop_update_now(&l);
     (void)new_tcp_conn(&fd, 0);
-    assert_false(cs.idle_timer.armed);
+    assert_false(loop_timer_armed(&cs.idle_timer));
     fake_ms += 86400 * 1000;
     loop_run_once(&l, 0);
     assert_int_equal(cs.n_open, 1);

@@ -345,7 +345,7 @@ test_emfile_shed_pause_resume(void **state)
     loop_run_once(&l, 1000);
     assert_int_equal(acc_pending, 0);
     assert_true(ls.paused);
-    assert_true(ls.pause_timer.armed);
+    assert_true(loop_timer_armed(&ls.pause_timer));
     pause_end = ls.pause_timer.deadline;
     assert_int_equal(pause_end, l.now + LSN_PAUSE_MS);
     assert_int_equal(ls.n_shed, 3);
@@ -416,7 +416,7 @@ test_other_exhaustion_errors_pause(void **state)
         loop_ready(&l, &lsn->io);
         loop_run_once(&l, 0);
         assert_true(ls.paused);
-        assert_true(ls.pause_timer.armed);
+        assert_true(loop_timer_armed(&ls.pause_timer));
         while (ls.paused) {
             assert_true(t_now_ms() < deadline);
             loop_run_once(&l, 1000);

@@ -164,15 +164,20 @@ static uint64_t fired_at[3];
 static int timer_disarm_other = -1;
 static int timer_rearm_other = -1;
 static uint64_t timer_rearm_delay;
+static int timer_watch = -1;    /* timer_fn records whether it is armed */
+static int timer_watch_seen[3]; /* per firing timer: 1 armed, 0 not */
 
 static void
 timer_fn(struct loop_timer *t)
 {
     int i = (int)(t - timers);
 
-    assert_false(t->armed); /* disarmed before the callback */
+    assert_false(loop_timer_armed(t)); /* disarmed before the callback */
     timer_fires[i]++;
     fired_at[i] = loop.now;
+    if (timer_watch >= 0) {
+        timer_watch_seen[i] = loop_timer_armed(&timers[timer_watch]);
+    }
     if (timer_disarm_other >= 0) {
         loop_timer_disarm(&timers[timer_disarm_other]);
     }
@@ -188,8 +193,9 @@ timers_reset(void)
     for (int i = 0; i < 3; i++) {
         loop_timer_init(&timers[i], timer_fn);
         timer_fires[i] = 0;
+        timer_watch_seen[i] = -1;
     }
-    timer_disarm_other = timer_rearm_other = -1;
+    timer_disarm_other = timer_rearm_other = timer_watch = -1;
 }
 
 static void
@@ -207,7 +213,7 @@ test_timer_fires_once_at_deadline(void **state)
         loop_run_once(&loop, -1);
     }
     assert_true(fired_at[0] >= deadline); /* never early */
-    assert_false(timers[0].armed);
+    assert_false(loop_timer_armed(&timers[0]));
     assert_int_equal(timer_fires[1], 0);
     loop_run_once(&loop, 0);
     assert_int_equal(timer_fires[0], 1); /* once */
@@ -252,12 +258,56 @@ test_timer_callback_changes_other_timer(void **state)
     loop_run_once(&loop, 0);
     assert_int_equal(timer_fires[0], 1);
     assert_int_equal(timer_fires[1], 0); /* pushed 40 ms out: not yet */
-    assert_true(timers[1].armed);
+    assert_true(loop_timer_armed(&timers[1]));
     timer_rearm_other = -1;
     while (timer_fires[1] == 0) {
         loop_run_once(&loop, -1);
     }
     assert_true(fired_at[1] >= t0 + 40);
+}
+
+/* Armed is derived from the timer list, so it follows arm, re-arm,
+ * disarm and firing; a timer due in the same iteration stays armed until
+ * its own callback runs, and one that re-arms itself from its callback is
+ * armed afterwards. */
+static void
+test_timer_armed_follows_the_list(void **state)
+{
+    (void)state;
+    timers_reset();
+    assert_false(loop_timer_armed(&timers[0]));
+    loop_timer_arm(&loop, &timers[0], loop.now + 3600 * 1000);
+    assert_true(loop_timer_armed(&timers[0]));
+    loop_timer_arm(&loop, &timers[0], loop.now + 7200 * 1000);
+    assert_true(loop_timer_armed(&timers[0]));
+    loop_timer_disarm(&timers[0]);
+    assert_false(loop_timer_armed(&timers[0]));
+    loop_timer_disarm(&timers[0]); /* twice: harmless */
+    assert_false(loop_timer_armed(&timers[0]));
+    assert_true(list_empty(&loop.timers));
+
+    /* Both due: timers[0] (armed first) fires first and sees timers[1]
+     * still armed; timers[1] sees itself disarmed. */
+    loop_timer_arm(&loop, &timers[0], loop.now);
+    loop_timer_arm(&loop, &timers[1], loop.now);
+    timer_watch = 1;
+    loop_run_once(&loop, 0);
+    assert_int_equal(timer_fires[0] + timer_fires[1], 2);
+    assert_int_equal(timer_watch_seen[0], 1);
+    assert_int_equal(timer_watch_seen[1], 0);
+    assert_false(loop_timer_armed(&timers[0]));
+    assert_false(loop_timer_armed(&timers[1]));
+
+    /* A callback that re-arms its own timer leaves it armed. */
+    timer_watch = -1;
+    timer_rearm_other = 2;
+    timer_rearm_delay = 3600 * 1000;
+    loop_timer_arm(&loop, &timers[2], loop.now);
+    loop_run_once(&loop, 0);
+    assert_int_equal(timer_fires[2], 1);
+    assert_true(loop_timer_armed(&timers[2]));
+    loop_timer_disarm(&timers[2]);
+    assert_false(loop_timer_armed(&timers[2]));
 }
 
 /* Two owners readable in the same epoll batch, each closing the other:
@@ -356,6 +406,8 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_timer_callback_changes_other_timer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timer_armed_follows_the_list,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_closed_io_not_dispatched, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_close_drops_ready_entry, setup,

@@ -2,9 +2,9 @@
  * test_peers.c - the per-source table: counting against a limit, prefix
  * aggregation (IPv4 and IPv6, whole and partial bytes), IPv4-mapped IPv6
  * addresses as their IPv4 source, removal and slot reuse, a full table,
- * every key in one bucket (hash key forced to zero), a random walk checked
- * against a plain model, reconfiguration, and no allocation per
- * connection.
+ * every key in one bucket (forced with shift 64), a secret per table that
+ * decides the buckets, a random walk checked against a plain model,
+ * reconfiguration, and no allocation per connection.
  *
  * --wrap=calloc,malloc,realloc counts allocations and makes calloc fail
  * on demand (ENOMEM during peer_configure).
@@ -529,6 +529,29 @@ test_random_key_spreads(void **state)
     }
 }
 
+/* Each table draws its own secret, and the secret decides the buckets:
+ * the same sources, acquired in the same order, are chained otherwise in
+ * another table. */
+static void
+test_secret_per_table(void **state)
+{
+    struct peer_table u;
+    char text[32];
+
+    (void)state;
+    peer_init(&u);
+    assert_int_equal(peer_configure(&u, 64, 32, 64), 1);
+    assert_memory_not_equal(&t.seed, &u.seed, sizeof(t.seed));
+    for (int i = 0; i < 64; i++) {
+        snprintf(text, sizeof(text), "192.0.2.%d", i);
+        assert_int_equal(acq(&t, text, 0, PEER_OK), acq(&u, text, 0, PEER_OK));
+    }
+    assert_int_equal(t.mask, u.mask);
+    assert_memory_not_equal(t.bucket, u.bucket,
+                            (t.mask + 1) * sizeof(t.bucket[0]));
+    peer_fini(&u);
+}
+
 static void
 test_configure(void **state)
 {
@@ -573,11 +596,11 @@ static void
 test_rebuild_then_back_out_or_replace(void **state)
 {
     struct peer_table fresh;
-    uint64_t seed[2];
+    struct skey_seed seed;
     uint32_t a;
 
     (void)state;
-    memcpy(seed, t.seed, sizeof(seed));
+    seed = t.seed;
     a = acq(&t, "192.0.2.1", 0, PEER_OK);
     assert_int_equal(peer_rebuild(&t, &fresh, 64, 32, 64), 0);
     assert_int_equal(peer_rebuild(&t, &fresh, 100, 24, 56), 1);
@@ -585,7 +608,7 @@ test_rebuild_then_back_out_or_replace(void **state)
     assert_int_equal(fresh.prefix4, 24);
     assert_int_equal(fresh.prefix6, 56);
     assert_int_equal(peer_sources(&fresh), 0);
-    assert_memory_equal(fresh.seed, seed, sizeof(seed));
+    assert_memory_equal(&fresh.seed, &seed, sizeof(seed));
     /* Backing out leaves t as it was. */
     peer_fini(&fresh);
     assert_int_equal(t.size, 64);
@@ -658,6 +681,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_every_key_in_one_bucket, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_random_key_spreads, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_secret_per_table, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_configure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild_then_back_out_or_replace,

@@ -1,8 +1,9 @@
 /*
  * test_srcrate.c - the per-source bucket table: burst and refill, what
- * counts as one source (an IPv4 address, IPv4-mapped alike, an IPv6 /64,
- * any port), a fixed size under a flood of fresh sources that never
- * forgets a source being held back, and limits reset only on change.
+ * counts as one source (by default an IPv4 address, IPv4-mapped alike, an
+ * IPv6 /64, any port; other prefix lengths as configured), a fixed size
+ * under a flood of fresh sources that never forgets a source being held
+ * back, and limits and prefixes reset the table only on change.
  * Pure data structure: addresses are built in memory, time is passed in.
  */
 #include <stdarg.h>
@@ -24,7 +25,7 @@ static int
 setup(void **state)
 {
     (void)state;
-    return srate_init(&t, 1, 2);
+    return srate_init(&t, 1, 2, 32, 64);
 }
 
 static int
@@ -65,7 +66,7 @@ static void
 test_burst_then_rate(void **state)
 {
     (void)state;
-    srate_configure(&t, 2, 3);
+    srate_configure(&t, 2, 3, 32, 64);
     assert_int_equal(drain(sa("192.0.2.1", 4000), 1000), 3);
     assert_int_equal(drain(sa("192.0.2.1", 4000), 1499), 0);
     assert_int_equal(drain(sa("192.0.2.1", 4000), 1500), 1);
@@ -121,10 +122,54 @@ test_configure_resets_only_on_change(void **state)
 {
     (void)state;
     assert_int_equal(drain(sa("192.0.2.9", 1), 0), 2);
-    srate_configure(&t, 1, 2); /* the same: keep the state */
+    srate_configure(&t, 1, 2, 32, 64); /* the same: keep the state */
     assert_int_equal(drain(sa("192.0.2.9", 1), 0), 0);
-    srate_configure(&t, 1, 5); /* changed: every source starts afresh */
+    srate_configure(&t, 1, 5, 32, 64); /* changed: all start afresh */
     assert_int_equal(drain(sa("192.0.2.9", 1), 0), 5);
+    /* Other prefixes make other sources: afresh as well. */
+    srate_configure(&t, 1, 5, 32, 56);
+    assert_int_equal(drain(sa("192.0.2.9", 1), 0), 5);
+    srate_configure(&t, 1, 5, 31, 56);
+    assert_int_equal(drain(sa("192.0.2.9", 1), 0), 5);
+}
+
+/* The prefix lengths decide what one source is, as for TCP: under /24,
+ * 10.0.0.1 and 10.0.0.2 (mapped or not) share one bucket; under /32 each
+ * has its own. IPv6 likewise by prefix6. */
+static void
+test_prefix_lengths(void **state)
+{
+    (void)state;
+    srate_configure(&t, 1, 2, 24, 64);
+    assert_int_equal(drain(sa("10.0.0.1", 4000), 0), 2);
+    assert_int_equal(drain(sa("10.0.0.2", 4000), 0), 0);
+    assert_int_equal(drain(sa("::ffff:10.0.0.200", 4000), 0), 0);
+    assert_int_equal(drain(sa("10.0.1.1", 4000), 0), 2);
+
+    srate_configure(&t, 1, 2, 32, 64);
+    assert_int_equal(drain(sa("10.0.0.1", 4000), 0), 2);
+    assert_int_equal(drain(sa("10.0.0.2", 4000), 0), 2);
+
+    srate_configure(&t, 1, 2, 32, 48);
+    assert_int_equal(drain(sa("2001:db8:1:2::1", 4000), 0), 2);
+    assert_int_equal(drain(sa("2001:db8:1:3::1", 4000), 0), 0);
+    assert_int_equal(drain(sa("2001:db8:2::1", 4000), 0), 2);
+    srate_configure(&t, 1, 2, 32, 128);
+    assert_int_equal(drain(sa("2001:db8:1:2::1", 4000), 0), 2);
+    assert_int_equal(drain(sa("2001:db8:1:2::2", 4000), 0), 2);
+}
+
+/* A table made with other prefixes uses them from its first take. */
+static void
+test_prefix_lengths_from_init(void **state)
+{
+    (void)state;
+    srate_fini(&t);
+    assert_int_equal(srate_init(&t, 1, 1, 24, 48), 0);
+    assert_true(srate_take(&t, sa("10.0.0.1", 4000), 0));
+    assert_false(srate_take(&t, sa("10.0.0.2", 4000), 0));
+    assert_true(srate_take(&t, sa("2001:db8:1:2::1", 4000), 0));
+    assert_false(srate_take(&t, sa("2001:db8:1:3::1", 4000), 0));
 }
 
 int
@@ -139,6 +184,10 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_configure_resets_only_on_change,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prefix_lengths, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_prefix_lengths_from_init, setup,
+                                        teardown),
     };
 
     t_deadline(60);

@@ -3,8 +3,9 @@
  * whole datagrams back over IPv4 and IPv6, the reply leaving from the
  * address asked, the per-turn budget and requeue, a refused send dropped
  * and counted (never retried in a loop, never queued), the loop guard on
- * source ports, truncation, and both rate limiters (the per-source
- * table itself is tested in test_srcrate.c).
+ * source ports, truncation, and both rate limiters with the source
+ * prefix passed through (the per-source table itself is tested in
+ * test_srcrate.c).
  *
  * sendmmsg is wrapped: scripted results (EAGAIN, an error, a partial
  * batch) first, the kernel otherwise. clock_gettime is wrapped so the
@@ -105,7 +106,7 @@ setup(void **state)
         return -1;
     }
     udp_set_init(&us, &l);
-    udp_set_configure(&us, BIG, BIG, BIG, BIG);
+    udp_set_configure(&us, BIG, BIG, BIG, BIG, 32, 64);
     u4 = open_udp("127.0.0.1", true, &ss);
     memcpy(&a4, &ss, sizeof(a4));
     return 0;
@@ -645,7 +646,7 @@ test_global_rate(void **state)
     fake_clock = true;
     fake_ms = 1000000;
     loop_update_now(&l);
-    udp_set_configure(&us, 2, 3, BIG, BIG);
+    udp_set_configure(&us, 2, 3, BIG, BIG, 32, 64);
     send_n_queued(c, 10, 16, 100);
     pump_until_rx(10);
     assert_int_equal(us.n_echoed, 3);
@@ -672,7 +673,7 @@ test_per_source_rate(void **state)
     fake_clock = true;
     fake_ms = 2000000;
     loop_update_now(&l);
-    udp_set_configure(&us, 1, 4, 1, 3);
+    udp_set_configure(&us, 1, 4, 1, 3, 32, 64);
     send_n(a, 10, 16, 300);
     pump_until_rx(10);
     assert_int_equal(replies(a, 16), 3);
@@ -691,6 +692,38 @@ test_per_source_rate(void **state)
     pump_until_rx(15);
     assert_int_equal(replies(a, 16), 1);
     assert_int_equal(us.n_echoed, 5);
+    assert_accounted();
+}
+
+/* One source is what source_prefix_ipv4 says, as for TCP: under /24,
+ * 127.0.0.1 and 127.0.0.2 share one bucket; back at /32 (which starts
+ * every bucket afresh) each has its own. */
+static void
+test_per_source_prefix(void **state)
+{
+    int a = client(), b = client_at(AF_INET, "127.0.0.2", 0);
+
+    (void)state;
+    fake_clock = true;
+    fake_ms = 3000000;
+    loop_update_now(&l);
+    udp_set_configure(&us, BIG, BIG, 1, 3, 24, 64);
+    send_n(a, 3, 16, 600);
+    pump_until_rx(3);
+    assert_int_equal(replies(a, 16), 3);
+    send_n(b, 2, 16, 700);
+    pump_until_rx(5);
+    assert_int_equal(replies(b, 16), 0);
+    assert_int_equal(us.n_drop[UDP_DROP_PER_SOURCE], 2);
+
+    udp_set_configure(&us, BIG, BIG, 1, 3, 32, 64);
+    send_n(b, 2, 16, 800);
+    pump_until_rx(7);
+    assert_int_equal(replies(b, 16), 2);
+    send_n(a, 3, 16, 900);
+    pump_until_rx(10);
+    assert_int_equal(replies(a, 16), 3);
+    assert_int_equal(us.n_drop[UDP_DROP_PER_SOURCE], 2);
     assert_accounted();
 }
 
@@ -717,6 +750,8 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_global_rate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_per_source_rate, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_per_source_prefix, setup,
                                         teardown),
     };
 
