@@ -9,7 +9,7 @@
  * anything queued, never ahead of it; a read never asks for more than the
  * room left under the high watermark, and never for 0 bytes (that would
  * look like EOF); readable/writable are set only by epoll events and
- * cleared only by EAGAIN or a short read/write (see STYLE.md section 2).
+ * cleared only by EAGAIN or a short read/write (docs/design.md section 3).
  */
 #include <errno.h>
 #include <stdlib.h>

@@ -3,8 +3,8 @@
  *
  * The rules every owner of an fd follows (register once, readiness kept in
  * the owner's flags, budgets, the ready list, close now / free later) are
- * written once, in ../shared/STYLE.md section 2 ("The edge-triggered
- * discipline"); this interface exists to make them easy to follow.
+ * written once, in docs/design.md section 3 ("The edge-triggered rules");
+ * this interface exists to make them easy to follow.
  */
 #ifndef ECHOD_LOOP_H
 #define ECHOD_LOOP_H

@@ -17,7 +17,7 @@
  * will not take now is dropped and counted. Every drop is counted by
  * reason and logged through a flood limiter.
  * Invariants: readable/writable are set only by epoll events and cleared
- * only by EAGAIN or a short batch (STYLE.md section 2); n_rx equals
+ * only by EAGAIN or a short batch (docs/design.md section 3); n_rx equals
  * n_echoed plus the sum of n_drop once a batch is done.
  */
 #include <errno.h>

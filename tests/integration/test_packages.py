@@ -132,7 +132,8 @@ class Dist(PackageTest):
                 if f and os.path.exists(os.path.join(ROOT, f))}
         self.assertEqual(want - set(names), set(), "tracked files missing")
         for f in ("Makefile", "man/echod.8", "packaging/debian/control",
-                  "packaging/rpm/echod.spec", "conf/echod.conf"):
+                  "packaging/rpm/echod.spec", "conf/echod.conf",
+                  "docs/design.md"):
             self.assertIn(prefix + f, names)
 
     def test_tarball_is_reproducible(self):
@@ -203,11 +204,12 @@ class Deb(PackageTest):
         for u in UNITS:
             want["%s/%s" % (unitdir[0], u)] = "-rw-r--r--"
         # dh_compress compresses docs over 4 KiB.
-        readme = [p for p in ("/usr/share/doc/echod/README.md",
-                              "/usr/share/doc/echod/README.md.gz")
-                  if p in files]
-        self.assertEqual(len(readme), 1, sorted(files))
-        want[readme[0]] = "-rw-r--r--"
+        for doc in ("README.md", "design.md"):
+            found = [p for p in ("/usr/share/doc/echod/" + doc,
+                                 "/usr/share/doc/echod/%s.gz" % doc)
+                     if p in files]
+            self.assertEqual(len(found), 1, sorted(files))
+            want[found[0]] = "-rw-r--r--"
         for path, mode in want.items():
             self.assertIn(path, files)
             self.assertEqual(files[path][0], mode, path)
@@ -320,6 +322,7 @@ class Rpm(PackageTest):
             "/usr/sbin/echod": ("-rwxr-xr-x", ""),
             "/etc/echod.conf": ("-rw-r--r--", "cn"),  # config(noreplace)
             "/usr/share/doc/echod-%s/README.md" % VERSION: ("-rw-r--r--", "d"),
+            "/usr/share/doc/echod-%s/design.md" % VERSION: ("-rw-r--r--", "d"),
             "/usr/share/licenses/echod-%s/LICENSE" % VERSION:
                 ("-rw-r--r--", "l"),
             "/usr/lib/sysusers.d/echod.conf": ("-rw-r--r--", ""),
