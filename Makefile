@@ -5,6 +5,8 @@
 #                   foreground with conf/echod-dev.conf (127.0.0.1:7007)
 #   make check      install missing dependencies, build, run every test
 #   make check SANITIZE=1   the same under AddressSanitizer + UBSan
+#   make check TSAN=1       unit and integration tests (4 workers) under
+#                   ThreadSanitizer
 #   make install    install binary, config, man pages, systemd units
 #   make lint       cppcheck + clang-tidy (fails on findings)
 #   make fuzz       build the libFuzzer targets (clang-14) and run each for
@@ -49,10 +51,19 @@ SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
             -fno-sanitize-recover=all
 CFLAGS  := -O1 -g
 ECHOD   := $(B)/echod
+TEST_SANITIZE := 1
+else ifeq ($(TSAN),1)
+# ThreadSanitizer: the workers, their mailboxes and the shared limits.
+B       := build-tsan
+SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
+CFLAGS  := -O1 -g
+ECHOD   := $(B)/echod
+TEST_SANITIZE := tsan
 else
 B       := build
 SANFLAGS :=
 ECHOD   := echod
+TEST_SANITIZE :=
 endif
 
 DEPS_CFLAGS := $(shell $(PKG_CONFIG) --cflags libconfig libsystemd 2>/dev/null)
@@ -62,8 +73,9 @@ CMOCKA_LIBS   := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 
 ALL_CPPFLAGS := -D_GNU_SOURCE -DECHOD_VERSION='"$(VERSION)"' \
                 -DECHOD_CONF_PATH='"$(sysconfdir)/echod.conf"' $(CPPFLAGS)
-ALL_CFLAGS   := -std=gnu11 $(WARN) $(SANFLAGS) $(DEPS_CFLAGS) $(CFLAGS)
-ALL_LDFLAGS  := $(SANFLAGS) $(LDFLAGS)
+ALL_CFLAGS   := -std=gnu11 -pthread $(WARN) $(SANFLAGS) $(DEPS_CFLAGS) \
+                $(CFLAGS)
+ALL_LDFLAGS  := -pthread $(SANFLAGS) $(LDFLAGS)
 
 # Objects depend on the flags they were built with: `make install
 # sysconfdir=/x` after `make` must rebuild, or the binary would still read
@@ -134,14 +146,19 @@ run: deps-build
 
 # The fuzz smoke (FUZZ_CHECK_SECONDS per target) runs when FUZZ_CC can
 # build a libFuzzer target; tests/run.sh counts it as skipped otherwise.
+# TSAN=1 runs the unit tests and the integration suite at 4 workers
+# (ECHOD_TEST_WORKER_COUNTS) under ThreadSanitizer; no fuzz smoke.
 check: deps
 	$(MAKE) $(ECHOD) $(UNIT_BINS) check-headers
 	@fz=$(FB); fuzz/run.sh probe $(FUZZ_CC) || fz=; \
+	[ "$(TEST_SANITIZE)" = tsan ] && fz=; \
 	if [ -n "$$fz" ]; then $(MAKE) fuzz-build || exit 1; fi; \
 	echo "tests/run.sh $(UNIT_BINS)"; \
-	ECHOD=$(abspath $(ECHOD)) B=$(B) PYTHON=$(PYTHON) SANITIZE=$(SANITIZE) \
-	    FUZZ_DIR=$$fz FUZZ_SECONDS=$(FUZZ_CHECK_SECONDS) \
-	    FUZZ_CC=$(FUZZ_CC) tests/run.sh $(UNIT_BINS)
+	ECHOD=$(abspath $(ECHOD)) B=$(B) PYTHON=$(PYTHON) \
+	    SANITIZE=$(TEST_SANITIZE) FUZZ_DIR=$$fz \
+	    FUZZ_SECONDS=$(FUZZ_CHECK_SECONDS) FUZZ_CC=$(FUZZ_CC) \
+	    $(if $(filter tsan,$(TEST_SANITIZE)),ECHOD_TEST_WORKER_COUNTS=4) \
+	    tests/run.sh $(UNIT_BINS)
 
 # The units in systemd/ name /usr/sbin/echod and /etc/echod.conf, the
 # packaged paths; sed points them at this install's sbindir and sysconfdir.
@@ -260,7 +277,7 @@ format:
 	clang-format -i src/*.c src/*.h tests/unit/*.c fuzz/*.c
 
 clean:
-	rm -rf build build-san build-fuzz echod
+	rm -rf build build-san build-tsan build-fuzz echod
 
 # ---- fuzzing ----
 #
@@ -320,12 +337,15 @@ fuzz: deps
 	        fuzz/corpus/$$n $$(ls fuzz/$$n.dict 2>/dev/null) || rc=1; \
 	done; exit $$rc
 
-# Benchmark against a bare epoll echo loop (figures go in issue notes, not
-# in tests). RUNS, SECS and HOLD tune it; see bench/run.py.
+# Benchmark: echod at workers = 1 and workers = N (the CPUs in the affinity
+# mask) against a bare epoll echo loop, interleaved (figures go in
+# bench/README.md and issue notes, not in tests). RUNS, SECS, HOLD,
+# SYSCALLS, SPREAD, WORKERS_LIST, LOADERS, CLIENT_CPUS and SERVER_CPUS tune
+# it; see bench/README.md.
 BENCH_CFLAGS := -O2 -g -Wall -Wextra
 $(B)/bench/%: bench/%.c | $(B)
 	mkdir -p $(B)/bench
-	$(CC) $(BENCH_CFLAGS) -o $@ $<
+	$(CC) $(BENCH_CFLAGS) -pthread -o $@ $<
 
 .PHONY: bench
 bench: $(ECHOD) $(B)/bench/echoload $(B)/bench/refecho

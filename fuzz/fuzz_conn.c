@@ -148,7 +148,7 @@ fz_check(struct fz *f)
 {
     const struct conn_set *cs = &f->cs;
 
-    FZ_CHECK(cs->n_open <= 1, "n_open %zu", cs->n_open);
+    FZ_CHECK(cs->n_open <= 1, "n_open %llu", (unsigned long long)cs->n_open);
     FZ_CHECK(cs->n_closed[CONN_ERROR] == 0 && cs->n_closed[CONN_NOMEM] == 0,
              "conn closed for an error (%llu) or no memory (%llu)",
              (unsigned long long)cs->n_closed[CONN_ERROR],
@@ -386,7 +386,6 @@ fz_finish(struct fz *f)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct sockaddr_storage peer;
     struct fz f;
     unsigned hsel, lsel;
     int sv[2];
@@ -407,10 +406,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
              "socketpair: %s", strerror(errno));
     fz_setbuf(sv[0], fz_u8(&f));
     fz_setbuf(sv[1], fz_u8(&f));
-    memset(&peer, 0, sizeof(peer));
-    peer.ss_family = AF_UNIX;
-    f.c = conn_new(&f.cs, sv[0], (struct sockaddr *)&peer,
-                   sizeof(sa_family_t), PEER_NONE);
+    f.c = conn_new(&f.cs, sv[0], PEER_NONE);
     FZ_CHECK(f.c != NULL, "conn_new: %s", strerror(errno));
     f.srv = sv[0];
     f.cli = sv[1];
@@ -424,8 +420,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* Free everything, whatever state the script left. */
     conn_set_close_all(&f.cs, CONN_SHUTDOWN);
-    loop_timer_disarm(&f.cs.idle_timer);
     loop_fini(&f.l);
+    conn_set_fini(&f.cs);
     FZ_CHECK(f.l.pool.n_live == 0, "%zu chunks never returned",
              f.l.pool.n_live);
     if (f.cli >= 0) {

@@ -12,13 +12,16 @@
  * cleared only by EAGAIN or a short read/write (docs/design.md section 3).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "admit.h"
 #include "conn.h"
+#include "counter.h"
 #include "log.h"
 #include "sock.h"
 
@@ -31,9 +34,6 @@ static const char *const conn_reason_names[] = {
     [CONN_SHUTDOWN] = "shutdown",
     [CONN_SHUTDOWN_TIMEOUT] = "shutdown-timeout",
 };
-
-static struct log_limit conn_nomem_log = LOG_LIMIT_INIT;
-static struct log_limit conn_error_log = LOG_LIMIT_INIT;
 
 const char *
 conn_reason_name(enum conn_reason why)
@@ -52,23 +52,124 @@ conn_set_init(struct conn_set *set, struct loop *loop)
     loop_timer_init(&set->idle_timer, conn_idle_fire);
 }
 
+/* ---- the per-worker pool ---- */
+
+/* ASan finds a use after free only in memory that really is freed. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CONN_POOLED 0
+#else
+#define CONN_POOLED 1
+#endif
+
+/* The peer's name kept behind a named conn (see conn_alloc). */
+static char *
+conn_name(struct conn *c)
+{
+    return (char *)(c + 1);
+}
+
+/*
+ * A fresh zeroed conn from the set's pool; NULL with errno ENOMEM. With
+ * debug logging on, the conn is allocated with room for the peer's name
+ * behind it (named): the close line needs it, and after a reset or our
+ * own FIN getpeername() no longer answers. Without debug, nothing is
+ * spent on a name.
+ */
+static struct conn *
+conn_alloc(struct conn_set *set)
+{
+    struct conn *c;
+
+    if (log_enabled(LOG_DEBUG)) {
+        c = calloc(1, sizeof(struct conn) + SOCK_NAME_MAX);
+        if (c != NULL) {
+            c->named = true;
+        }
+        return c;
+    }
+    if (!CONN_POOLED) {
+        return calloc(1, sizeof(struct conn));
+    }
+    if (set->free != NULL) {
+        c = set->free;
+        set->free = (struct conn *)c->set; /* the free link */
+    } else {
+        if (set->carve == NULL ||
+            set->carve + sizeof(struct conn) > set->carve_end) {
+            /* A slab: a link to the previous slab, then conns carved one
+             * by one as needed, so only pages in use become resident. */
+            char *slab = malloc(CONN_SLAB);
+
+            if (slab == NULL) {
+                return NULL;
+            }
+            memcpy(slab, &set->slabs, sizeof(set->slabs));
+            set->slabs = slab;
+            set->carve = slab + sizeof(struct conn);
+            set->carve_end = slab + CONN_SLAB;
+        }
+        c = (struct conn *)(void *)set->carve;
+        set->carve += sizeof(struct conn);
+    }
+    memset(c, 0, sizeof(*c));
+    return c;
+}
+
+static void
+conn_release(struct conn *c)
+{
+    struct conn_set *set = c->set;
+
+    if (!CONN_POOLED || c->named) {
+        free(c);
+        return;
+    }
+    c->set = (struct conn_set *)set->free;
+    set->free = c;
+}
+
+void
+conn_set_fini(struct conn_set *set)
+{
+    void *slab;
+
+    loop_timer_disarm(&set->idle_timer);
+    while ((slab = set->slabs) != NULL) {
+        memcpy(&set->slabs, slab, sizeof(set->slabs));
+        free(slab);
+    }
+    set->free = NULL;
+    set->carve = set->carve_end = NULL;
+}
+
 static struct conn *
 conn_of_lru(struct list *n)
 {
     return list_entry(n, struct conn, lru);
 }
 
+/* Milliseconds since c last made progress (32-bit, wrapping: idle
+ * timeouts are at most a day, far below the 49 days of a wrap). */
+static uint32_t
+conn_idle_for(const struct conn *c)
+{
+    return (uint32_t)c->set->loop->now - c->active;
+}
+
 static void
 conn_idle_arm(struct conn_set *set)
 {
     struct list *head = list_first(&set->lru);
+    uint32_t idle;
 
     if (set->idle_ms == 0 || head == NULL) {
         loop_timer_disarm(&set->idle_timer);
         return;
     }
+    idle = conn_idle_for(conn_of_lru(head));
     loop_timer_arm(set->loop, &set->idle_timer,
-                   conn_of_lru(head)->active + set->idle_ms);
+                   set->loop->now +
+                       (idle < set->idle_ms ? set->idle_ms - idle : 0));
 }
 
 static void
@@ -79,7 +180,7 @@ conn_idle_fire(struct loop_timer *t)
 
     while (set->idle_ms != 0 && (head = list_first(&set->lru)) != NULL) {
         struct conn *c = conn_of_lru(head);
-        if (c->active + set->idle_ms > set->loop->now) {
+        if (conn_idle_for(c) < set->idle_ms) {
             break;
         }
         conn_close(c, CONN_IDLE);
@@ -92,7 +193,7 @@ conn_idle_fire(struct loop_timer *t)
 static void
 conn_touch(struct conn *c)
 {
-    uint64_t now = c->set->loop->now;
+    uint32_t now = (uint32_t)c->set->loop->now;
 
     if (c->active != now) {
         c->active = now;
@@ -130,8 +231,14 @@ conn_on_ready(struct loop_io *io)
 static void
 conn_on_free(struct loop_io *io)
 {
-    free(io);
+    conn_release((struct conn *)io);
 }
+
+static const struct loop_ops conn_ops = {
+    .on_event = conn_on_event,
+    .on_ready = conn_on_ready,
+    .on_free = conn_on_free,
+};
 
 void
 conn_set_configure(struct conn_set *set, size_t high, size_t low,
@@ -152,46 +259,62 @@ conn_set_configure(struct conn_set *set, size_t high, size_t low,
 }
 
 struct conn *
-conn_new(struct conn_set *set, int fd, const struct sockaddr *peer,
-         socklen_t peer_len, uint32_t source)
+conn_new(struct conn_set *set, int fd, uint32_t source)
 {
-    struct conn *c = calloc(1, sizeof(*c));
+    struct conn *c = conn_alloc(set);
 
     if (c == NULL) {
         return NULL;
     }
-    loop_io_init(&c->io, fd, conn_on_event, conn_on_ready, conn_on_free);
+    loop_io_init(&c->io, fd, &conn_ops);
     c->set = set;
     outq_init(&c->out);
     list_init(&c->lru);
-    if (peer_len > sizeof(c->peer)) {
-        peer_len = sizeof(c->peer);
-    }
-    memcpy(&c->peer, peer, peer_len);
     /* A fresh socket can take bytes; readability comes with the first
      * edge, which registration reports if data is already waiting. */
     c->writable = true;
     if (loop_add(set->loop, &c->io,
                  EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0) {
         int saved = errno;
-        free(c);
+        conn_release(c);
         errno = saved;
         return NULL;
     }
     (void)sock_nodelay(fd); /* best effort: only latency depends on it */
+    if (c->named) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+
+        snprintf(conn_name(c), SOCK_NAME_MAX, "?");
+        if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
+            sock_name((const struct sockaddr *)&ss, conn_name(c),
+                      SOCK_NAME_MAX);
+        }
+    }
     c->source = source;
-    c->id = ++set->next_id;
-    c->created = c->active = set->loop->now;
+    c->active = (uint32_t)set->loop->now;
+    c->created = (uint32_t)(set->loop->now / 10);
     list_insert_tail(&set->lru, &c->lru);
-    set->n_open++;
-    set->n_opened++;
+    ctr_add(&set->n_open, 1);
+    ctr_add(&set->n_opened, 1);
     if (set->idle_ms != 0 && !loop_timer_armed(&set->idle_timer)) {
         conn_idle_arm(set);
     }
-    if (set->draining) {
-        c->draining = true;
-    }
     return c;
+}
+
+/* The debug line of a close, with the name kept since the accept. */
+static void
+conn_log_close(struct conn *c, enum conn_reason why)
+{
+    uint32_t age = (uint32_t)(c->set->loop->now / 10) - c->created;
+
+    log_debug("conn %d %s closed: %s in=%llu out=%llu queued=%zu "
+              "age=%lu.%02lus worker=%u", c->io.fd,
+              c->named ? conn_name(c) : "?", conn_reason_name(why),
+              (unsigned long long)c->rx, (unsigned long long)c->tx,
+              c->out.bytes, (unsigned long)(age / 100),
+              (unsigned long)(age % 100), c->set->worker);
 }
 
 void
@@ -203,25 +326,22 @@ conn_close(struct conn *c, enum conn_reason why)
         return;
     }
     if (log_enabled(LOG_DEBUG)) {
-        char name[SOCK_NAME_MAX];
-        uint64_t age = set->loop->now - c->created;
-        log_debug("conn %llu %s closed: %s in=%llu out=%llu queued=%zu "
-                  "age=%llu.%02llus", (unsigned long long)c->id,
-                  sock_name((const struct sockaddr *)&c->peer, name,
-                            sizeof(name)),
-                  conn_reason_name(why), (unsigned long long)c->rx,
-                  (unsigned long long)c->tx, c->out.bytes,
-                  (unsigned long long)(age / 1000),
-                  (unsigned long long)(age % 1000 / 10));
+        conn_log_close(c, why);
     }
     outq_clear(&c->out, &set->loop->pool);
-    list_remove(&c->lru);
-    if (set->peers != NULL) {
-        peer_release(set->peers, c->source);
+    if (set->adm != NULL) {
+        /* Still on the LRU: a recount after a rebuilt table gives c a
+         * handle in the new table, which is the one to release. */
+        adm_lock(set->adm);
+        conn_set_sync_peers(set);
+        peer_release(&set->adm->peers, c->source);
+        adm_unlock(set->adm);
+        adm_give(set->adm);
     }
+    list_remove(&c->lru);
     c->source = PEER_NONE;
-    set->n_open--;
-    set->n_closed[why]++;
+    ctr_sub(&set->n_open, 1);
+    ctr_add(&set->n_closed[why], 1);
     loop_close(set->loop, &c->io);
 }
 
@@ -233,8 +353,8 @@ conn_fail(struct conn *c, const char *op)
         conn_close(c, CONN_RESET);
         return;
     }
-    log_limited(&conn_error_log, LOG_INFO, true, "conn %llu: %s",
-                (unsigned long long)c->id, op);
+    log_limited(&c->set->error_log, LOG_INFO, true, "conn %d: %s",
+                c->io.fd, op);
     conn_close(c, CONN_ERROR);
 }
 
@@ -256,7 +376,7 @@ conn_flush(struct conn *c)
         return -1;
     }
     c->tx += (uint64_t)w;
-    set->bytes_out += (uint64_t)w;
+    ctr_add(&set->bytes_out, (uint64_t)w);
     if (short_write) {
         c->writable = false;
     }
@@ -289,14 +409,13 @@ conn_echo(struct conn *c, const char *buf, size_t n)
         if (w > 0) {
             off = (size_t)w;
             c->tx += off;
-            set->bytes_out += off;
+            ctr_add(&set->bytes_out, off);
         }
     }
     if (off < n && outq_append(&c->out, &set->loop->pool, buf + off,
                                n - off) < 0) {
-        log_limited(&conn_nomem_log, LOG_WARNING, true,
-                    "conn %llu: cannot queue output",
-                    (unsigned long long)c->id);
+        log_limited(&set->nomem_log, LOG_WARNING, true,
+                    "conn %d: cannot queue output", c->io.fd);
         conn_close(c, CONN_NOMEM);
         return -1;
     }
@@ -312,7 +431,7 @@ conn_read_size(const struct conn *c, size_t budget)
 {
     size_t want = LOOP_SCRATCH < budget ? LOOP_SCRATCH : budget;
 
-    if (c->draining) {
+    if (c->set->draining) {
         /* Input after the shutdown began is read only to find the EOF. */
         return c->wr_shut ? want : 0;
     }
@@ -348,7 +467,7 @@ conn_run(struct conn *c)
             }
             c->rd_paused = false;
         }
-        if (c->draining && !c->wr_shut && outq_empty(&c->out)) {
+        if (c->set->draining && !c->wr_shut && outq_empty(&c->out)) {
             (void)shutdown(c->io.fd, SHUT_WR);
             c->wr_shut = true;
         }
@@ -366,7 +485,7 @@ conn_run(struct conn *c)
         if (n > 0) {
             budget -= (size_t)n;
             c->rx += (uint64_t)n;
-            set->bytes_in += (uint64_t)n;
+            ctr_add(&set->bytes_in, (uint64_t)n);
             conn_touch(c);
             /* A short read means the receive queue was empty just now;
              * any later byte raises a new edge. Not so after RDHUP: keep
@@ -374,7 +493,7 @@ conn_run(struct conn *c)
             if ((size_t)n < want && !c->rdhup) {
                 c->readable = false;
             }
-            if (!c->draining && conn_echo(c, set->loop->scratch,
+            if (!set->draining && conn_echo(c, set->loop->scratch,
                                           (size_t)n) < 0) {
                 return;
             }
@@ -395,7 +514,7 @@ conn_run(struct conn *c)
         loop_ready(set->loop, &c->io);
     }
     if (c->eof && outq_empty(&c->out)) {
-        conn_close(c, c->draining ? CONN_SHUTDOWN : CONN_EOF);
+        conn_close(c, set->draining ? CONN_SHUTDOWN : CONN_EOF);
     }
 }
 
@@ -405,25 +524,32 @@ conn_set_drain(struct conn_set *set)
     set->draining = true;
     for (struct list *n = set->lru.next; n != &set->lru; n = n->next) {
         struct conn *c = conn_of_lru(n);
-        c->draining = true;
         c->rd_paused = false;
         loop_ready(set->loop, &c->io);
     }
 }
 
 void
-conn_set_recount(struct conn_set *set)
+conn_set_sync_peers(struct conn_set *set)
 {
+    struct adm *a = set->adm;
+
+    if (set->peer_gen == a->gen) {
+        return;
+    }
+    set->peer_gen = a->gen;
     for (struct list *n = set->lru.next; n != &set->lru; n = n->next) {
         struct conn *c = conn_of_lru(n);
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
 
         c->source = PEER_NONE;
-        if (set->peers != NULL) {
-            /* Not PEER_OVER (no limit), and not PEER_FULL: the table is
-             * sized for max_connections and never shrinks. If it ever
-             * were, the conn would just go uncounted. */
-            (void)peer_acquire(set->peers, (const struct sockaddr *)&c->peer,
-                               0, &c->source);
+        /* Not PEER_OVER (no limit), and not PEER_FULL: the table is
+         * sized for max_connections and never shrinks. If it ever were,
+         * the conn would just go uncounted. */
+        if (getpeername(c->io.fd, (struct sockaddr *)&ss, &len) == 0) {
+            (void)peer_acquire(&a->peers, (const struct sockaddr *)&ss, 0,
+                               &c->source);
         }
     }
 }

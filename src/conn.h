@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "list.h"
+#include "log.h"
 #include "loop.h"
 #include "outq.h"
 #include "peers.h"
@@ -26,9 +27,17 @@ enum conn_reason {
     CONN_NOMEM,
     CONN_SHUTDOWN,
     CONN_SHUTDOWN_TIMEOUT,
+    CONN_REASON_MAX,
 };
 
-/* Everything the connections of one loop share. Owned by the server. */
+/* Connections are carved from slabs of this many bytes (one worker's
+ * pool): an idle connection costs sizeof(struct conn), no allocator
+ * header and no rounding. */
+#define CONN_SLAB ((size_t)64 * 1024)
+
+struct adm;
+
+/* Everything the connections of one loop (one worker) share. */
 struct conn_set {
     struct loop *loop;
     struct list lru;              /* open conns, least recently active first */
@@ -36,42 +45,56 @@ struct conn_set {
     size_t high;                  /* output_high_watermark */
     size_t low;                   /* output_low_watermark */
     uint64_t idle_ms;             /* 0 = no idle timeout */
-    bool draining;                /* graceful shutdown in progress */
-    /* Where each connection's source is counted (set by the owner after
-     * conn_set_init), or NULL: no per-source accounting. */
-    struct peer_table *peers;
-    size_t n_open;
-    uint64_t n_opened;
-    uint64_t n_closed[CONN_SHUTDOWN_TIMEOUT + 1];
-    uint64_t bytes_in;
-    uint64_t bytes_out;
-    uint64_t next_id;
+    bool draining;                /* graceful shutdown: every conn drains */
+    unsigned worker;              /* names the worker in debug lines */
+    /* Shared admission (the per-source table and the process-wide open
+     * count), set by the owner after conn_set_init; NULL: no accounting
+     * (unit tests). */
+    struct adm *adm;
+    unsigned peer_gen;            /* adm->gen this set's handles are of */
+    struct conn *free;            /* recycled conns (slab mode) */
+    void *slabs;                  /* slab list, freed by conn_set_fini */
+    char *carve, *carve_end;      /* the newest slab's unused part */
+    struct log_limit nomem_log;
+    struct log_limit error_log;
+    /* Written by this worker only, read by anyone (counter.h). */
+    _Atomic uint64_t n_open;
+    _Atomic uint64_t n_opened;
+    _Atomic uint64_t n_closed[CONN_REASON_MAX];
+    _Atomic uint64_t bytes_in;
+    _Atomic uint64_t bytes_out;
 };
 
+/*
+ * One connection. Kept small, since an idle one costs exactly this much
+ * (112 bytes): the peer's address is not stored (only with debug
+ * logging on, behind the struct, for the close line), times are 32-bit,
+ * flags are bits.
+ */
 struct conn {
     struct loop_io io; /* first: the loop hands us back this pointer */
     struct conn_set *set;
     struct outq out;
-    struct list lru;
-    uint64_t id;
-    uint64_t rx; /* bytes read from the peer */
-    uint64_t tx; /* bytes written back */
-    uint64_t created;
-    uint64_t active; /* loop->now of the last progress */
-    struct sockaddr_storage peer;
-    uint32_t source; /* handle into set->peers; PEER_NONE if not counted */
-    bool readable;  /* an edge said so and no EAGAIN/short read since */
-    bool writable;
-    bool rdhup;     /* peer shut down its side: read until 0 */
-    bool eof;       /* read returned 0: nothing more will come */
-    bool rd_paused; /* backpressure: output at or over the high watermark */
-    bool draining;  /* graceful shutdown: flush, SHUT_WR, wait for EOF */
-    bool wr_shut;   /* shutdown(SHUT_WR) done */
+    struct list lru;   /* on set->lru; on set->free once freed */
+    uint64_t rx;       /* bytes read from the peer */
+    uint64_t tx;       /* bytes written back */
+    uint32_t active;   /* loop->now (ms, wrapping) of the last progress */
+    uint32_t created;  /* loop->now / 10 (centiseconds, wrapping) */
+    uint32_t source;   /* handle into set->adm's table; PEER_NONE if none */
+    bool readable : 1; /* an edge said so and no EAGAIN/short read since */
+    bool writable : 1;
+    bool rdhup : 1;     /* peer shut down its side: read until 0 */
+    bool eof : 1;       /* read returned 0: nothing more will come */
+    bool rd_paused : 1; /* backpressure: output at or over the high mark */
+    bool wr_shut : 1;   /* shutdown(SHUT_WR) done (draining) */
+    bool named : 1;     /* the peer's name follows (debug logging) */
 };
 
 const char *conn_reason_name(enum conn_reason why);
 
 void conn_set_init(struct conn_set *set, struct loop *loop);
+/* After every connection is closed: frees the slabs. */
+void conn_set_fini(struct conn_set *set);
 
 /* Apply (new) limits. Paused connections now at or under the low watermark
  * resume; the idle timer is re-armed for the new timeout. */
@@ -80,27 +103,25 @@ void conn_set_configure(struct conn_set *set, size_t high, size_t low,
 
 /*
  * Take ownership of an accepted, nonblocking socket and register it, and
- * of `source`, the peer_acquire handle of its source in set->peers (or
+ * of `source`, the handle of its source in set->adm's table (or
  * PEER_NONE), which conn_close releases. Returns the connection, or NULL
  * with errno (the caller still owns fd and source).
  */
-struct conn *conn_new(struct conn_set *set, int fd,
-                      const struct sockaddr *peer, socklen_t peer_len,
-                      uint32_t source);
+struct conn *conn_new(struct conn_set *set, int fd, uint32_t source);
 
 /* The only way a connection ends: unlinks it everywhere, counts it,
- * releases its source, closes the fd, logs one debug line with byte
- * counts; freed after the batch. */
+ * releases its source and its place under max_connections, closes the
+ * fd, logs one debug line with byte counts; freed after the batch. */
 void conn_close(struct conn *c, enum conn_reason why);
 
 /* Graceful shutdown: every connection stops echoing new input, flushes
  * what is queued, sends FIN and closes on the peer's EOF. */
 void conn_set_drain(struct conn_set *set);
 
-/* After set->peers was rebuilt empty (peer_replace): count every open
- * connection's source in it again, whatever the limit, and keep the new
- * handles. */
-void conn_set_recount(struct conn_set *set);
+/* With set->adm's lock held: if the table was rebuilt (a reload changed
+ * its size or prefixes), count every open connection of this set in it
+ * again, whatever the limit, and keep the new handles. */
+void conn_set_sync_peers(struct conn_set *set);
 
 /* Close every connection now with the given reason. */
 void conn_set_close_all(struct conn_set *set, enum conn_reason why);

@@ -1,14 +1,15 @@
 /*
- * listener.c - bind or adopt listening sockets and accept connections.
+ * listener.c - accept connections on TCP echo listening sockets.
  *
  * Owns: the accept loop (accept4 until EAGAIN, at most LSN_ACCEPT_BUDGET
  * per turn, then requeue: listeners are edge-triggered too), admission
  * before allocation (over max_connections, or over
- * max_connections_per_source for the client's source in the conn set's
- * peer table: accept and close at once),
- * and fd exhaustion: EMFILE/ENFILE/ENOBUFS/ENOMEM shed the pending
- * connections with the reserve fd and pause accepting on a timer, so the
- * daemon never spins and never exits.
+ * max_connections_per_source for the client's source: accept and close
+ * at once; both limits are process-wide, see admit.h), and fd
+ * exhaustion: EMFILE/ENFILE/ENOBUFS/ENOMEM shed the pending connections
+ * with the reserve fd and pause accepting on a timer, so the daemon never
+ * spins and never exits. Binding, registration and close belong to the
+ * bound-socket set (bset.c).
  * Never reads client bytes.
  */
 #include <errno.h>
@@ -19,6 +20,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "counter.h"
 #include "listener.h"
 
 static void lsn_pause_end(struct loop_timer *t);
@@ -30,12 +32,14 @@ lsn_reserve_open(void)
 }
 
 int
-lsn_set_init(struct lsn_set *set, struct loop *loop, struct conn_set *conns)
+lsn_set_init(struct lsn_set *set, struct loop *loop, struct conn_set *conns,
+             struct bset_local *socks)
 {
     memset(set, 0, sizeof(*set));
     set->loop = loop;
     set->conns = conns;
-    list_init(&set->all);
+    set->socks = socks;
+    set->adm = conns->adm;
     loop_timer_init(&set->pause_timer, lsn_pause_end);
     set->reserve_fd = lsn_reserve_open();
     return set->reserve_fd < 0 ? -1 : 0;
@@ -44,27 +48,11 @@ lsn_set_init(struct lsn_set *set, struct loop *loop, struct conn_set *conns)
 void
 lsn_set_fini(struct lsn_set *set)
 {
-    struct list *n;
-
-    while ((n = list_first(&set->all)) != NULL) {
-        lsn_close(list_entry(n, struct lsn, node));
-    }
     loop_timer_disarm(&set->pause_timer);
     if (set->reserve_fd >= 0) {
         close(set->reserve_fd);
         set->reserve_fd = -1;
     }
-}
-
-size_t
-lsn_count(const struct lsn_set *set)
-{
-    size_t n = 0;
-
-    for (const struct list *p = set->all.next; p != &set->all; p = p->next) {
-        n++;
-    }
-    return n;
 }
 
 /* Pause every listener; lsn_pause_end requeues the readable ones. */
@@ -86,10 +74,11 @@ lsn_pause_end(struct loop_timer *t)
         set->reserve_fd = lsn_reserve_open();
     }
     /* The edges were used up while paused: requeue, do not wait. */
-    for (struct list *n = set->all.next; n != &set->all; n = n->next) {
-        struct lsn *l = list_entry(n, struct lsn, node);
-        if (l->readable) {
-            loop_ready(set->loop, &l->io);
+    for (struct list *n = set->socks->all.next; n != &set->socks->all;
+         n = n->next) {
+        struct bset_sock *b = list_entry(n, struct bset_sock, node);
+        if (b->kind == &lsn_kind && b->readable) {
+            loop_ready(set->loop, &b->io);
         }
     }
 }
@@ -98,9 +87,9 @@ lsn_pause_end(struct loop_timer *t)
  * pending so those clients get an answer instead of hanging in the
  * backlog, take the reserve back, and pause. */
 static void
-lsn_shed(struct lsn *l, int err)
+lsn_shed(struct bset_sock *l, int err)
 {
-    struct lsn_set *set = l->set;
+    struct lsn_set *set = l->ctx;
     unsigned shed = 0;
     int fd;
 
@@ -114,7 +103,7 @@ lsn_shed(struct lsn *l, int err)
         }
         set->reserve_fd = lsn_reserve_open();
     }
-    set->n_shed += shed;
+    ctr_add(&set->n_shed, shed);
     errno = err;
     log_limited(&set->emfile_log, LOG_WARNING, true,
                 "%s: accept failed, shed %u pending connection(s), pausing "
@@ -125,38 +114,38 @@ lsn_shed(struct lsn *l, int err)
 /* Count the client in its source, or refuse it (accept and close) if the
  * source is at its limit. Returns -1 if refused; fd is then closed. */
 static int
-lsn_admit_source(struct lsn *l, int fd, const struct sockaddr *sa,
+lsn_admit_source(struct bset_sock *l, int fd, const struct sockaddr *sa,
                  uint32_t *source)
 {
-    struct lsn_set *set = l->set;
-    struct peer_table *peers = set->conns->peers;
+    struct lsn_set *set = l->ctx;
+    struct adm *a = set->adm;
+    size_t limit = atomic_load_explicit(&a->max_per_source,
+                                        memory_order_relaxed);
     char name[PEER_NAME_MAX];
     enum peer_verdict v;
+    bool say;
 
-    *source = PEER_NONE;
-    if (peers == NULL) {
-        return 0;
+    adm_lock(a);
+    conn_set_sync_peers(set->conns);
+    v = peer_acquire(&a->peers, sa, limit, source);
+    /* Name the source only for the messages the limiter lets through. */
+    say = v != PEER_OK && log_limit_pass(&set->source_log, LOG_WARNING);
+    if (say) {
+        peer_name(&a->peers, sa, name, sizeof(name));
     }
-    v = peer_acquire(peers, sa, set->max_per_source, source);
+    adm_unlock(a);
     if (v == PEER_OK) {
         return 0;
     }
     close(fd);
-    if (v == PEER_OVER) {
-        set->n_rejected_source++;
-    } else {
-        set->n_shed++;
-    }
-    /* Name the source only for the messages the limiter lets through. */
-    if (!log_limit_pass(&set->source_log, LOG_WARNING)) {
+    ctr_add(v == PEER_OVER ? &set->n_rejected_source : &set->n_shed, 1);
+    if (!say) {
         return -1;
     }
-    peer_name(peers, sa, name, sizeof(name));
     if (v == PEER_OVER) {
         log_limit_write(&set->source_log, LOG_WARNING, false,
                     "%s: max_connections_per_source (%zu) reached by %s, "
-                    "connection refused", l->name, set->max_per_source,
-                    name);
+                    "connection refused", l->name, limit, name);
     } else {
         /* Not while the table has a slot per max_connections, as the
          * server sizes it; should that ever break, refuse, not crash. */
@@ -168,51 +157,63 @@ lsn_admit_source(struct lsn *l, int fd, const struct sockaddr *sa,
 }
 
 static void
-lsn_admit(struct lsn *l, int fd, const struct sockaddr_storage *peer,
-          socklen_t plen)
+lsn_admit(struct bset_sock *l, int fd, const struct sockaddr_storage *peer)
 {
-    struct lsn_set *set = l->set;
-    const struct sockaddr *sa = (const struct sockaddr *)peer;
+    struct lsn_set *set = l->ctx;
+    struct adm *a = set->adm;
     uint32_t source;
 
-    if (set->conns->n_open >= set->max_conns || set->conns->draining) {
+    if (set->conns->draining || !adm_take(a)) {
         close(fd);
-        set->n_rejected++;
+        ctr_add(&set->n_rejected, 1);
         log_limited(&set->reject_log, LOG_WARNING, false,
                     "%s: max_connections (%zu) reached, connection refused",
-                    l->name, set->max_conns);
+                    l->name, atomic_load_explicit(&a->max_conns,
+                                                  memory_order_relaxed));
         return;
     }
-    if (lsn_admit_source(l, fd, sa, &source) < 0) {
+    if (lsn_admit_source(l, fd, (const struct sockaddr *)peer, &source) < 0) {
+        adm_give(a);
         return;
     }
-    if (conn_new(set->conns, fd, sa, plen, source) == NULL) {
+    if (conn_new(set->conns, fd, source) == NULL) {
         int saved = errno;
+        unsigned gen = set->conns->peer_gen; /* of the handle */
+
         close(fd);
-        peer_release(set->conns->peers, source);
-        set->n_shed++;
+        adm_lock(a);
+        /* A table rebuilt since the acquire voided the handle. */
+        if (a->gen == gen) {
+            peer_release(&a->peers, source);
+        }
+        adm_unlock(a);
+        adm_give(a);
+        ctr_add(&set->n_shed, 1);
         errno = saved;
         log_limited(&set->emfile_log, LOG_WARNING, true,
                     "%s: cannot set up connection", l->name);
     }
 }
 
-static void
-lsn_run(struct lsn *l)
+/* Accept up to `budget` connections; false if the turn ended early
+ * (EAGAIN, a pause, a shed), true if the budget ran out first. */
+static bool
+lsn_accept(struct bset_sock *l, size_t budget)
 {
+    struct lsn_set *set = l->ctx;
     struct sockaddr_storage peer;
     socklen_t plen;
     int fd;
 
-    for (unsigned i = 0; i < LSN_ACCEPT_BUDGET; i++) {
-        if (l->set->paused || !l->readable) {
-            return;
+    for (size_t i = 0; i < budget; i++) {
+        if (set->paused || !l->readable) {
+            return false;
         }
         plen = sizeof(peer);
         fd = accept4(l->io.fd, (struct sockaddr *)&peer, &plen,
                      SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            lsn_admit(l, fd, &peer, plen);
+            lsn_admit(l, fd, &peer);
             continue;
         }
         switch (errno) {
@@ -221,7 +222,7 @@ lsn_run(struct lsn *l)
         case EWOULDBLOCK:
 #endif
             l->readable = false;
-            return;
+            return false;
         case EINTR:
         case ECONNABORTED:
         case EPROTO:
@@ -240,126 +241,39 @@ lsn_run(struct lsn *l)
         case ENOMEM:
         default:
             lsn_shed(l, errno);
-            return;
+            return false;
         }
     }
+    return true;
+}
+
+static void
+lsn_run(struct bset_sock *l)
+{
     /* Budget spent with the backlog maybe not empty: no new edge will say
      * so, so come back before the next blocking wait. */
-    loop_ready(l->set->loop, &l->io);
+    if (lsn_accept(l, LSN_ACCEPT_BUDGET)) {
+        loop_ready(l->local->loop, &l->io);
+    }
 }
 
+/* Before this worker closes its SO_REUSEPORT listener: closing resets
+ * every connection still in its accept queue, so take them all now and
+ * serve them (admission still applies). */
 static void
-lsn_on_event(struct loop_io *io, uint32_t events)
+lsn_drain(struct bset_sock *l)
 {
-    struct lsn *l = (struct lsn *)io;
+    struct lsn_set *set = l->ctx;
+    bool paused = set->paused;
 
-    if (events & EPOLLIN) {
-        l->readable = true;
-    }
-    lsn_run(l);
+    set->paused = false;
+    l->readable = true;
+    (void)lsn_accept(l, SIZE_MAX);
+    set->paused = paused || set->paused;
 }
 
-static void
-lsn_on_ready(struct loop_io *io)
-{
-    lsn_run((struct lsn *)io);
-}
-
-static void
-lsn_on_free(struct loop_io *io)
-{
-    free(io);
-}
-
-static struct lsn *
-lsn_register(struct lsn_set *set, int fd)
-{
-    struct lsn *l = calloc(1, sizeof(*l));
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-
-    if (l == NULL) {
-        return NULL;
-    }
-    loop_io_init(&l->io, fd, lsn_on_event, lsn_on_ready, lsn_on_free);
-    l->set = set;
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
-        sock_name((struct sockaddr *)&ss, l->name, sizeof(l->name));
-    } else {
-        snprintf(l->name, sizeof(l->name), "fd %d", fd);
-    }
-    if (loop_add(set->loop, &l->io, EPOLLIN) < 0) {
-        int saved = errno;
-        free(l);
-        errno = saved;
-        return NULL;
-    }
-    list_insert_tail(&set->all, &l->node);
-    return l;
-}
-
-struct lsn *
-lsn_open(struct lsn_set *set, const struct cfg_listen *conf, int backlog)
-{
-    struct sockaddr_storage ss;
-    socklen_t len;
-    struct lsn *l;
-    int fd, saved;
-
-    if (sock_addr(conf->address, (int)conf->port, &ss, &len) < 0) {
-        return NULL;
-    }
-    fd = sock_listen((struct sockaddr *)&ss, len, conf->ipv6_only, backlog);
-    if (fd < 0) {
-        return NULL;
-    }
-    l = lsn_register(set, fd);
-    if (l == NULL) {
-        saved = errno;
-        close(fd);
-        errno = saved;
-        return NULL;
-    }
-    l->conf = *conf;
-    return l;
-}
-
-struct lsn *
-lsn_adopt(struct lsn_set *set, int fd)
-{
-    struct lsn *l;
-
-    if (sock_nonblock_cloexec(fd) < 0) {
-        return NULL;
-    }
-    l = lsn_register(set, fd);
-    if (l != NULL) {
-        l->adopted = true;
-        l->io.shared = true; /* the service manager keeps its copy */
-    }
-    return l;
-}
-
-void
-lsn_close(struct lsn *l)
-{
-    list_remove(&l->node);
-    loop_close(l->set->loop, &l->io);
-}
-
-struct lsn *
-lsn_find(struct lsn_set *set, const struct cfg_listen *conf, bool exact)
-{
-    for (struct list *n = set->all.next; n != &set->all; n = n->next) {
-        struct lsn *l = list_entry(n, struct lsn, node);
-        if (l->adopted) {
-            continue;
-        }
-        if (exact ? cfg_listen_equal(&l->conf, conf)
-                  : strcmp(l->conf.address, conf->address) == 0 &&
-                        l->conf.port == conf->port) {
-            return l;
-        }
-    }
-    return NULL;
-}
+const struct bset_kind lsn_kind = {
+    .events = EPOLLIN,
+    .run = lsn_run,
+    .drain = lsn_drain,
+};

@@ -7,6 +7,8 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,59 +20,70 @@
 
 #define LOG_LINE_MAX 1024
 
+/* Written by the main thread (open, reload), read by every worker: the
+ * level is an atomic, and the rest changes only under `lock`, which every
+ * line is written under too (lines are rare: the flood limiter sees to
+ * that), so a reload that renames the ident never tears a line. */
 static struct {
-    int level;
+    _Atomic int level;
     bool to_stderr;
     bool to_syslog;
     char ident[64]; /* openlog keeps the pointer: we own the string */
-} log_state = { LOG_INFO, true, false, "echod" };
+    pthread_mutex_t lock;
+} log_state = { LOG_INFO, true, false, "echod", PTHREAD_MUTEX_INITIALIZER };
 
 void
 log_open(const char *ident, int facility, int level, bool to_stderr)
 {
     int saved = errno;
 
+    (void)pthread_mutex_lock(&log_state.lock);
     if (log_state.to_syslog) {
         closelog();
     }
     snprintf(log_state.ident, sizeof(log_state.ident), "%s", ident);
-    log_state.level = level;
+    atomic_store(&log_state.level, level);
     log_state.to_stderr = to_stderr;
     log_state.to_syslog = true;
     openlog(log_state.ident, LOG_PID | LOG_NDELAY, facility);
+    (void)pthread_mutex_unlock(&log_state.lock);
     errno = saved;
 }
 
 void
 log_close(void)
 {
+    (void)pthread_mutex_lock(&log_state.lock);
     if (log_state.to_syslog) {
         closelog();
         log_state.to_syslog = false;
     }
     log_state.to_stderr = true;
+    (void)pthread_mutex_unlock(&log_state.lock);
 }
 
 void
 log_set_level(int level)
 {
-    log_state.level = level;
+    atomic_store(&log_state.level, level);
 }
 
 int
 log_get_level(void)
 {
-    return log_state.level;
+    return atomic_load(&log_state.level);
 }
 
 bool
 log_enabled(int pri)
 {
-    return pri <= log_state.level;
+    return pri <= atomic_load_explicit(&log_state.level, memory_order_relaxed);
 }
 
+/* The started limiters of this thread: each worker flushes its own, from
+ * its own loop, so no limiter is ever touched by two threads. */
 #define LOG_LIMITS_MAX 32
-static struct log_limit *log_limits[LOG_LIMITS_MAX]; /* started limiters */
+static _Thread_local struct log_limit *log_limits[LOG_LIMITS_MAX];
 
 /* Format and write one line; with `copy`, also keep its start there. */
 static void
@@ -107,12 +120,14 @@ log_vwrite(int pri, bool with_errno, const char *suffix, char *copy,
         memcpy(copy, line, keep);
         copy[keep] = '\0';
     }
+    (void)pthread_mutex_lock(&log_state.lock);
     if (log_state.to_syslog) {
         syslog(pri, "%s", line);
     }
     if (log_state.to_stderr) {
         fprintf(stderr, "%s: %s\n", log_state.ident, line);
     }
+    (void)pthread_mutex_unlock(&log_state.lock);
     errno = saved;
 }
 

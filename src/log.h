@@ -45,8 +45,9 @@ void log_write(int pri, bool with_errno, const char *fmt, ...)
     } while (0)
 
 /*
- * Flood limiter for messages a remote peer can trigger. One per call site,
- * living as long as the process (log_limit_flush remembers it).
+ * Flood limiter for messages a remote peer can trigger. One per call site
+ * and worker (it lives in the worker's sets), used by one thread only, and
+ * living as long as that thread (log_limit_flush remembers it).
  * Allows LOG_LIMIT_BURST messages at once and LOG_LIMIT_RATE per second
  * after that; the first message let through after a suppression says how
  * many similar messages were dropped.
@@ -78,9 +79,10 @@ bool log_limit_pass(struct log_limit *lim, int pri);
 void log_limit_write(struct log_limit *lim, int pri, bool with_errno,
                      const char *fmt, ...) LOG_PRINTF(4, 5);
 
-/* For every limiter that has swallowed messages and let none through for
- * a second (the flood stopped), log how many, so the count is never lost.
- * Call it about once a second (echod does, from its status timer). */
+/* For every limiter of the calling thread that has swallowed messages and
+ * let none through for a second (the flood stopped), log how many, so the
+ * count is never lost. Each thread calls it about once a second from its
+ * own loop (a limiter belongs to the thread that first used it). */
 void log_limit_flush(void);
 
 /* Names <-> values for log_level and syslog_facility; -1 if unknown. */

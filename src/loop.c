@@ -51,8 +51,8 @@ loop_free_closed(struct loop *l)
     while ((n = list_first(&l->closed)) != NULL) {
         struct loop_io *io = list_entry(n, struct loop_io, node);
         list_remove(n);
-        if (io->on_free != NULL) {
-            io->on_free(io);
+        if (io->ops->on_free != NULL) {
+            io->ops->on_free(io);
         }
     }
 }
@@ -80,15 +80,10 @@ loop_update_now(struct loop *l)
 }
 
 void
-loop_io_init(struct loop_io *io, int fd,
-             void (*on_event)(struct loop_io *, uint32_t),
-             void (*on_ready)(struct loop_io *),
-             void (*on_free)(struct loop_io *))
+loop_io_init(struct loop_io *io, int fd, const struct loop_ops *ops)
 {
+    io->ops = ops;
     io->fd = fd;
-    io->on_event = on_event;
-    io->on_ready = on_ready;
-    io->on_free = on_free;
     io->closed = false;
     io->shared = false;
     list_init(&io->node);
@@ -121,13 +116,15 @@ loop_close(struct loop *l, struct loop_io *io)
     }
     list_remove(&io->node);
     if (io->fd >= 0) {
-        /* epoll watches the open file, not the fd: if the service manager
-         * keeps a copy, close() would leave a registration pointing at an
-         * owner we are about to free. */
+        /* epoll watches the open file, not the fd: a shared fd stays open
+         * (other workers and the service manager hold it), so without
+         * the DEL the registration would point at an owner about to be
+         * freed. Its owner closes it. */
         if (io->shared) {
             (void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+        } else {
+            close(io->fd);
         }
-        close(io->fd);
         io->fd = -1;
     }
     io->closed = true;
@@ -216,7 +213,7 @@ loop_serve_ready(struct loop *l)
     while ((n = list_first(&snap)) != NULL) {
         struct loop_io *io = list_entry(n, struct loop_io, node);
         list_remove(n);
-        io->on_ready(io);
+        io->ops->on_ready(io);
     }
 }
 
@@ -250,7 +247,7 @@ loop_run_once(struct loop *l, int max_wait_ms)
         if (e & (EPOLLERR | EPOLLHUP)) {
             e |= EPOLLIN | EPOLLOUT;
         }
-        io->on_event(io, e);
+        io->ops->on_event(io, e);
     }
     loop_serve_ready(l);
     loop_run_timers(l);

@@ -20,20 +20,28 @@
 #define LOOP_SCRATCH ((size_t)64 * 1024) /* the one read buffer of the loop */
 #define LOOP_POOL_FREE_MAX 256    /* cached free output chunks (4 MiB) */
 
-/* Embedded first in every owner of an fd (conn, listener, signalfd). */
-struct loop_io {
-    int fd;
+struct loop_io;
+
+/* What the loop calls back; one static table per kind of owner. */
+struct loop_ops {
     /* An epoll event arrived: set readiness flags, then do the work. */
     void (*on_event)(struct loop_io *io, uint32_t events);
     /* Served from the ready list (a budget ran out with work left). */
     void (*on_ready)(struct loop_io *io);
-    /* Called after the batch once loop_close() was called; frees it. */
+    /* Called after the batch once loop_close() was called; frees it
+     * (NULL: nothing to free). */
     void (*on_free)(struct loop_io *io);
+};
+
+/* Embedded first in every owner of an fd (conn, socket, signalfd). Kept
+ * small: every connection carries one. */
+struct loop_io {
+    const struct loop_ops *ops;
     struct list node; /* on the ready list or the closed list */
+    int fd;
     bool closed;
-    /* Another process holds the same open file (an inherited listening
-     * socket): close() alone would leave it registered, so loop_close
-     * deregisters it first. */
+    /* The fd is not this owner's (an inherited socket every worker
+     * shares): loop_close deregisters it and leaves it open. */
     bool shared;
 };
 
@@ -61,11 +69,8 @@ void loop_fini(struct loop *l);
 /* Refresh l->now from CLOCK_MONOTONIC. */
 void loop_update_now(struct loop *l);
 
-/* Prepare an io for io->fd with its callbacks (not registered yet). */
-void loop_io_init(struct loop_io *io, int fd,
-                  void (*on_event)(struct loop_io *, uint32_t),
-                  void (*on_ready)(struct loop_io *),
-                  void (*on_free)(struct loop_io *));
+/* Prepare an io for fd with its callbacks (not registered yet). */
+void loop_io_init(struct loop_io *io, int fd, const struct loop_ops *ops);
 
 /* EPOLL_CTL_ADD with the full mask; the only epoll_ctl echod ever makes.
  * Returns 0 or -1 with errno. */
@@ -75,9 +80,9 @@ int loop_add(struct loop *l, struct loop_io *io, uint32_t events);
  * At most once: a second call while queued does nothing. */
 void loop_ready(struct loop *l, struct loop_io *io);
 
-/* Close the fd now (which also deregisters it; a shared fd is explicitly
- * deregistered first), forget any ready-list entry, and free the owner
- * after the current batch. */
+/* Close the fd now (which also deregisters it; a shared fd is only
+ * deregistered), forget any ready-list entry, and free the owner after
+ * the current batch. */
 void loop_close(struct loop *l, struct loop_io *io);
 
 void loop_timer_init(struct loop_timer *t, void (*fn)(struct loop_timer *));

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
@@ -104,10 +105,23 @@ main(int argc, char **argv)
         printf("echod: %s: configuration OK\n", opts.conf_path);
         return SRV_EX_OK;
     }
-    rc = srv_start(&cfg, &opts);
+    /* Init in this order, undone in the reverse order below; each undo
+     * step is safe whether its step ran, failed or never started. */
+    log_open(cfg.syslog_ident, (int)cfg.syslog_facility,
+             srv_log_level(&cfg, &opts),
+             opts.foreground || isatty(STDERR_FILENO));
+    rc = srv_init(&cfg, &opts);
+    if (rc == SRV_EX_OK) {
+        rc = srv_open_sockets();
+    }
+    if (rc == SRV_EX_OK) {
+        rc = srv_start_workers();
+    }
     if (rc == SRV_EX_OK) {
         rc = srv_run();
     }
+    srv_stop_workers();
+    srv_close_sockets();
     srv_fini();
     log_close();
     return rc;

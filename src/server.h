@@ -1,7 +1,12 @@
 /*
- * server.h - the control plane: the current configuration snapshot,
- * the listener set, counters, reload, graceful shutdown, STATUS text and
- * the watchdog tick. Main thread only; one instance per process.
+ * server.h - the control plane, on the main thread: the current
+ * configuration snapshot, the bound-socket set, the workers, reload,
+ * graceful shutdown, STATUS and the watchdog. One instance per process.
+ *
+ * main.c calls the steps in this order and undoes them in reverse:
+ *   srv_init -> srv_open_sockets -> srv_start_workers -> srv_run
+ *   srv_stop_workers -> srv_close_sockets -> srv_fini
+ * Each undo step is safe to call whether or not its step ran or failed.
  */
 #ifndef ECHOD_SERVER_H
 #define ECHOD_SERVER_H
@@ -22,17 +27,27 @@ struct srv_opts {
     bool foreground;       /* -f: also log to stderr */
 };
 
+/* The log level the configuration and -d ask for. */
+int srv_log_level(const struct cfg *cfg, const struct srv_opts *opts);
+
 /*
- * Set up everything (signals, loop, listeners: adopted or bound), then
- * tell the service manager READY=1. Takes a copy of cfg.
- * Returns 0, or an exit code after logging why and notifying STATUS/ERRNO.
+ * Each returns 0, or an exit code after logging why and telling the
+ * service manager (STATUS=, ERRNO=).
  */
-int srv_start(const struct cfg *cfg, const struct srv_opts *opts);
+/* Signals, the main loop, the workers' loops (not running yet) and the
+ * shared limits. Takes a copy of cfg. */
+int srv_init(const struct cfg *cfg, const struct srv_opts *opts);
+/* Adopt the sockets the service manager passed, or bind the configured
+ * ones (a socket per worker per entry), and size the limits. */
+int srv_open_sockets(void);
+/* Start the workers, hand them their sockets, then READY=1. */
+int srv_start_workers(void);
 
 /* Serve until a graceful shutdown completes. Returns the exit code. */
 int srv_run(void);
 
-/* Release everything srv_start acquired (safe after a failed start). */
+void srv_stop_workers(void);
+void srv_close_sockets(void);
 void srv_fini(void);
 
 #endif /* ECHOD_SERVER_H */

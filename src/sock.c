@@ -84,55 +84,62 @@ sock_name(const struct sockaddr *sa, char *buf, size_t len)
     return buf;
 }
 
-int
-sock_listen(const struct sockaddr *sa, socklen_t len, bool v6only,
-            int backlog)
+/* Options every bound socket of echod shares, set before bind(). */
+static int
+sock_prepare(int fd, const struct sockaddr *sa, int type, bool v6only,
+             bool reuseport)
 {
     int one = 1;
     int v6 = v6only ? 1 : 0;
-    int fd, saved;
 
-    fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
+    /* TCP only: a restart must not wait for TIME_WAIT. For UDP it would
+     * let any process bind the port and take a share of the datagrams. */
+    if (type == SOCK_STREAM &&
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) {
         return -1;
     }
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) {
-        goto fail;
+    if (reuseport &&
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+        return -1;
     }
     if (sa->sa_family == AF_INET6 &&
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6, sizeof(v6)) < 0) {
-        goto fail;
+        return -1;
     }
-    if (bind(fd, sa, len) < 0 || listen(fd, backlog) < 0) {
-        goto fail;
-    }
-    return fd;
-fail:
-    saved = errno;
-    close(fd);
-    errno = saved;
-    return -1;
+    return 0;
 }
 
 int
-sock_udp(const struct sockaddr *sa, socklen_t len, bool v6only)
+sock_bound(const struct sockaddr *sa, socklen_t len, int type, bool v6only,
+           bool reuseport, int backlog)
 {
-    int v6 = v6only ? 1 : 0;
     int fd, saved;
 
-    fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = socket(sa->sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         return -1;
     }
-    if ((sa->sa_family == AF_INET6 &&
-         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6, sizeof(v6)) < 0) ||
-        bind(fd, sa, len) < 0) {
+    if (sock_prepare(fd, sa, type, v6only, reuseport) < 0 ||
+        bind(fd, sa, len) < 0 ||
+        (type == SOCK_STREAM && listen(fd, backlog) < 0)) {
         saved = errno;
         close(fd);
         errno = saved;
         return -1;
     }
     return fd;
+}
+
+int
+sock_probe(const struct sockaddr *sa, socklen_t len, int type, bool v6only)
+{
+    int fd = sock_bound(sa, len, type, v6only, false, 1);
+
+    if (fd < 0) {
+        return -1;
+    }
+    close(fd);
+    return 0;
 }
 
 int

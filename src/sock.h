@@ -30,16 +30,23 @@ bool sock_ipv4(const struct sockaddr *sa, uint32_t *a);
 /* Format an address as text (IPv6 in brackets). Always NUL-terminates. */
 const char *sock_name(const struct sockaddr *sa, char *buf, size_t len);
 
-/* A nonblocking, close-on-exec listening TCP socket bound to `sa` with
- * SO_REUSEADDR (and IPV6_V6ONLY = v6only for IPv6). Returns the fd or -1. */
-int sock_listen(const struct sockaddr *sa, socklen_t len, bool v6only,
-                int backlog);
+/*
+ * A nonblocking, close-on-exec socket of `type` (SOCK_STREAM: listening
+ * with `backlog`; SOCK_DGRAM) bound to `sa`, with IPV6_V6ONLY = v6only
+ * for IPv6, SO_REUSEADDR for TCP, and SO_REUSEPORT when asked (one
+ * socket per worker: the kernel spreads flows over them). Returns the fd
+ * or -1 with errno.
+ */
+int sock_bound(const struct sockaddr *sa, socklen_t len, int type,
+               bool v6only, bool reuseport, int backlog);
 
-/* A nonblocking, close-on-exec UDP socket bound to `sa` (IPV6_V6ONLY =
- * v6only for IPv6). No SO_REUSEADDR: for UDP it would let a second
- * process bind the same port and take a share of the datagrams.
- * Returns the fd or -1. */
-int sock_udp(const struct sockaddr *sa, socklen_t len, bool v6only);
+/* Whether anything holds `sa` for `type`: bind a socket without
+ * SO_REUSEPORT and close it. SO_REUSEPORT lets any process of the same
+ * user join a port, so this keeps "port in use" an error instead of
+ * silently sharing another program's traffic. Returns 0 or -1 with errno
+ * (EADDRINUSE). */
+int sock_probe(const struct sockaddr *sa, socklen_t len, int type,
+               bool v6only);
 
 /* Ask for each datagram's destination address (IP_PKTINFO, or
  * IPV6_RECVPKTINFO on an IPv6 socket, which also covers IPv4-mapped

@@ -16,6 +16,8 @@
  * Never queues a reply: UDP has no backpressure, so a reply the kernel
  * will not take now is dropped and counted. Every drop is counted by
  * reason and logged through a flood limiter.
+ * Binding, registration and close belong to the bound-socket set
+ * (bset.c); the rate limits are shared by all workers (struct udp_limit).
  * Invariants: readable/writable are set only by epoll events and cleared
  * only by EAGAIN or a short batch (docs/design.md section 3); n_rx equals
  * n_echoed plus the sum of n_drop once a batch is done.
@@ -26,8 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "counter.h"
 #include "log.h"
 #include "udp.h"
 
@@ -77,10 +81,6 @@ static const char *const udp_drop_names[] = {
     [UDP_DROP_ERROR] = "error",
 };
 
-/* One flood limiter per kind of drop: a peer can trigger each of them. */
-static struct log_limit udp_drop_log[UDP_DROP_MAX];
-static struct log_limit udp_recv_log = LOG_LIMIT_INIT;
-
 const char *
 udp_drop_name(enum udp_drop why)
 {
@@ -106,52 +106,63 @@ udp_loop_port(unsigned port)
     return false;
 }
 
+int
+udp_limit_init(struct udp_limit *lim)
+{
+    struct timespec ts;
+    int rc;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    tb_init(&lim->rate, 1, 1,
+            (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+    if (srate_init(&lim->src, 1, 1, 32, 64) < 0) {
+        return -1;
+    }
+    rc = pthread_mutex_init(&lim->lock, NULL);
+    if (rc != 0) {
+        srate_fini(&lim->src);
+        errno = rc;
+        return -1;
+    }
+    return 0;
+}
+
 void
-udp_set_init(struct udp_set *set, struct loop *loop)
+udp_limit_fini(struct udp_limit *lim)
+{
+    srate_fini(&lim->src);
+    pthread_mutex_destroy(&lim->lock);
+}
+
+void
+udp_limit_configure(struct udp_limit *lim, double rate, double burst,
+                    double src_rate, double src_burst, unsigned prefix4,
+                    unsigned prefix6, uint64_t now_ms)
+{
+    (void)pthread_mutex_lock(&lim->lock);
+    if (rate != lim->rate.rate || burst != lim->rate.burst) {
+        tb_init(&lim->rate, rate, burst, now_ms);
+    }
+    srate_configure(&lim->src, src_rate, src_burst, prefix4, prefix6);
+    (void)pthread_mutex_unlock(&lim->lock);
+}
+
+void
+udp_set_init(struct udp_set *set, struct loop *loop, struct bset_local *socks,
+             struct udp_limit *lim)
 {
     memset(set, 0, sizeof(*set));
     set->loop = loop;
-    list_init(&set->all);
+    set->socks = socks;
+    set->lim = lim;
     set->dgram_max = UDP_DGRAM_MAX;
-    tb_init(&set->rate, 1, 1, loop->now);
-    set->src.rate = set->src.burst = 1;
-    set->src.prefix4 = 32;
-    set->src.prefix6 = 64;
 }
 
 void
 udp_set_fini(struct udp_set *set)
 {
-    struct list *n;
-
-    while ((n = list_first(&set->all)) != NULL) {
-        udp_close(list_entry(n, struct udp_sock, node));
-    }
     free(set->batch);
     set->batch = NULL;
-    srate_fini(&set->src);
-}
-
-void
-udp_set_configure(struct udp_set *set, double rate, double burst,
-                  double src_rate, double src_burst, unsigned prefix4,
-                  unsigned prefix6)
-{
-    if (rate != set->rate.rate || burst != set->rate.burst) {
-        tb_init(&set->rate, rate, burst, set->loop->now);
-    }
-    srate_configure(&set->src, src_rate, src_burst, prefix4, prefix6);
-}
-
-size_t
-udp_count(const struct udp_set *set)
-{
-    size_t n = 0;
-
-    for (const struct list *p = set->all.next; p != &set->all; p = p->next) {
-        n++;
-    }
-    return n;
 }
 
 uint64_t
@@ -275,14 +286,15 @@ udp_reply_ctl(const struct udp_dest *d, void *buf, size_t cap)
 
 /* Count a drop and say so, through the limiter of its kind. */
 static void
-udp_drop(struct udp_sock *u, enum udp_drop why,
+udp_drop(struct bset_sock *u, enum udp_drop why,
          const struct sockaddr_storage *peer)
 {
-    struct log_limit *lim = &udp_drop_log[why];
+    struct udp_set *set = u->ctx;
+    struct log_limit *lim = &set->drop_log[why];
     char who[SOCK_NAME_MAX];
     int saved = errno;
 
-    u->set->n_drop[why]++;
+    ctr_add(&set->n_drop[why], 1);
     /* What the peer did wrong is info; what echod had to shed, warning.
      * Ask the limiter first: under a flood nearly every drop is
      * suppressed, and the address need not be formatted for those. */
@@ -295,7 +307,7 @@ udp_drop(struct udp_sock *u, enum udp_drop why,
     switch (why) {
     case UDP_DROP_TRUNCATED:
         log_limit_write(lim, LOG_INFO, false, "%s: dropped a datagram from %s: "
-                    "longer than %zu bytes", u->name, who, u->set->dgram_max);
+                    "longer than %zu bytes", u->name, who, set->dgram_max);
         break;
     case UDP_DROP_LOOP:
         log_limit_write(lim, LOG_INFO, false, "%s: dropped a datagram from %s: "
@@ -309,12 +321,12 @@ udp_drop(struct udp_sock *u, enum udp_drop why,
     case UDP_DROP_PER_SOURCE:
         log_limit_write(lim, LOG_WARNING, false, "%s: replies to %s over "
                     "udp_per_source_rate (%g/s), dropping", u->name, who,
-                    u->set->src.rate);
+                    set->src_rate);
         break;
     case UDP_DROP_RATE:
         log_limit_write(lim, LOG_WARNING, false, "%s: replies over "
                     "udp_rate_limit (%g/s), dropping (this one to %s)",
-                    u->name, u->set->rate.rate, who);
+                    u->name, set->rate, who);
         break;
     case UDP_DROP_BLOCKED:
         log_limit_write(lim, LOG_WARNING, false, "%s: send buffer full, reply "
@@ -336,19 +348,22 @@ udp_drop(struct udp_sock *u, enum udp_drop why,
 static bool
 udp_own_port(const struct udp_set *set, unsigned port)
 {
-    for (const struct list *n = set->all.next; n != &set->all; n = n->next) {
-        if (list_entry(n, struct udp_sock, node)->port == port) {
+    const struct list *all = &set->socks->all;
+
+    for (const struct list *n = all->next; n != all; n = n->next) {
+        const struct bset_sock *b = list_entry(n, struct bset_sock, node);
+
+        if (b->kind == &udp_kind && b->port == port) {
             return true;
         }
     }
     return false;
 }
 
-/* Decide about one received datagram: -1 to answer it, or why not. The
- * cheap checks come first, and the per-source bucket before the global
- * one, so one flooding source cannot spend everybody's tokens. */
+/* Decide about one received datagram before the rate limits: -1 to go
+ * on, or why not. */
 static int
-udp_judge(struct udp_sock *u, struct msghdr *m, struct udp_dest *d)
+udp_judge(struct bset_sock *u, struct msghdr *m, struct udp_dest *d)
 {
     const struct sockaddr_storage *peer = m->msg_name;
     unsigned port = sock_port((const struct sockaddr *)peer);
@@ -356,7 +371,7 @@ udp_judge(struct udp_sock *u, struct msghdr *m, struct udp_dest *d)
     if (m->msg_flags & MSG_TRUNC) {
         return UDP_DROP_TRUNCATED;
     }
-    if (udp_loop_port(port) || udp_own_port(u->set, port)) {
+    if (udp_loop_port(port) || udp_own_port(u->ctx, port)) {
         return UDP_DROP_LOOP;
     }
     /* Control data cut short may have lost the packet info (an inherited
@@ -366,11 +381,21 @@ udp_judge(struct udp_sock *u, struct msghdr *m, struct udp_dest *d)
         !udp_dest_ok(m, d)) {
         return UDP_DROP_ADDRESS;
     }
-    if (!srate_take(&u->set->src, (const struct sockaddr *)peer,
-                    u->set->loop->now)) {
+    return -1;
+}
+
+/* The rate limits, with lim->lock held: the per-source bucket before the
+ * global one, so one flooding source cannot spend everybody's tokens. */
+static int
+udp_rate(struct udp_set *set, const struct sockaddr_storage *peer)
+{
+    struct udp_limit *lim = set->lim;
+
+    if (!srate_take(&lim->src, (const struct sockaddr *)peer,
+                    set->loop->now)) {
         return UDP_DROP_PER_SOURCE;
     }
-    if (!tb_take(&u->set->rate, u->set->loop->now)) {
+    if (!tb_take(&lim->rate, set->loop->now)) {
         return UDP_DROP_RATE;
     }
     return -1;
@@ -378,9 +403,9 @@ udp_judge(struct udp_sock *u, struct msghdr *m, struct udp_dest *d)
 
 /* Send out[0..n): what the kernel refuses is dropped, never queued. */
 static void
-udp_send(struct udp_sock *u, unsigned n)
+udp_send(struct bset_sock *u, unsigned n)
 {
-    struct udp_set *set = u->set;
+    struct udp_set *set = u->ctx;
     struct mmsghdr *out = set->batch->out;
     unsigned k = 0;
 
@@ -397,9 +422,9 @@ udp_send(struct udp_sock *u, unsigned n)
         r = sendmmsg(u->io.fd, out + k, n - k, 0);
         if (r > 0) {
             for (unsigned j = k; j < k + (unsigned)r; j++) {
-                set->n_echoed++;
-                set->bytes_echoed += out[j].msg_len;
+                ctr_add(&set->bytes_echoed, out[j].msg_len);
             }
+            ctr_add(&set->n_echoed, (uint64_t)r);
             k += (unsigned)r;
         } else if (r < 0 && errno == EINTR) {
             continue;
@@ -413,24 +438,41 @@ udp_send(struct udp_sock *u, unsigned n)
     }
 }
 
-/* Judge the n datagrams just received and send back the good ones. */
+/* Judge the n datagrams just received and send back the good ones. The
+ * shared limits are asked under one lock for the whole batch; drops are
+ * logged after it is released. */
 static void
-udp_answer(struct udp_sock *u, unsigned n)
+udp_answer(struct bset_sock *u, unsigned n)
 {
-    struct udp_set *set = u->set;
+    struct udp_set *set = u->ctx;
     struct udp_batch *b = set->batch;
+    struct udp_dest d[UDP_BATCH];
+    int why[UDP_BATCH];
+    bool locked = false;
     unsigned nout = 0;
 
     for (unsigned i = 0; i < n; i++) {
+        why[i] = udp_judge(u, &b->in[i].msg_hdr, &d[i]);
+        if (why[i] < 0) {
+            if (!locked) {
+                (void)pthread_mutex_lock(&set->lim->lock);
+                set->src_rate = set->lim->src.rate;
+                set->rate = set->lim->rate.rate;
+                locked = true;
+            }
+            why[i] = udp_rate(set, &b->peer[i]);
+        }
+    }
+    if (locked) {
+        (void)pthread_mutex_unlock(&set->lim->lock);
+    }
+    ctr_add(&set->n_rx, n);
+    for (unsigned i = 0; i < n; i++) {
         struct msghdr *m = &b->in[i].msg_hdr;
         struct msghdr *o = &b->out[nout].msg_hdr;
-        struct udp_dest d;
-        int why;
 
-        set->n_rx++;
-        why = udp_judge(u, m, &d);
-        if (why >= 0) {
-            udp_drop(u, (enum udp_drop)why, &b->peer[i]);
+        if (why[i] >= 0) {
+            udp_drop(u, (enum udp_drop)why[i], &b->peer[i]);
             continue;
         }
         b->out_iov[nout].iov_base = b->data[i];
@@ -440,7 +482,7 @@ udp_answer(struct udp_sock *u, unsigned n)
         o->msg_namelen = m->msg_namelen;
         o->msg_iov = &b->out_iov[nout];
         o->msg_iovlen = 1;
-        o->msg_controllen = udp_reply_ctl(&d, b->out_ctl[nout].buf,
+        o->msg_controllen = udp_reply_ctl(&d[i], b->out_ctl[nout].buf,
                                           sizeof(b->out_ctl[nout].buf));
         o->msg_control = o->msg_controllen > 0 ? b->out_ctl[nout].buf : NULL;
         nout++;
@@ -469,19 +511,31 @@ udp_prepare(struct udp_set *set, unsigned n)
     }
 }
 
-/* One turn: receive until EAGAIN or the budget is spent, then requeue. */
-static void
-udp_run(struct udp_sock *u)
+/* Receive and answer until EAGAIN or `budget` datagrams; true if the
+ * budget ran out with the socket still readable. */
+static bool
+udp_serve(struct bset_sock *u, unsigned budget)
 {
+    struct udp_set *set = u->ctx;
     unsigned done = 0;
 
-    while (u->readable && done < UDP_TURN_BUDGET) {
-        unsigned want = UDP_TURN_BUDGET - done;
+    if (set->batch == NULL) {
+        /* The buffers, with this worker's first datagram: a TCP-only
+         * echod holds no UDP memory. */
+        set->batch = malloc(sizeof(*set->batch));
+        if (set->batch == NULL) {
+            log_limited(&set->recv_log, LOG_WARNING, true,
+                        "%s: no buffers to receive", u->name);
+            return false;
+        }
+    }
+    while (u->readable && done < budget) {
+        unsigned want = budget - done;
         int n;
 
         want = want < UDP_BATCH ? want : UDP_BATCH;
-        udp_prepare(u->set, want);
-        n = recvmmsg(u->io.fd, u->set->batch->in, want, 0, NULL);
+        udp_prepare(set, want);
+        n = recvmmsg(u->io.fd, set->batch->in, want, 0, NULL);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -490,7 +544,7 @@ udp_run(struct udp_sock *u)
                 u->readable = false;
                 break;
             }
-            log_limited(&udp_recv_log, LOG_WARNING, true,
+            log_limited(&set->recv_log, LOG_WARNING, true,
                         "%s: receive failed", u->name);
             done++; /* an error costs budget too: it cannot spin */
             continue;
@@ -503,165 +557,32 @@ udp_run(struct udp_sock *u)
         done += (unsigned)n;
         udp_answer(u, (unsigned)n);
     }
+    return u->readable;
+}
+
+/* One turn: receive until EAGAIN or the budget is spent, then requeue. */
+static void
+udp_run(struct bset_sock *u)
+{
     /* Budget spent with datagrams maybe still queued: no new edge will
      * come for those, so come back before the next blocking wait. */
-    if (u->readable) {
-        loop_ready(u->set->loop, &u->io);
+    if (udp_serve(u, UDP_TURN_BUDGET)) {
+        loop_ready(u->local->loop, &u->io);
     }
 }
 
+/* Before this worker closes its SO_REUSEPORT socket: what is queued on
+ * it would be lost, so answer it first (bounded: a flood cannot hold the
+ * close up for long). */
 static void
-udp_on_event(struct loop_io *io, uint32_t events)
+udp_drain(struct bset_sock *u)
 {
-    struct udp_sock *u = (struct udp_sock *)io;
-
-    if (events & EPOLLIN) {
-        u->readable = true;
-    }
-    if (events & EPOLLOUT) {
-        u->writable = true;
-    }
-    udp_run(u);
+    u->readable = true;
+    (void)udp_serve(u, 16 * UDP_TURN_BUDGET);
 }
 
-static void
-udp_on_ready(struct loop_io *io)
-{
-    udp_run((struct udp_sock *)io);
-}
-
-static void
-udp_on_free(struct loop_io *io)
-{
-    free(io);
-}
-
-/* The buffers and the source table, on the first socket only: a TCP-only
- * echod holds no UDP memory. */
-static int
-udp_alloc(struct udp_set *set)
-{
-    if (set->batch != NULL) {
-        return 0;
-    }
-    if (srate_init(&set->src, set->src.rate, set->src.burst,
-                   set->src.prefix4, set->src.prefix6) < 0) {
-        return -1;
-    }
-    set->batch = malloc(sizeof(*set->batch));
-    if (set->batch == NULL) {
-        srate_fini(&set->src);
-        errno = ENOMEM;
-        return -1;
-    }
-    return 0;
-}
-
-static struct udp_sock *
-udp_register(struct udp_set *set, int fd)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    struct udp_sock *u;
-    char addr[SOCK_NAME_MAX];
-    int saved;
-
-    memset(&ss, 0, sizeof(ss));
-    if (udp_alloc(set) < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) < 0 ||
-        sock_pktinfo(fd, ss.ss_family) < 0) {
-        return NULL;
-    }
-    if (ss.ss_family == AF_INET6) {
-        /* IPv4 datagrams on a dual-stack socket: their IP_PKTINFO tells a
-         * broadcast from a unicast destination. Harmless if v6-only. */
-        (void)sock_pktinfo(fd, AF_INET);
-    }
-    u = calloc(1, sizeof(*u));
-    if (u == NULL) {
-        return NULL;
-    }
-    loop_io_init(&u->io, fd, udp_on_event, udp_on_ready, udp_on_free);
-    u->set = set;
-    u->writable = true;
-    u->port = (uint16_t)sock_port((const struct sockaddr *)&ss);
-    sock_name((struct sockaddr *)&ss, addr, sizeof(addr));
-    snprintf(u->name, sizeof(u->name), "%.*s/udp",
-             (int)sizeof(u->name) - 5, addr);
-    /* Readable and writable, once: the first edge comes at once if
-     * datagrams are already waiting (an inherited socket). */
-    if (loop_add(set->loop, &u->io, EPOLLIN | EPOLLOUT) < 0) {
-        saved = errno;
-        free(u);
-        errno = saved;
-        return NULL;
-    }
-    list_insert_tail(&set->all, &u->node);
-    return u;
-}
-
-struct udp_sock *
-udp_open(struct udp_set *set, const struct cfg_listen *conf)
-{
-    struct sockaddr_storage ss;
-    socklen_t len;
-    struct udp_sock *u;
-    int fd, saved;
-
-    if (sock_addr(conf->address, (int)conf->port, &ss, &len) < 0) {
-        return NULL;
-    }
-    fd = sock_udp((struct sockaddr *)&ss, len, conf->ipv6_only);
-    if (fd < 0) {
-        return NULL;
-    }
-    u = udp_register(set, fd);
-    if (u == NULL) {
-        saved = errno;
-        close(fd);
-        errno = saved;
-        return NULL;
-    }
-    u->conf = *conf;
-    return u;
-}
-
-struct udp_sock *
-udp_adopt(struct udp_set *set, int fd)
-{
-    struct udp_sock *u;
-
-    if (sock_nonblock_cloexec(fd) < 0) {
-        return NULL;
-    }
-    u = udp_register(set, fd);
-    if (u != NULL) {
-        u->adopted = true;
-        u->io.shared = true; /* the service manager keeps its copy */
-    }
-    return u;
-}
-
-void
-udp_close(struct udp_sock *u)
-{
-    list_remove(&u->node);
-    loop_close(u->set->loop, &u->io);
-}
-
-struct udp_sock *
-udp_find(struct udp_set *set, const struct cfg_listen *conf, bool exact)
-{
-    for (struct list *n = set->all.next; n != &set->all; n = n->next) {
-        struct udp_sock *u = list_entry(n, struct udp_sock, node);
-
-        if (u->adopted) {
-            continue;
-        }
-        if (exact ? cfg_listen_equal(&u->conf, conf)
-                  : strcmp(u->conf.address, conf->address) == 0 &&
-                        u->conf.port == conf->port) {
-            return u;
-        }
-    }
-    return NULL;
-}
+const struct bset_kind udp_kind = {
+    .events = EPOLLIN | EPOLLOUT,
+    .run = udp_run,
+    .drain = udp_drain,
+};

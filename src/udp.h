@@ -10,10 +10,12 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "config.h"
-#include "list.h"
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "bset.h"
+#include "log.h"
 #include "loop.h"
-#include "sock.h"
 #include "srcrate.h"
 #include "tbucket.h"
 
@@ -38,64 +40,57 @@ enum udp_drop {
 /* Receive and send buffers, allocated with the first socket. */
 struct udp_batch;
 
-/* Everything the UDP sockets of one loop share. Owned by the server. */
-struct udp_set {
-    struct loop *loop;
-    struct list all;            /* struct udp_sock, in config order */
-    size_t dgram_max;           /* bytes received per datagram (tests
-                                   lower it to see truncation) */
-    struct udp_batch *batch;
-    struct srate src;           /* each source's bucket (table allocated
-                                   with the first socket) */
-    struct tb rate;             /* all replies */
-    uint64_t n_rx;              /* datagrams received */
-    uint64_t n_echoed;          /* replies sent */
-    uint64_t bytes_echoed;
-    uint64_t n_drop[UDP_DROP_MAX];
+/* The reply limits, one for the whole process: udp_rate_limit and
+ * udp_per_source_rate are totals over every worker. A worker takes the
+ * lock once per received batch (at most UDP_BATCH datagrams), never per
+ * byte; the main thread, to configure. */
+struct udp_limit {
+    pthread_mutex_t lock;
+    struct srate src; /* each source's bucket (table allocated at init) */
+    struct tb rate;   /* all replies */
 };
 
-struct udp_sock {
-    struct loop_io io; /* first */
-    struct udp_set *set;
-    struct list node;  /* on set->all */
-    struct cfg_listen conf; /* what it was bound from (if not adopted) */
-    bool adopted;           /* inherited from the service manager */
-    bool readable;
-    bool writable;
-    uint16_t port;          /* local port: a datagram from it is a loop */
-    char name[SOCK_NAME_MAX];
+/* Returns 0, or -1 with errno. Limits start at one reply per second,
+ * sources at /32 and /64. */
+int udp_limit_init(struct udp_limit *lim);
+void udp_limit_fini(struct udp_limit *lim);
+/* Apply (new) limits in replies per second and bursts, and the prefix
+ * lengths that make one source (source_prefix_ipv4/6, as for TCP), under
+ * the lock. Buckets are reset only when a value changed. now_ms:
+ * monotonic milliseconds. */
+void udp_limit_configure(struct udp_limit *lim, double rate, double burst,
+                         double src_rate, double src_burst, unsigned prefix4,
+                         unsigned prefix6, uint64_t now_ms);
+
+/* The UDP sockets of one worker share this (bset_sock.ctx). */
+struct udp_set {
+    struct loop *loop;
+    struct bset_local *socks;   /* the worker's sockets (loop guard) */
+    struct udp_limit *lim;      /* shared */
+    size_t dgram_max;           /* bytes received per datagram (tests
+                                   lower it to see truncation) */
+    struct udp_batch *batch;    /* allocated with the first socket */
+    double src_rate, rate;      /* as last seen under lim->lock (logs) */
+    /* Written by this worker only, read by anyone (counter.h). */
+    _Atomic uint64_t n_rx;      /* datagrams received */
+    _Atomic uint64_t n_echoed;  /* replies sent */
+    _Atomic uint64_t bytes_echoed;
+    _Atomic uint64_t n_drop[UDP_DROP_MAX];
+    struct log_limit drop_log[UDP_DROP_MAX]; /* a peer can cause each */
+    struct log_limit recv_log;
 };
 
 const char *udp_drop_name(enum udp_drop why);
 
-/* Limits start at one reply per second and sources at /32 and /64;
- * udp_set_configure sets them. */
-void udp_set_init(struct udp_set *set, struct loop *loop);
-/* Closes every socket and frees the buffers and the source table. */
+/* The kind for bset_sock_add (ctx: the worker's udp_set). */
+extern const struct bset_kind udp_kind;
+
+void udp_set_init(struct udp_set *set, struct loop *loop,
+                  struct bset_local *socks, struct udp_limit *lim);
+/* Frees the buffers (the sockets belong to the bset_local). */
 void udp_set_fini(struct udp_set *set);
 
-/* Apply (new) reply limits in replies per second and bursts, and the
- * prefix lengths that make one source (source_prefix_ipv4/6, as for TCP).
- * Buckets are reset only when a value changed. */
-void udp_set_configure(struct udp_set *set, double rate, double burst,
-                       double src_rate, double src_burst, unsigned prefix4,
-                       unsigned prefix6);
-
-/* Bind one configured UDP socket. Returns it, or NULL with errno; the
- * caller logs. */
-struct udp_sock *udp_open(struct udp_set *set, const struct cfg_listen *conf);
-
-/* Adopt an inherited, bound UDP socket. Returns it, or NULL with errno. */
-struct udp_sock *udp_adopt(struct udp_set *set, int fd);
-
-void udp_close(struct udp_sock *u);
-
-/* Find a bound (not adopted) socket with this configuration; with
- * exact == false, one on the same address and port whatever its options. */
-struct udp_sock *udp_find(struct udp_set *set, const struct cfg_listen *conf,
-                          bool exact);
-
-size_t udp_count(const struct udp_set *set);
+/* The sum of set->n_drop. */
 uint64_t udp_dropped(const struct udp_set *set);
 
 /* True for a source port echod never answers: 0, the privileged ports

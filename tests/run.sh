@@ -3,8 +3,9 @@
 # fuzz target, then the integration tests, each under a hard deadline, and
 # print one closing line:
 #   check: N passed, N failed, N skipped
-# Environment: ECHOD (binary under test), PYTHON, SANITIZE; FUZZ_DIR (where
-# the fuzz targets were built; empty: skip them), FUZZ_SECONDS, FUZZ_CC.
+# Environment: ECHOD (binary under test), PYTHON, SANITIZE (1: ASan+UBSan,
+# tsan: ThreadSanitizer); FUZZ_DIR (where the fuzz targets were built;
+# empty: skip them), FUZZ_SECONDS, FUZZ_CC; ECHOD_TEST_WORKER_COUNTS.
 set -u
 
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -15,6 +16,9 @@ trap 'rm -f "$log"' EXIT
 if [ "${SANITIZE:-}" = 1 ]; then
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=66
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+elif [ "${SANITIZE:-}" = tsan ]; then
+    # A race report ends the process with 66: the test sees the exit code.
+    export TSAN_OPTIONS=halt_on_error=1:exitcode=66:second_deadlock_stack=1
 fi
 
 for t in "$@"; do
@@ -53,19 +57,26 @@ for src in fuzz/fuzz_*.c; do
     fi
 done
 
-echo "== integration"
-timeout -k 20 1500 "$PYTHON" tests/integration/run.py >"$log" 2>&1
-rc=$?
-cat "$log"
-line=$(grep -E '^integration: [0-9]+ passed' "$log" | tail -1)
-if [ -n "$line" ]; then
-    set -- $line
-    passed=$((passed + $2)); failed=$((failed + $4)); skipped=$((skipped + $6))
-fi
-if [ $rc -ne 0 ] && [ -z "$line" ]; then
-    echo "!! integration runner exited $rc" >&2
-    failed=$((failed + 1))
-fi
+# The integration suite runs once per worker count in
+# ECHOD_TEST_WORKER_COUNTS (default "1 4": one engine, and more engines
+# than this machine has cores); each run's tests count on their own.
+for w in ${ECHOD_TEST_WORKER_COUNTS:-1 4}; do
+    echo "== integration (workers = $w)"
+    ECHOD_TEST_WORKERS=$w timeout -k 20 1500 "$PYTHON" \
+        tests/integration/run.py >"$log" 2>&1
+    rc=$?
+    cat "$log"
+    line=$(grep -E '^integration: [0-9]+ passed' "$log" | tail -1)
+    if [ -n "$line" ]; then
+        set -- $line
+        passed=$((passed + $2)); failed=$((failed + $4))
+        skipped=$((skipped + $6))
+    fi
+    if [ $rc -ne 0 ] && [ -z "$line" ]; then
+        echo "!! integration runner (workers = $w) exited $rc" >&2
+        failed=$((failed + 1))
+    fi
+done
 
 echo "check: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

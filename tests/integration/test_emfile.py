@@ -55,26 +55,36 @@ class Emfile(harness.TestCase):
         # Off by one at most: the socket echod opens for each notify
         # message (STATUS, once a second) may have been open in passing
         # when the fds were counted, or while the clients came in.
-        self.assertLessEqual(abs(len(admitted) - free), 1)
+        # With several workers, each holds a reserve fd; one given up to
+        # shed can be taken by another worker's accept: one more served
+        # per other worker at the most.
+        self.assertLessEqual(abs(len(admitted) - free), d.workers())
         d.wait_log(r"accept failed, shed \d+ pending connection\(s\), "
                    r"pausing accepts for \d+ ms: Too many open files")
 
         # Saturated: clients keep arriving for 2 s while no fd is free.
         cpu0, t0 = d.cpu_seconds(), time.monotonic()
-        tries = 0
+        tries, served = 0, 0
         while time.monotonic() - t0 < 2.0:
             with connect(d.port) as s:
-                self.assertEqual(classify(s, 10 * harness.SLOW), "shed")
+                served += classify(s, 10 * harness.SLOW) == "echo"
             tries += 1
         cpu, wall = d.cpu_seconds() - cpu0, time.monotonic() - t0
-        print("saturated for %.2fs: %d clients shed, echod used %.2fs CPU"
-              % (wall, tries, cpu))
+        print("saturated for %.2fs: %d clients shed, %d served, echod used "
+              "%.2fs CPU" % (wall, tries - served, served, cpu))
+        # One worker sheds every one. With several, the fd a worker frees
+        # for a moment to shed (its reserve) can go to another worker's
+        # accept, which serves that client, and the fd then cycles from
+        # one served client to the next as each closes: no spin, no loss,
+        # only which clients are served differs (run at workers = 1 too).
+        if d.workers() == 1:
+            self.assertEqual(served, 0)
         self.assertLess(cpu, 0.5, "echod spins while out of fds")
         self.assertIsNone(d.proc.poll(), "echod exited")
         warnings = re.findall(r"accept failed, shed", d.log())
         print("%d EMFILE warnings logged (rate-limited)" % len(warnings))
-        # LOG_LIMIT_BURST 5, then LOG_LIMIT_RATE 1/s.
-        self.assertLessEqual(len(warnings), 5 + wall + 3)
+        # LOG_LIMIT_BURST 5, then LOG_LIMIT_RATE 1/s, in each worker.
+        self.assertLessEqual(len(warnings), d.workers() * (5 + wall) + 3)
         d.wait_log(r"accept failed, shed .*: Too many open files "
                    r"\(\d+ similar messages suppressed\)")
         for s in admitted:
@@ -109,7 +119,12 @@ class Emfile(harness.TestCase):
         for s in clients:
             self.addCleanup(s.close)
         kinds = [classify(s, 10 * harness.SLOW) for s in clients]
-        self.assertEqual(kinds, ["echo"] * fitted + ["shed"] * 3)
+        if d.workers() == 1:
+            self.assertEqual(kinds, ["echo"] * fitted + ["shed"] * 3)
+        else:
+            # Workers accept side by side: which three are refused
+            # depends on the kernel's spread, how many does not.
+            self.assertEqual(sorted(kinds), ["echo"] * fitted + ["shed"] * 3)
         d.wait_log(r"max_connections \(%d\) reached" % fitted)
         self.assertNotIn("Too many open files", d.log())
         for s in clients:

@@ -17,6 +17,8 @@ import shutil
 import subprocess
 import tempfile
 
+import unittest
+
 import harness
 
 UNIT = os.path.join(harness.ROOT, "systemd", "echod.service")
@@ -26,6 +28,13 @@ MAX_EXPOSURE = 1.5
 
 
 class SystemdUnits(harness.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if harness.TSAN:
+            raise unittest.SkipTest("the ThreadSanitizer run covers the "
+                                    "workers; the units are tested in the "
+                                    "other runs")
+
     deadline = 420
 
     def exposure(self, unit, what):

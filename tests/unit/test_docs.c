@@ -338,8 +338,9 @@ key_named(const char *name)
 }
 
 /* The bound written in the page is the one the code implements: one
- * chunk of slack over the high watermark per connection, plus the loop's
- * scratch buffer; and the figure for the defaults is right. Likewise the
+ * chunk of slack over the high watermark per connection, plus each
+ * worker's scratch buffer and free-chunk cache; and the figure for the
+ * defaults is right. Likewise the
  * per-source table: PEER_SLOT_BYTES per max_connections. */
 static void
 man_conf_states_memory_bound(void **state)
@@ -352,14 +353,16 @@ man_conf_states_memory_bound(void **state)
     (void)state;
     doc_load(&d, "man/echod.conf.5");
     snprintf(want, sizeof(want),
-             "max_connections \\(mu (output_high_watermark + %zu) + %zu",
-             OUTQ_CHUNK, LOOP_SCRATCH);
+             "max_connections \\(mu (output_high_watermark + %zu) + "
+             "workers \\(mu (%zu + %zu)",
+             OUTQ_CHUNK, LOOP_SCRATCH, LOOP_POOL_FREE_MAX * OUTQ_CHUNK);
     if (!doc_has(&d, want)) {
         fail_msg("man/echod.conf.5: no line \"%s\"", want);
     }
-    snprintf(want, sizeof(want), "that is %lld bytes",
-             (long long)maxc->def * (high->def + (long long)OUTQ_CHUNK) +
-                 (long long)LOOP_SCRATCH);
+    snprintf(want, sizeof(want), "that is %lld bytes plus %zu bytes per "
+             "worker",
+             (long long)maxc->def * (high->def + (long long)OUTQ_CHUNK),
+             LOOP_SCRATCH + LOOP_POOL_FREE_MAX * OUTQ_CHUNK);
     if (!doc_has(&d, want)) {
         fail_msg("man/echod.conf.5: the defaults' figure should read \"%s\"",
                  want);

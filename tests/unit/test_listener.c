@@ -65,8 +65,10 @@ __wrap_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 static struct loop l;
 static struct conn_set cs;
 static struct lsn_set ls;
-static struct lsn *lsn;
-static struct peer_table pt; /* in use when cs.peers points at it */
+static struct bset_local socks;
+static struct bset_sock *lsn;
+static struct adm adm; /* the shared limits, as a worker pool has them */
+#define pt (adm.peers)
 static struct sockaddr_in addr;
 static int cli[MAX_CLI];
 static int n_cli;
@@ -74,23 +76,32 @@ static int n_cli;
 static int
 setup(void **state)
 {
-    struct cfg_listen conf = { "127.0.0.1", 0, false, CFG_PROTO_TCP };
+    struct sockaddr_in sa = { .sin_family = AF_INET };
     socklen_t len = sizeof(addr);
+    int fd;
 
     (void)state;
     log_set_level(LOG_ERR); /* the shed warnings are expected here */
     acc_pending = acc_calls = 0;
     n_cli = 0;
-    if (loop_init(&l) < 0) {
+    if (loop_init(&l) < 0 || adm_init(&adm) < 0 ||
+        peer_configure(&pt, 10000, 32, 64) < 0) {
         return -1;
     }
+    atomic_store(&adm.max_conns, 10000);
     conn_set_init(&cs, &l);
+    cs.adm = &adm;
     conn_set_configure(&cs, 64 * 1024, 16 * 1024, 0);
-    if (lsn_set_init(&ls, &l, &cs) < 0) {
+    bset_local_init(&socks, &l);
+    if (lsn_set_init(&ls, &l, &cs, &socks) < 0) {
         return -1;
     }
-    ls.max_conns = 10000;
-    lsn = lsn_open(&ls, &conf, 512);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fd = sock_bound((struct sockaddr *)&sa, sizeof(sa), SOCK_STREAM, false,
+                    false, 512);
+    lsn = fd < 0 ? NULL
+                 : bset_sock_add(&socks, 1, fd, false, &lsn_kind, &ls,
+                                 "127.0.0.1");
     if (lsn == NULL ||
         getsockname(lsn->io.fd, (struct sockaddr *)&addr, &len) < 0) {
         return -1;
@@ -103,13 +114,14 @@ static int
 teardown(void **state)
 {
     (void)state;
+    bset_local_fini(&socks);
     lsn_set_fini(&ls);
     conn_set_close_all(&cs, CONN_SHUTDOWN);
-    if (cs.peers != NULL) {
-        assert_int_equal(peer_sources(&pt), 0); /* all released */
-        peer_fini(&pt);
-    }
+    assert_int_equal(peer_sources(&pt), 0); /* all released */
+    assert_int_equal(atomic_load(&adm.n_open), 0);
     loop_fini(&l);
+    conn_set_fini(&cs);
+    adm_fini(&adm);
     for (int i = 0; i < n_cli; i++) {
         if (cli[i] >= 0) {
             close(cli[i]);
@@ -231,6 +243,24 @@ test_accept_budget_requeue(void **state)
     expect_echo(cli[n - 1]);
 }
 
+/* A worker closing its SO_REUSEPORT listener (a reload dropped the entry,
+ * or a shutdown) first takes every connection waiting in the accept
+ * queue, which close() would reset, and serves it. */
+static void
+test_close_drains_accept_queue(void **state)
+{
+    (void)state;
+    connect_clients(5);
+    assert_int_equal(backlog_len(), 5);
+    bset_sock_close(lsn); /* no loop turn ran: all 5 still queued */
+    lsn = NULL;
+    assert_int_equal(cs.n_open, 5);
+    assert_int_equal(cs.n_opened, 5);
+    for (int i = 0; i < 5; i++) {
+        expect_echo(cli[i]);
+    }
+}
+
 /* Over max_connections: accepted and closed at once, and counted. */
 static void
 test_max_connections(void **state)
@@ -238,7 +268,7 @@ test_max_connections(void **state)
     uint64_t deadline = t_now_ms() + DEADLINE_MS;
 
     (void)state;
-    ls.max_conns = 3;
+    atomic_store(&adm.max_conns, 3);
     connect_clients(5);
     loop_run_once(&l, 1000);
     assert_int_equal(cs.n_open, 3);
@@ -290,10 +320,10 @@ test_max_connections_per_source(void **state)
     uint64_t deadline = t_now_ms() + DEADLINE_MS;
 
     (void)state;
+    peer_fini(&pt); /* a fresh, small table: 2 sources */
     peer_init(&pt);
-    assert_int_equal(peer_configure(&pt, 2, 32, 64), 1); /* 2 sources */
-    cs.peers = &pt;
-    ls.max_per_source = 2;
+    assert_int_equal(peer_configure(&pt, 2, 32, 64), 1);
+    atomic_store(&adm.max_per_source, 2);
     connect_clients_from(3, "127.0.0.1");
     connect_clients_from(1, "127.0.0.2");
     loop_run_once(&l, 1000);
@@ -483,6 +513,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_accept_budget_requeue, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_close_drains_accept_queue,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_connections, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_max_connections_per_source,

@@ -83,6 +83,12 @@ static struct loop loop;
 
 /* Probe i without an fd (ready-list only) or, with sock, registered on
  * one end of a fresh socketpair. */
+static const struct loop_ops probe_ops = {
+    .on_event = probe_event,
+    .on_ready = probe_ready,
+    .on_free = probe_free,
+};
+
 static struct probe *
 probe(int i, bool sock)
 {
@@ -95,7 +101,7 @@ probe(int i, bool sock)
         t_unix_pair(sv);
     }
     p->peer = sv[1];
-    loop_io_init(&p->io, sv[0], probe_event, probe_ready, probe_free);
+    loop_io_init(&p->io, sv[0], &probe_ops);
     if (sock) {
         assert_int_equal(loop_add(&loop, &p->io, EPOLLIN | EPOLLRDHUP), 0);
     }

@@ -71,21 +71,43 @@ __wrap_sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
 
 static struct loop l;
 static struct udp_set us;
-static struct udp_sock *u4;
+static struct udp_limit lim;
+static struct bset_local socks;
+static struct bset adopted; /* sockets "inherited" by a test */
+static struct bset_sock *u4;
 static struct sockaddr_in a4; /* where u4 listens */
 static int fds[8];
 static int n_fds;
 
-static struct udp_sock *
+/* Set to what udp_set_configure did before the limits were shared. */
+static void
+configure(double rate, double burst, double src_rate, double src_burst)
+{
+    udp_limit_configure(&lim, rate, burst, src_rate, src_burst, 32, 64,
+                        l.now);
+}
+
+/* A UDP socket of this worker, set up as bset.c sets up its own. */
+static struct bset_sock *
 open_udp(const char *addr, bool v6only, struct sockaddr_storage *where)
 {
-    struct cfg_listen conf = { "", 0, v6only, CFG_PROTO_UDP };
-    socklen_t len = sizeof(*where);
-    struct udp_sock *u;
+    static uint32_t id;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    struct bset_sock *u;
+    int fd;
 
-    snprintf(conf.address, sizeof(conf.address), "%s", addr);
-    u = udp_open(&us, &conf);
+    assert_int_equal(sock_addr(addr, 0, &ss, &len), 0);
+    fd = sock_bound((struct sockaddr *)&ss, len, SOCK_DGRAM, v6only, false,
+                    0);
+    assert_true(fd >= 0);
+    assert_int_equal(sock_pktinfo(fd, ss.ss_family), 0);
+    if (ss.ss_family == AF_INET6) {
+        assert_int_equal(sock_pktinfo(fd, AF_INET), 0);
+    }
+    u = bset_sock_add(&socks, ++id, fd, false, &udp_kind, &us, addr);
     assert_non_null(u);
+    len = sizeof(*where);
     assert_int_equal(
         getsockname(u->io.fd, (struct sockaddr *)where, &len), 0);
     return u;
@@ -102,11 +124,13 @@ setup(void **state)
     snd_scripted = snd_calls = 0;
     snd_block = false;
     n_fds = 0;
-    if (loop_init(&l) < 0) {
+    if (loop_init(&l) < 0 || udp_limit_init(&lim) < 0) {
         return -1;
     }
-    udp_set_init(&us, &l);
-    udp_set_configure(&us, BIG, BIG, BIG, BIG, 32, 64);
+    bset_local_init(&socks, &l);
+    bset_init(&adopted, 1);
+    udp_set_init(&us, &l, &socks, &lim);
+    configure(BIG, BIG, BIG, BIG);
     u4 = open_udp("127.0.0.1", true, &ss);
     memcpy(&a4, &ss, sizeof(a4));
     return 0;
@@ -116,7 +140,10 @@ static int
 teardown(void **state)
 {
     (void)state;
+    bset_local_fini(&socks);
+    bset_fini(&adopted);
     udp_set_fini(&us);
+    udp_limit_fini(&lim);
     loop_fini(&l);
     for (int i = 0; i < n_fds; i++) {
         close(fds[i]);
@@ -372,7 +399,13 @@ test_adopted_with_datagrams_queued(void **state)
         a4.sin_family = AF_INET;
         a4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         send_to(c, &a4, sizeof(a4), "early", 5);
-        assert_non_null(udp_adopt(&us, fd));
+        {
+            struct bset_ent *e = bset_adopt(&adopted, fd, true);
+
+            assert_non_null(e);
+            assert_non_null(bset_sock_add(&socks, e->id, e->fd[0], true,
+                                          &udp_kind, &us, e->name));
+        }
         assert_int_equal(await_reply(c, back, sizeof(back)), 5);
         assert_memory_equal(back, "early", 5);
         send_to(c, &a4, sizeof(a4), "later", 5);
@@ -393,7 +426,7 @@ shim_event(struct loop_io *io, uint32_t ev)
     uint64_t before = us.n_rx;
 
     t_calls()->events++;
-    t_calls()->event(io, ev);
+    t_calls()->orig->on_event(io, ev);
     turns++;
     if (us.n_rx - before > turn_rx_max) {
         turn_rx_max = us.n_rx - before;
@@ -406,7 +439,7 @@ shim_ready(struct loop_io *io)
     uint64_t before = us.n_rx;
 
     t_calls()->readies++;
-    t_calls()->ready(io);
+    t_calls()->orig->on_ready(io);
     turns++;
     if (us.n_rx - before > turn_rx_max) {
         turn_rx_max = us.n_rx - before;
@@ -426,8 +459,8 @@ test_budget_requeue(void **state)
 
     (void)state;
     t_count_calls(&u4->io);
-    u4->io.on_event = shim_event;
-    u4->io.on_ready = shim_ready;
+    t_calls()->shim.on_event = shim_event;
+    t_calls()->shim.on_ready = shim_ready;
     turn_rx_max = 0;
     turns = 0;
     snd_block = true;
@@ -646,7 +679,7 @@ test_global_rate(void **state)
     fake_clock = true;
     fake_ms = 1000000;
     loop_update_now(&l);
-    udp_set_configure(&us, 2, 3, BIG, BIG, 32, 64);
+    configure(2, 3, BIG, BIG);
     send_n_queued(c, 10, 16, 100);
     pump_until_rx(10);
     assert_int_equal(us.n_echoed, 3);
@@ -673,7 +706,7 @@ test_per_source_rate(void **state)
     fake_clock = true;
     fake_ms = 2000000;
     loop_update_now(&l);
-    udp_set_configure(&us, 1, 4, 1, 3, 32, 64);
+    configure(1, 4, 1, 3);
     send_n(a, 10, 16, 300);
     pump_until_rx(10);
     assert_int_equal(replies(a, 16), 3);
@@ -707,7 +740,7 @@ test_per_source_prefix(void **state)
     fake_clock = true;
     fake_ms = 3000000;
     loop_update_now(&l);
-    udp_set_configure(&us, BIG, BIG, 1, 3, 24, 64);
+    udp_limit_configure(&lim, BIG, BIG, 1, 3, 24, 64, l.now);
     send_n(a, 3, 16, 600);
     pump_until_rx(3);
     assert_int_equal(replies(a, 16), 3);
@@ -716,7 +749,7 @@ test_per_source_prefix(void **state)
     assert_int_equal(replies(b, 16), 0);
     assert_int_equal(us.n_drop[UDP_DROP_PER_SOURCE], 2);
 
-    udp_set_configure(&us, BIG, BIG, 1, 3, 32, 64);
+    udp_limit_configure(&lim, BIG, BIG, 1, 3, 32, 64, l.now);
     send_n(b, 2, 16, 800);
     pump_until_rx(7);
     assert_int_equal(replies(b, 16), 2);

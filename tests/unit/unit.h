@@ -248,8 +248,8 @@ t_pump_until_closed(struct loop *l, int fd)
 struct t_calls {
     int events;
     int readies;
-    void (*event)(struct loop_io *, uint32_t);
-    void (*ready)(struct loop_io *);
+    const struct loop_ops *orig; /* the owner's own callbacks */
+    struct loop_ops shim;        /* counting, then calling orig */
 };
 
 static inline struct t_calls *
@@ -263,14 +263,14 @@ static inline void
 t_shim_event(struct loop_io *io, uint32_t ev)
 {
     t_calls()->events++;
-    t_calls()->event(io, ev);
+    t_calls()->orig->on_event(io, ev);
 }
 
 static inline void
 t_shim_ready(struct loop_io *io)
 {
     t_calls()->readies++;
-    t_calls()->ready(io);
+    t_calls()->orig->on_ready(io);
 }
 
 /* Interpose counting shims between the loop and io's callbacks. */
@@ -280,10 +280,11 @@ t_count_calls(struct loop_io *io)
     struct t_calls *c = t_calls();
 
     c->events = c->readies = 0;
-    c->event = io->on_event;
-    c->ready = io->on_ready;
-    io->on_event = t_shim_event;
-    io->on_ready = t_shim_ready;
+    c->orig = io->ops;
+    c->shim.on_event = t_shim_event;
+    c->shim.on_ready = t_shim_ready;
+    c->shim.on_free = io->ops->on_free;
+    io->ops = &c->shim;
 }
 
 #endif /* ECHOD_TEST_UNIT_H */

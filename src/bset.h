@@ -1,0 +1,142 @@
+/*
+ * bset.h - the bound-socket set: every socket echod serves, whatever it
+ * carries, in two halves.
+ *
+ * The main thread's half (struct bset) has one entry per `listen` entry
+ * or inherited socket. It binds one SO_REUSEPORT socket per worker for
+ * each entry (so the kernel spreads flows over the workers), adopts
+ * inherited sockets (one fd, shared by every worker), and reconciles the
+ * set with a new configuration all or nothing.
+ *
+ * Each worker's half (struct bset_local) holds that worker's sockets as
+ * loop owners (struct bset_sock): registration, readiness flags, the
+ * ready-list requeue and the close are the same for every kind; a kind
+ * (struct bset_kind: TCP echo in listener.c, UDP echo in udp.c) only
+ * says what a turn does. A new service is one more kind.
+ */
+#ifndef ECHOD_BSET_H
+#define ECHOD_BSET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "list.h"
+#include "loop.h"
+#include "sock.h"
+
+enum bset_type {
+    BSET_TCP, /* a listening TCP socket */
+    BSET_UDP, /* a bound UDP socket */
+};
+
+/* ---- the main thread's half ---- */
+
+struct bset_ent {
+    struct list node;  /* on bset->all, in config order */
+    uint32_t id;       /* names the entry to the workers; never reused */
+    enum bset_type type;
+    bool adopted;      /* inherited: fd[0], shared by all, closed here */
+    struct cfg_listen conf; /* what it was bound from (if not adopted) */
+    char name[SOCK_NAME_MAX];
+    /* One per worker until bset_hand_over (then -1: the worker owns it);
+     * adopted: fd[0] only, kept until bset_fini. */
+    int fd[];
+};
+
+struct bset {
+    struct list all;  /* struct bset_ent */
+    size_t n_workers; /* fds bound per entry */
+    uint32_t next_id;
+};
+
+/* What a bset_sync changed, for the workers to apply. */
+struct bset_change {
+    struct bset_ent *added[CFG_MAX_LISTEN];
+    size_t n_added;
+    uint32_t removed[CFG_MAX_LISTEN];
+    size_t n_removed;
+};
+
+void bset_init(struct bset *s, size_t n_workers);
+/* Closes every fd still held here (adopted ones, unhanded ones) and
+ * frees the entries. */
+void bset_fini(struct bset *s);
+
+size_t bset_count(const struct bset *s);
+
+/* Adopt an inherited socket (already checked to be an inet socket):
+ * nonblocking, close-on-exec, packet info for UDP. Returns the entry (in
+ * the set, not yet handed over), or NULL with errno. */
+struct bset_ent *bset_adopt(struct bset *s, int fd, bool dgram);
+
+/*
+ * Make the set match c->listen, all or nothing. Every entry not present
+ * with exactly these options is bound first, one SO_REUSEPORT socket per
+ * worker, beside the running ones; if one fails, everything just bound is
+ * closed, `fail` names it ("cannot listen on ADDRESS port N"), and -1 is
+ * returned with errno, nothing changed. Otherwise the entries c no longer
+ * lists (adopted ones excepted) are removed, and *ch says what to tell the
+ * workers. At startup (at_start) an address family the host lacks is
+ * skipped with a warning. A port something else holds is an error
+ * (EADDRINUSE), although echod's own sockets share theirs.
+ */
+int bset_sync(struct bset *s, const struct cfg *c, bool at_start,
+              struct bset_change *ch, char *fail, size_t faillen);
+
+/* Worker w now owns ent's fd for it (or shares the adopted one): the fd
+ * to give it; the set forgets bound fds once handed over. */
+int bset_hand_over(struct bset_ent *ent, size_t w);
+
+/* ---- each worker's half ---- */
+
+struct bset_sock;
+
+/* What one kind of socket does; the rest is shared. */
+struct bset_kind {
+    uint32_t events; /* epoll mask beside EPOLLET */
+    /* A turn: serve what is readable within a budget, and requeue with
+     * loop_ready while the readiness flag stays set. */
+    void (*run)(struct bset_sock *b);
+    /* Before closing: take what the socket's queue holds (a closed
+     * SO_REUSEPORT listener resets its pending connections). NULL: none. */
+    void (*drain)(struct bset_sock *b);
+};
+
+struct bset_sock {
+    struct loop_io io; /* first; io.shared: an adopted fd, not ours */
+    struct list node;  /* on local->all */
+    struct bset_local *local;
+    const struct bset_kind *kind;
+    void *ctx;         /* the kind's per-worker state */
+    uint32_t id;       /* the bset_ent it belongs to */
+    uint16_t port;     /* local port */
+    bool readable;     /* an edge said so and no EAGAIN since */
+    bool writable;
+    char name[SOCK_NAME_MAX];
+};
+
+struct bset_local {
+    struct loop *loop;
+    struct list all; /* struct bset_sock */
+};
+
+void bset_local_init(struct bset_local *l, struct loop *loop);
+/* Closes every socket (draining listeners first). */
+void bset_local_fini(struct bset_local *l);
+
+/* Register fd (owned from now on, unless shared) as entry `id` of
+ * `kind`. EPOLLEXCLUSIVE is added for a shared fd: every worker waits on
+ * it, and one at a time is woken. Returns the socket, or NULL with errno
+ * (the caller still owns fd). */
+struct bset_sock *bset_sock_add(struct bset_local *l, uint32_t id, int fd,
+                                bool shared, const struct bset_kind *kind,
+                                void *ctx, const char *name);
+
+/* Drain (kind->drain) and close; a shared fd is only deregistered. */
+void bset_sock_close(struct bset_sock *b);
+
+struct bset_sock *bset_sock_find(struct bset_local *l, uint32_t id);
+
+#endif /* ECHOD_BSET_H */

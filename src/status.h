@@ -1,0 +1,56 @@
+/*
+ * status.h - the STATUS line systemd shows, from one snapshot of the
+ * counters summed over the workers (so its parts never disagree).
+ */
+#ifndef ECHOD_STATUS_H
+#define ECHOD_STATUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "udp.h"
+
+#define ST_WORKERS_SHOWN 16 /* per-worker figures in the debug log */
+
+/* What STATUS says, summed over the workers. */
+struct st_sum {
+    size_t n_tcp;             /* TCP listen entries */
+    size_t n_udp;             /* UDP listen entries */
+    bool stopping;
+    bool reload_failed;
+    uint64_t open;            /* TCP connections open */
+    uint64_t opened;          /* accepted and set up */
+    uint64_t rejected;        /* over max_connections */
+    uint64_t rejected_source; /* over max_connections_per_source */
+    uint64_t shed;            /* no fd or memory */
+    uint64_t bytes_out;       /* TCP bytes echoed */
+    uint64_t udp_rx;
+    uint64_t udp_echoed;
+    uint64_t udp_bytes;
+    uint64_t udp_drop[UDP_DROP_MAX];
+    /* With per_worker set: each worker's accepted connections and
+     * received datagrams, for the first ST_WORKERS_SHOWN workers. */
+    bool per_worker;
+    size_t n_workers;
+    uint64_t w_opened[ST_WORKERS_SHOWN];
+    uint64_t w_udp_rx[ST_WORKERS_SHOWN];
+};
+
+/*
+ * The STATUS line. Its TCP part comes first and keeps its form; the UDP
+ * part is added only once UDP is in use:
+ *   "2 listener(s), 5 connection(s) open, 17 accepted, 0 refused (0 per
+ *    source); udp: 1 socket(s), 40 received, 31 echoed, 9 dropped (9 rate)"
+ * Always NUL-terminates; a line that does not fit is cut.
+ */
+void st_text(const struct st_sum *s, char *buf, size_t len);
+
+/* "w0 5/0, w1 7/2": accepted connections / received datagrams of each
+ * worker (s->per_worker). Always NUL-terminates. */
+void st_workers_text(const struct st_sum *s, char *buf, size_t len);
+
+/* The sum of s->udp_drop. */
+uint64_t st_udp_dropped(const struct st_sum *s);
+
+#endif /* ECHOD_STATUS_H */
