@@ -54,7 +54,10 @@ class Backpressure(harness.TestCase):
         self.assertGreaterEqual(took, HIGH, "echod's queue never filled")
         self.assertGreater(took, (bound - base) * KiB,
                            "too little read to tell a bound from none")
-        self.assertLessEqual(hwm, bound)
+        # ThreadSanitizer's shadow memory is several times what it shadows:
+        # the bound is checked in the plain and ASan runs.
+        if not harness.TSAN:
+            self.assertLessEqual(hwm, bound)
 
         # While it is stalled, other clients still get their echoes.
         others = [EchoClient(connect(d.port), Payload(64 * KiB, 10 + i), rng,
@@ -72,6 +75,7 @@ class Backpressure(harness.TestCase):
         print("never-reader: all %d MiB echoed byte-exact; echod peak "
               "VmHWM over the whole test %d kB (bound %d kB)"
               % (total >> 20, hwm, bound))
-        self.assertLessEqual(hwm, bound)
+        if not harness.TSAN:
+            self.assertLessEqual(hwm, bound)
         hog.sock.close()
         self.assertEqual(d.stop(), 0)
