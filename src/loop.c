@@ -100,6 +100,17 @@ loop_add(struct loop *l, struct loop_io *io, uint32_t events)
     return epoll_ctl(l->epfd, EPOLL_CTL_ADD, io->fd, &ev);
 }
 
+int
+loop_rotate(struct loop *l, struct loop_io *io, uint32_t events)
+{
+    if (epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, NULL) < 0) {
+        return -1;
+    }
+    /* ADD reports readiness that is already there: nothing queued on the
+     * fd is lost by the round trip. */
+    return loop_add(l, io, events);
+}
+
 void
 loop_ready(struct loop *l, struct loop_io *io)
 {

@@ -72,9 +72,17 @@ void loop_update_now(struct loop *l);
 /* Prepare an io for fd with its callbacks (not registered yet). */
 void loop_io_init(struct loop_io *io, int fd, const struct loop_ops *ops);
 
-/* EPOLL_CTL_ADD with the full mask; the only epoll_ctl echod ever makes.
- * Returns 0 or -1 with errno. */
+/* EPOLL_CTL_ADD with the full mask: the one epoll_ctl an owner makes
+ * (but for loop_rotate on a shared fd). Returns 0 or -1 with errno. */
 int loop_add(struct loop *l, struct loop_io *io, uint32_t events);
+
+/* For a shared fd only (io->shared, registered with EPOLLEXCLUSIVE in
+ * every worker's loop): deregister and register again with the same
+ * mask, which puts this loop at the back of the fd's wait queue. The
+ * kernel wakes the first idle waiter of that queue, so without this one
+ * worker would take every connection. Returns 0 or -1 with errno (then
+ * the fd may be left deregistered: the caller closes its owner). */
+int loop_rotate(struct loop *l, struct loop_io *io, uint32_t events);
 
 /* Queue io to be served (on_ready) before the next epoll_wait blocks.
  * At most once: a second call while queued does nothing. */

@@ -41,6 +41,11 @@ done
 echo "== fuzz"
 for src in fuzz/fuzz_*.c; do
     name=$(basename "$src" .c)
+    if [ "${SANITIZE:-}" = tsan ]; then
+        echo "fuzz: $name skipped: the ThreadSanitizer run does not fuzz"
+        skipped=$((skipped + 1))
+        continue
+    fi
     if [ -z "${FUZZ_DIR:-}" ]; then
         echo "fuzz: $name skipped: ${FUZZ_CC:-clang-14} cannot build a" \
             "libFuzzer target (Debian: clang-14 libclang-rt-14-dev)"
