@@ -75,8 +75,8 @@ fz_check_key(const struct cfg_key *k, const void *base, const char *name)
                  (long long)k->min, (long long)k->max);
         break;
     case CFG_BOOL:
-        FZ_CHECK(fz_bool_ok((const bool *)(const void *)p),
-                 "%s is not a bool", name);
+        FZ_CHECK(fz_bool_ok((const bool *)(const void *)p), "%s is not a bool",
+                 name);
         break;
     case CFG_STRING:
         /* Every string field is sized max + 1 (see config.h). */
@@ -91,8 +91,7 @@ fz_check_key(const struct cfg_key *k, const void *base, const char *name)
         memcpy(&v, p, sizeof(v));
         FZ_CHECK(v >= 0 && v <= INT32_MAX &&
                      strcmp(log_facility_name((int)v), "?") != 0,
-                 "%s = %lld is no facility echod accepts", name,
-                 (long long)v);
+                 "%s = %lld is no facility echod accepts", name, (long long)v);
         break;
     case CFG_PROTOCOL:
         memcpy(&v, p, sizeof(v));
@@ -148,8 +147,7 @@ fz_check_listen(const struct cfg *c)
         fz_check_below(l, CFG_ITEM, name);
         FZ_CHECK(inet_pton(AF_INET, l->address, addr) == 1 ||
                      inet_pton(AF_INET6, l->address, addr) == 1,
-                 "listen[%zu].address \"%s\" is not numeric", i,
-                 l->address);
+                 "listen[%zu].address \"%s\" is not numeric", i, l->address);
         for (size_t j = 0; j < i; j++) {
             FZ_CHECK(!cfg_listen_equal(l, &c->listen[j]),
                      "listen[%zu] repeats listen[%zu]", i, j);
@@ -170,8 +168,8 @@ fz_check_cfg(const struct cfg *c)
 }
 
 static void
-fz_check_error(const char *err, size_t errlen, const char *path,
-               bool included, int saved)
+fz_check_error(const char *err, size_t errlen, const char *path, bool included,
+               int saved)
 {
     size_t plen = strlen(path);
     size_t n = strnlen(err, errlen);
@@ -180,14 +178,15 @@ fz_check_error(const char *err, size_t errlen, const char *path,
     if (included && strncmp(err, path, plen) != 0) {
         /* An included file's name, then ":LINE: what" */
         plen = strcspn(err, ":");
-        FZ_CHECK(plen > 0 && plen < n, "error text \"%s\" names no file",
-                 err);
+        FZ_CHECK(plen > 0 && plen < n, "error text \"%s\" names no file", err);
     }
     FZ_CHECK(n > plen + 1, "error text \"%s\" is empty after the path", err);
     FZ_CHECK(strncmp(err, path, plen) == 0 || included,
              "error text \"%s\" does not start with \"%s:\"", err, path);
-    FZ_CHECK(err[plen] == ':', "error text \"%s\" has no ':' after the "
-             "file name", err);
+    FZ_CHECK(err[plen] == ':',
+             "error text \"%s\" has no ':' after the "
+             "file name",
+             err);
     FZ_CHECK(strchr(err, '\n') == NULL && strchr(err, '\r') == NULL,
              "error text \"%s\" is more than one line", err);
     FZ_CHECK(saved == EINVAL, "errno %d, expected EINVAL", saved);

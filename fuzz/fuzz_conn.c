@@ -158,10 +158,9 @@ fz_check(struct fz *f)
     FZ_CHECK(f->r_off <= cs->bytes_out && cs->bytes_out <= cs->bytes_in &&
                  cs->bytes_in <= f->w_off,
              "client read %llu, conn sent %llu, conn read %llu, client "
-             "wrote %llu", (unsigned long long)f->r_off,
-             (unsigned long long)cs->bytes_out,
-             (unsigned long long)cs->bytes_in,
-             (unsigned long long)f->w_off);
+             "wrote %llu",
+             (unsigned long long)f->r_off, (unsigned long long)cs->bytes_out,
+             (unsigned long long)cs->bytes_in, (unsigned long long)f->w_off);
     if (cs->n_open == 0) {
         FZ_CHECK(f->l.pool.n_live == 0, "%zu chunks live, no conn open",
                  f->l.pool.n_live);
@@ -179,8 +178,7 @@ fz_check(struct fz *f)
     if (f->cli >= 0 && !f->eof) {
         FZ_CHECK(f->w_off == cs->bytes_in + fz_inq(f->srv),
                  "client wrote %llu, conn read %llu + %llu waiting",
-                 (unsigned long long)f->w_off,
-                 (unsigned long long)cs->bytes_in,
+                 (unsigned long long)f->w_off, (unsigned long long)cs->bytes_in,
                  (unsigned long long)fz_inq(f->srv));
         FZ_CHECK(cs->bytes_out == f->r_off + fz_inq(f->cli),
                  "conn sent %llu, client read %llu + %llu waiting",
@@ -209,8 +207,8 @@ fz_write(struct fz *f, size_t n)
     }
     w = send(f->cli, f->buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w < 0) {
-        FZ_CHECK(errno == EAGAIN || errno == EWOULDBLOCK,
-                 "client send: %s", strerror(errno));
+        FZ_CHECK(errno == EAGAIN || errno == EWOULDBLOCK, "client send: %s",
+                 strerror(errno));
         return;
     }
     f->w_off += (uint64_t)w;
@@ -227,8 +225,8 @@ fz_read(struct fz *f, size_t n)
     }
     r = recv(f->cli, f->buf, n, MSG_DONTWAIT);
     if (r < 0) {
-        FZ_CHECK(errno == EAGAIN || errno == EWOULDBLOCK,
-                 "client recv: %s", strerror(errno));
+        FZ_CHECK(errno == EAGAIN || errno == EWOULDBLOCK, "client recv: %s",
+                 strerror(errno));
         return -1;
     }
     if (r == 0) {
@@ -239,8 +237,8 @@ fz_read(struct fz *f, size_t n)
                  (unsigned long long)f->cs.bytes_out);
         FZ_CHECK(f->drained || (f->shut_wr && f->r_off == f->w_off),
                  "EOF after %llu of %llu bytes, client shut down: %d",
-                 (unsigned long long)f->r_off,
-                 (unsigned long long)f->w_off, f->shut_wr);
+                 (unsigned long long)f->r_off, (unsigned long long)f->w_off,
+                 f->shut_wr);
         return 0;
     }
     for (ssize_t i = 0; i < r; i++) {
@@ -273,22 +271,22 @@ fz_settle(struct fz *f)
     }
     FZ_CHECK(f->r_off == f->w_off,
              "stalled: after %u loop runs the client read %llu of %llu "
-             "bytes", runs, (unsigned long long)f->r_off,
-             (unsigned long long)f->w_off);
+             "bytes",
+             runs, (unsigned long long)f->r_off, (unsigned long long)f->w_off);
 }
 
 static const char *const fz_op_names[] = {
-    "write", "read", "shut_wr", "run", "configure", "drain", "close",
-    "settle",
+    "write", "read", "shut_wr", "run", "configure", "drain", "close", "settle",
 };
 
 static void
 fz_trace(const struct fz *f, const char *what, unsigned arg)
 {
     if (f->trace) {
-        fprintf(stderr, "%-9s %5u: wrote %llu conn in %llu out %llu "
-                "queued %zu read %llu%s%s\n", what, arg,
-                (unsigned long long)f->w_off,
+        fprintf(stderr,
+                "%-9s %5u: wrote %llu conn in %llu out %llu "
+                "queued %zu read %llu%s%s\n",
+                what, arg, (unsigned long long)f->w_off,
                 (unsigned long long)f->cs.bytes_in,
                 (unsigned long long)f->cs.bytes_out,
                 f->cs.n_open ? f->c->out.bytes : 0,
@@ -319,7 +317,7 @@ fz_step(struct fz *f, enum fz_op op)
         }
         break;
     case FZ_RUN:
-        for (a = fz_u8(f) % 4; ; a--) {
+        for (a = fz_u8(f) % 4;; a--) {
             loop_run_once(&f->l, 0);
             if (a == 0) {
                 break;
@@ -370,16 +368,16 @@ fz_finish(struct fz *f)
     }
     FZ_CHECK(runs < FZ_FINAL_RUNS,
              "stalled: after %u loop runs the conn is %s, the client read "
-             "%llu of %llu bytes%s", runs,
-             f->cs.n_open ? "open" : "closed",
+             "%llu of %llu bytes%s",
+             runs, f->cs.n_open ? "open" : "closed",
              (unsigned long long)f->r_off, (unsigned long long)f->w_off,
              f->eof ? " and EOF" : ", no EOF");
     if (f->cli >= 0) {
         FZ_CHECK(f->cs.n_closed[f->drained ? CONN_SHUTDOWN : CONN_EOF] == 1,
                  "the conn closed for another reason");
         FZ_CHECK(f->drained || f->r_off == f->w_off,
-                 "EOF after %llu of %llu bytes",
-                 (unsigned long long)f->r_off, (unsigned long long)f->w_off);
+                 "EOF after %llu of %llu bytes", (unsigned long long)f->r_off,
+                 (unsigned long long)f->w_off);
     }
 }
 
@@ -401,8 +399,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     hsel = fz_u8(&f);
     lsel = fz_u8(&f);
     fz_configure(&f, hsel, lsel);
-    FZ_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                        0, sv) == 0,
+    FZ_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+                        sv) == 0,
              "socketpair: %s", strerror(errno));
     fz_setbuf(sv[0], fz_u8(&f));
     fz_setbuf(sv[1], fz_u8(&f));

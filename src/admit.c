@@ -46,8 +46,7 @@ adm_take(struct adm *a)
             return false;
         }
     } while (!atomic_compare_exchange_weak_explicit(
-        &a->n_open, &cur, cur + 1, memory_order_relaxed,
-        memory_order_relaxed));
+        &a->n_open, &cur, cur + 1, memory_order_relaxed, memory_order_relaxed));
     return true;
 }
 

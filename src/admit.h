@@ -5,11 +5,11 @@
  *
  * The count of open connections is one atomic, taken at accept (by
  * compare-and-swap, never past the limit) and given back at close, so
- * `max_connections = 5` serves exactly 5 whatever the number of workers. The per-source table is one
- * table under a mutex taken only at accept and close, never per message.
- * The main thread rebuilds the table on a reload that changes its size
- * or prefixes (under the lock) and bumps `gen`; each worker counts its
- * own connections into the new table the next time it holds the lock
+ * `max_connections = 5` serves exactly 5 whatever the number of workers. The
+ * per-source table is one table under a mutex taken only at accept and close,
+ * never per message. The main thread rebuilds the table on a reload that
+ * changes its size or prefixes (under the lock) and bumps `gen`; each worker
+ * counts its own connections into the new table the next time it holds the lock
  * (conn_set_sync_peers), before it uses or releases a handle.
  */
 #ifndef ECHOD_ADMIT_H
@@ -28,7 +28,7 @@ struct adm {
     _Atomic size_t max_per_source; /* 0 = no limit */
     pthread_mutex_t lock;          /* guards peers and gen */
     struct peer_table peers;
-    unsigned gen;                  /* bumped when peers was rebuilt */
+    unsigned gen; /* bumped when peers was rebuilt */
 };
 
 /* Returns 0, or -1 with errno. The table has no slots until

@@ -93,8 +93,7 @@ bset_name(struct bset_ent *e, int fd)
     } else {
         snprintf(addr, sizeof(addr), "fd %d", fd);
     }
-    snprintf(e->name, sizeof(e->name), "%.*s%s",
-             (int)sizeof(e->name) - 5, addr,
+    snprintf(e->name, sizeof(e->name), "%.*s%s", (int)sizeof(e->name) - 5, addr,
              e->type == BSET_UDP ? "/udp" : "");
 }
 
@@ -169,8 +168,7 @@ bset_find(struct bset *s, const struct cfg_listen *conf, bool exact)
 static struct bset_ent *
 bset_bind(struct bset *s, const struct cfg_listen *cl, int backlog)
 {
-    enum bset_type type = cl->protocol == CFG_PROTO_UDP ? BSET_UDP
-                                                        : BSET_TCP;
+    enum bset_type type = cl->protocol == CFG_PROTO_UDP ? BSET_UDP : BSET_TCP;
     int st = type == BSET_UDP ? SOCK_DGRAM : SOCK_STREAM;
     struct sockaddr_storage ss;
     struct bset_ent *e;
@@ -307,8 +305,8 @@ bset_on_event(struct loop_io *io, uint32_t events)
      * wait queue, so the next wakeup goes to another idle worker
      * (measured in bench/README.md: without it one worker took all). */
     if (b->io.shared && !b->io.closed &&
-        loop_rotate(b->local->loop, &b->io,
-                    b->kind->events | EPOLLEXCLUSIVE) < 0) {
+        loop_rotate(b->local->loop, &b->io, b->kind->events | EPOLLEXCLUSIVE) <
+            0) {
         log_err("%s: cannot register again, this worker stops serving it",
                 b->name);
         bset_sock_close(b);

@@ -34,10 +34,10 @@ enum bset_type {
 /* ---- the main thread's half ---- */
 
 struct bset_ent {
-    struct list node;  /* on bset->all, in config order */
-    uint32_t id;       /* names the entry to the workers; never reused */
+    struct list node; /* on bset->all, in config order */
+    uint32_t id;      /* names the entry to the workers; never reused */
     enum bset_type type;
-    bool adopted;      /* inherited: fd[0], shared by all, closed here */
+    bool adopted;           /* inherited: fd[0], shared by all, closed here */
     struct cfg_listen conf; /* what it was bound from (if not adopted) */
     char name[SOCK_NAME_MAX];
     /* One per worker until bset_hand_over (then -1: the worker owns it);
@@ -109,10 +109,10 @@ struct bset_sock {
     struct list node;  /* on local->all */
     struct bset_local *local;
     const struct bset_kind *kind;
-    void *ctx;         /* the kind's per-worker state */
-    uint32_t id;       /* the bset_ent it belongs to */
-    uint16_t port;     /* local port */
-    bool readable;     /* an edge said so and no EAGAIN since */
+    void *ctx;     /* the kind's per-worker state */
+    uint32_t id;   /* the bset_ent it belongs to */
+    uint16_t port; /* local port */
+    bool readable; /* an edge said so and no EAGAIN since */
     bool writable;
     char name[SOCK_NAME_MAX];
 };

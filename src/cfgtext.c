@@ -17,8 +17,8 @@
 #include "cfgtext.h"
 
 #define CFT_FILE_MAX ((size_t)1024 * 1024) /* enough for any echod.conf */
-#define CFT_INCLUDE_DEPTH 10  /* libconfig's own nesting limit */
-#define CFT_INCLUDE_QUOTED 1024 /* an @include name in an error */
+#define CFT_INCLUDE_DEPTH 10               /* libconfig's own nesting limit */
+#define CFT_INCLUDE_QUOTED 1024            /* an @include name in an error */
 
 /* The start of a file (CFT_FILE_MAX bytes) and its length, with a NUL
  * after it; to be freed. NULL if it cannot be opened or memory is short.
@@ -36,8 +36,8 @@ cft_read(const char *path, size_t *lenp)
         return NULL;
     }
     /* Do not allocate a megabyte for every load of a small file. */
-    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) &&
-        st.st_size > 0 && (uint64_t)st.st_size < max) {
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+        (uint64_t)st.st_size < max) {
         max = (size_t)st.st_size;
     }
     text = malloc(max + 1);
@@ -162,8 +162,7 @@ cft_quote(const char *v, char *buf, size_t len)
  * libconfig, which reports it.
  */
 int
-cft_check_includes(const char *file, unsigned depth, char *err,
-                   size_t errlen)
+cft_check_includes(const char *file, unsigned depth, char *err, size_t errlen)
 {
     size_t len, n;
     char *text = cft_read(file, &len), *p, *next;
@@ -188,7 +187,8 @@ cft_check_includes(const char *file, unsigned depth, char *err,
         }
         n = strcspn(p, "\"\\\n"); /* stops at a NUL too */
         if (p[n] != '"') {
-            snprintf(err, errlen, "%s:%u: @include: expected a file "
+            snprintf(err, errlen,
+                     "%s:%u: @include: expected a file "
                      "name in double quotes on one line, without escapes",
                      file, line);
             rc = -1;
@@ -199,9 +199,10 @@ cft_check_includes(const char *file, unsigned depth, char *err,
             continue;
         }
         if (!S_ISREG(st.st_mode)) {
-            snprintf(err, errlen, "%s:%u: @include \"%s\": not a "
-                     "regular file", file, line,
-                     cft_quote(p, quoted, sizeof(quoted)));
+            snprintf(err, errlen,
+                     "%s:%u: @include \"%s\": not a "
+                     "regular file",
+                     file, line, cft_quote(p, quoted, sizeof(quoted)));
             rc = -1;
         } else if (depth + 1 < CFT_INCLUDE_DEPTH) {
             rc = cft_check_includes(p, depth + 1, err, errlen);

@@ -32,117 +32,240 @@
  * that leaves .reload out is caught by test_config.
  */
 const struct cfg_key cfg_keys[] = {
-    { .name = "listen", .type = CFG_LISTEN, .scope = CFG_TOP,
-      .min = 0, .max = CFG_MAX_LISTEN, .required = false,
-      .reload = CFG_RELOAD,
-      .doc = "Listening sockets: a list of { address; port; ipv6_only; "
-             "protocol; } groups." },
-    { .name = "address", .type = CFG_STRING, .scope = CFG_ITEM,
-      .off = CFG_LOFF(address), .def_str = NULL, .min = 1,
-      .max = CFG_ADDR_MAX - 1, .required = true, .reload = CFG_RELOAD,
-      .doc = "Numeric IPv4 or IPv6 address to bind (\"0.0.0.0\" or \"::\" "
-             "for all)." },
-    { .name = "port", .type = CFG_INT, .scope = CFG_ITEM,
-      .off = CFG_LOFF(port), .def = 7, .min = 1, .max = 65535,
-      .required = false, .reload = CFG_RELOAD,
-      .doc = "TCP or UDP port to bind." },
-    { .name = "ipv6_only", .type = CFG_BOOL, .scope = CFG_ITEM,
-      .off = CFG_LOFF(ipv6_only), .def = 1, .min = 0, .max = 1,
-      .required = false, .reload = CFG_RELOAD,
-      .doc = "For an IPv6 address: accept IPv6 only (IPV6_V6ONLY)." },
+    {.name = "listen",
+     .type = CFG_LISTEN,
+     .scope = CFG_TOP,
+     .min = 0,
+     .max = CFG_MAX_LISTEN,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "Listening sockets: a list of { address; port; ipv6_only; "
+            "protocol; } groups."},
+    {.name = "address",
+     .type = CFG_STRING,
+     .scope = CFG_ITEM,
+     .off = CFG_LOFF(address),
+     .def_str = NULL,
+     .min = 1,
+     .max = CFG_ADDR_MAX - 1,
+     .required = true,
+     .reload = CFG_RELOAD,
+     .doc = "Numeric IPv4 or IPv6 address to bind (\"0.0.0.0\" or \"::\" "
+            "for all)."},
+    {.name = "port",
+     .type = CFG_INT,
+     .scope = CFG_ITEM,
+     .off = CFG_LOFF(port),
+     .def = 7,
+     .min = 1,
+     .max = 65535,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "TCP or UDP port to bind."},
+    {.name = "ipv6_only",
+     .type = CFG_BOOL,
+     .scope = CFG_ITEM,
+     .off = CFG_LOFF(ipv6_only),
+     .def = 1,
+     .min = 0,
+     .max = 1,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "For an IPv6 address: accept IPv6 only (IPV6_V6ONLY)."},
     /* A restart: each worker owns its loop, connections and SO_REUSEPORT
      * sockets, and nothing moves from one thread to another. */
-    { .name = "workers", .type = CFG_INT_AUTO, .scope = CFG_TOP,
-      .off = CFG_OFF(workers), .def = CFG_WORKERS_AUTO, .min = 1,
-      .max = CFG_WORKERS_MAX, .required = false, .reload = CFG_RESTART,
-      .doc = "Worker threads, each with its own event loop and "
-             "SO_REUSEPORT sockets; \"auto\" = one per CPU." },
-    { .name = "max_connections", .type = CFG_INT, .scope = CFG_TOP,
-      .off = CFG_OFF(max_connections), .def = 10000, .min = 1,
-      .max = 1048576, .required = false, .reload = CFG_RELOAD,
-      .doc = "Concurrent TCP connections; beyond it, accept and close at "
-             "once." },
-    { .name = "max_connections_per_source", .type = CFG_INT,
-      .scope = CFG_TOP, .off = CFG_OFF(max_connections_per_source),
-      .def = 64, .min = 0, .max = 1048576, .required = false,
-      .reload = CFG_RELOAD,
-      .doc = "Concurrent connections from one source; beyond it, accept "
-             "and close at once; 0 = no limit." },
-    { .name = "source_prefix_ipv4", .type = CFG_INT, .scope = CFG_TOP,
-      .off = CFG_OFF(source_prefix_ipv4), .def = 32, .min = 1, .max = 32,
-      .required = false, .reload = CFG_RELOAD,
-      .doc = "IPv4 prefix length that makes one source (32 = one "
-             "address)." },
-    { .name = "source_prefix_ipv6", .type = CFG_INT, .scope = CFG_TOP,
-      .off = CFG_OFF(source_prefix_ipv6), .def = 64, .min = 1, .max = 128,
-      .required = false, .reload = CFG_RELOAD,
-      .doc = "IPv6 prefix length that makes one source (64 = one "
-             "subnet)." },
-    { .name = "idle_timeout", .type = CFG_INT, .scope = CFG_TOP,
-      .off = CFG_OFF(idle_timeout), .def = 300, .min = 0, .max = 86400,
-      .required = false, .reload = CFG_RELOAD,
-      .doc = "Seconds without progress before a connection is closed; "
-             "0 = off." },
-    { .name = "output_high_watermark", .type = CFG_INT, .scope = CFG_TOP,
-      .off = CFG_OFF(output_high_watermark), .def = 65536, .min = 4096,
-      .max = 64 * CFG_MIB, .required = false, .reload = CFG_RELOAD,
-      .doc = "Queued output bytes per connection at which echod stops "
-             "reading it." },
-    { .name = "output_low_watermark", .type = CFG_INT, .scope = CFG_TOP,
-      .off = CFG_OFF(output_low_watermark), .def = 16384, .min = 0,
-      .max = 64 * CFG_MIB, .required = false, .reload = CFG_RELOAD,
-      .below = "output_high_watermark",
-      .doc = "Queued output bytes at or below which reading resumes." },
-    { .name = "shutdown_timeout", .type = CFG_INT, .scope = CFG_TOP,
-      .off = CFG_OFF(shutdown_timeout), .def = 5, .min = 0, .max = 3600,
-      .required = false, .reload = CFG_RELOAD,
-      .doc = "Seconds to let queued output drain on SIGTERM." },
+    {.name = "workers",
+     .type = CFG_INT_AUTO,
+     .scope = CFG_TOP,
+     .off = CFG_OFF(workers),
+     .def = CFG_WORKERS_AUTO,
+     .min = 1,
+     .max = CFG_WORKERS_MAX,
+     .required = false,
+     .reload = CFG_RESTART,
+     .doc = "Worker threads, each with its own event loop and "
+            "SO_REUSEPORT sockets; \"auto\" = one per CPU."},
+    {.name = "max_connections",
+     .type = CFG_INT,
+     .scope = CFG_TOP,
+     .off = CFG_OFF(max_connections),
+     .def = 10000,
+     .min = 1,
+     .max = 1048576,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "Concurrent TCP connections; beyond it, accept and close at "
+            "once."},
+    {.name = "max_connections_per_source",
+     .type = CFG_INT,
+     .scope = CFG_TOP,
+     .off = CFG_OFF(max_connections_per_source),
+     .def = 64,
+     .min = 0,
+     .max = 1048576,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "Concurrent connections from one source; beyond it, accept "
+            "and close at once; 0 = no limit."},
+    {.name = "source_prefix_ipv4",
+     .type = CFG_INT,
+     .scope = CFG_TOP,
+     .off = CFG_OFF(source_prefix_ipv4),
+     .def = 32,
+     .min = 1,
+     .max = 32,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "IPv4 prefix length that makes one source (32 = one "
+            "address)."},
+    {.name = "source_prefix_ipv6",
+     .type = CFG_INT,
+     .scope = CFG_TOP,
+     .off = CFG_OFF(source_prefix_ipv6),
+     .def = 64,
+     .min = 1,
+     .max = 128,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "IPv6 prefix length that makes one source (64 = one "
+            "subnet)."},
+    {.name = "idle_timeout",
+     .type = CFG_INT,
+     .scope = CFG_TOP,
+     .off = CFG_OFF(idle_timeout),
+     .def = 300,
+     .min = 0,
+     .max = 86400,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "Seconds without progress before a connection is closed; "
+            "0 = off."},
+    {.name = "output_high_watermark",
+     .type = CFG_INT,
+     .scope = CFG_TOP,
+     .off = CFG_OFF(output_high_watermark),
+     .def = 65536,
+     .min = 4096,
+     .max = 64 * CFG_MIB,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "Queued output bytes per connection at which echod stops "
+            "reading it."},
+    {.name = "output_low_watermark",
+     .type = CFG_INT,
+     .scope = CFG_TOP,
+     .off = CFG_OFF(output_low_watermark),
+     .def = 16384,
+     .min = 0,
+     .max = 64 * CFG_MIB,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .below = "output_high_watermark",
+     .doc = "Queued output bytes at or below which reading resumes."},
+    {.name = "shutdown_timeout",
+     .type = CFG_INT,
+     .scope = CFG_TOP,
+     .off = CFG_OFF(shutdown_timeout),
+     .def = 5,
+     .min = 0,
+     .max = 3600,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "Seconds to let queued output drain on SIGTERM."},
     /* Reloadable: a new value applies to listeners bound from then on. */
-    { .name = "listen_backlog", .type = CFG_INT, .scope = CFG_TOP,
-      .off = CFG_OFF(listen_backlog), .def = 1024, .min = 1, .max = 65535,
-      .required = false, .reload = CFG_RELOAD,
-      .doc = "listen(2) backlog (the kernel caps it at somaxconn)." },
-    { .name = "log_level", .type = CFG_LEVEL, .scope = CFG_TOP,
-      .off = CFG_OFF(log_level), .def = LOG_INFO, .required = false,
-      .reload = CFG_RELOAD,
-      .doc = "Lowest syslog(3) level logged, by its name." },
-    { .name = "syslog_facility", .type = CFG_FACILITY, .scope = CFG_TOP,
-      .off = CFG_OFF(syslog_facility), .def = LOG_DAEMON, .required = false,
-      .reload = CFG_RELOAD,
-      .doc = "syslog(3) facility, by its name." },
-    { .name = "syslog_ident", .type = CFG_STRING, .scope = CFG_TOP,
-      .off = CFG_OFF(syslog_ident), .def_str = "echod", .min = 1,
-      .max = CFG_IDENT_MAX - 1, .required = false, .reload = CFG_RELOAD,
-      .doc = "syslog identity (the tag in front of each line)." },
+    {.name = "listen_backlog",
+     .type = CFG_INT,
+     .scope = CFG_TOP,
+     .off = CFG_OFF(listen_backlog),
+     .def = 1024,
+     .min = 1,
+     .max = 65535,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "listen(2) backlog (the kernel caps it at somaxconn)."},
+    {.name = "log_level",
+     .type = CFG_LEVEL,
+     .scope = CFG_TOP,
+     .off = CFG_OFF(log_level),
+     .def = LOG_INFO,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "Lowest syslog(3) level logged, by its name."},
+    {.name = "syslog_facility",
+     .type = CFG_FACILITY,
+     .scope = CFG_TOP,
+     .off = CFG_OFF(syslog_facility),
+     .def = LOG_DAEMON,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "syslog(3) facility, by its name."},
+    {.name = "syslog_ident",
+     .type = CFG_STRING,
+     .scope = CFG_TOP,
+     .off = CFG_OFF(syslog_ident),
+     .def_str = "echod",
+     .min = 1,
+     .max = CFG_IDENT_MAX - 1,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "syslog identity (the tag in front of each line)."},
     /* UDP (RFC 862 section 2): opt-in per listen entry, rate-limited so
      * that spoofed requests cannot turn echod into a reflector. */
-    { .name = "protocol", .type = CFG_PROTOCOL, .scope = CFG_ITEM,
-      .off = CFG_LOFF(protocol), .def = CFG_PROTO_TCP, .required = false,
-      .reload = CFG_RELOAD,
-      .doc = "Transport of a listen entry: \"tcp\" or \"udp\"." },
-    { .name = "udp_rate_limit", .type = CFG_INT, .scope = CFG_TOP,
-      .off = CFG_OFF(udp_rate_limit), .def = 1000, .min = 1, .max = 1000000,
-      .required = false, .reload = CFG_RELOAD,
-      .doc = "UDP replies per second, all sources together." },
-    { .name = "udp_rate_burst", .type = CFG_INT, .scope = CFG_TOP,
-      .off = CFG_OFF(udp_rate_burst), .def = 200, .min = 1, .max = 1000000,
-      .required = false, .reload = CFG_RELOAD,
-      .doc = "UDP replies allowed at once above udp_rate_limit." },
-    { .name = "udp_per_source_rate", .type = CFG_INT, .scope = CFG_TOP,
-      .off = CFG_OFF(udp_per_source_rate), .def = 20, .min = 1,
-      .max = 1000000, .required = false, .reload = CFG_RELOAD,
-      .doc = "UDP replies per second to one source (IPv4 address, IPv6 "
-             "/64)." },
-    { .name = "udp_per_source_burst", .type = CFG_INT, .scope = CFG_TOP,
-      .off = CFG_OFF(udp_per_source_burst), .def = 40, .min = 1,
-      .max = 1000000, .required = false, .reload = CFG_RELOAD,
-      .doc = "UDP replies allowed at once to one source." },
-    { .name = NULL },
+    {.name = "protocol",
+     .type = CFG_PROTOCOL,
+     .scope = CFG_ITEM,
+     .off = CFG_LOFF(protocol),
+     .def = CFG_PROTO_TCP,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "Transport of a listen entry: \"tcp\" or \"udp\"."},
+    {.name = "udp_rate_limit",
+     .type = CFG_INT,
+     .scope = CFG_TOP,
+     .off = CFG_OFF(udp_rate_limit),
+     .def = 1000,
+     .min = 1,
+     .max = 1000000,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "UDP replies per second, all sources together."},
+    {.name = "udp_rate_burst",
+     .type = CFG_INT,
+     .scope = CFG_TOP,
+     .off = CFG_OFF(udp_rate_burst),
+     .def = 200,
+     .min = 1,
+     .max = 1000000,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "UDP replies allowed at once above udp_rate_limit."},
+    {.name = "udp_per_source_rate",
+     .type = CFG_INT,
+     .scope = CFG_TOP,
+     .off = CFG_OFF(udp_per_source_rate),
+     .def = 20,
+     .min = 1,
+     .max = 1000000,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "UDP replies per second to one source (IPv4 address, IPv6 "
+            "/64)."},
+    {.name = "udp_per_source_burst",
+     .type = CFG_INT,
+     .scope = CFG_TOP,
+     .off = CFG_OFF(udp_per_source_burst),
+     .def = 40,
+     .min = 1,
+     .max = 1000000,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "UDP replies allowed at once to one source."},
+    {.name = NULL},
 };
 
 const struct cfg_listen cfg_default_listen[] = {
-    { "0.0.0.0", 7, true, CFG_PROTO_TCP },
-    { "::", 7, true, CFG_PROTO_TCP },
+    {"0.0.0.0", 7, true, CFG_PROTO_TCP},
+    {"::", 7, true, CFG_PROTO_TCP},
 };
 
 static const char *const cfg_proto_names[] = {
@@ -246,11 +369,10 @@ cfg_default_text(const struct cfg_key *k, char *buf, size_t len)
         size_t used = 0;
         used += (size_t)snprintf(buf, len, "(");
         for (size_t i = 0; i < cfg_n_default_listen && used < len; i++) {
-            used += (size_t)snprintf(buf + used, len - used,
-                                     "%s { address = \"%s\"; port = %lld; }",
-                                     i ? "," : "",
-                                     cfg_default_listen[i].address,
-                                     (long long)cfg_default_listen[i].port);
+            used += (size_t)snprintf(
+                buf + used, len - used, "%s { address = \"%s\"; port = %lld; }",
+                i ? "," : "", cfg_default_listen[i].address,
+                (long long)cfg_default_listen[i].port);
         }
         if (used < len) {
             snprintf(buf + used, len - used, " )");
@@ -269,8 +391,7 @@ cfg_listen_equal(const struct cfg_listen *a, const struct cfg_listen *b)
 
 /* Whether a top-level key has the same value in a and b. */
 static bool
-cfg_key_equal(const struct cfg_key *k, const struct cfg *a,
-              const struct cfg *b)
+cfg_key_equal(const struct cfg_key *k, const struct cfg *a, const struct cfg *b)
 {
     const char *pa = (const char *)a + k->off;
     const char *pb = (const char *)b + k->off;
@@ -318,8 +439,8 @@ cfg_changes(const struct cfg_key *keys, enum cfg_reload reload,
             continue;
         }
         if (used < len) {
-            int w = snprintf(buf + used, len - used, "%s%s",
-                             n > 0 ? ", " : "", k->name);
+            int w = snprintf(buf + used, len - used, "%s%s", n > 0 ? ", " : "",
+                             k->name);
 
             used = w < 0 ? len : used + (size_t)w;
         }
@@ -329,8 +450,8 @@ cfg_changes(const struct cfg_key *keys, enum cfg_reload reload,
 }
 
 size_t
-cfg_restart_changes(const struct cfg *old, const struct cfg *next,
-                    char *buf, size_t len)
+cfg_restart_changes(const struct cfg *old, const struct cfg *next, char *buf,
+                    size_t len)
 {
     return cfg_changes(cfg_keys, CFG_RESTART, old, next, buf, len);
 }
@@ -343,9 +464,8 @@ struct cfg_ctx {
     size_t errlen;
 };
 
-static int
-cfg_fail(struct cfg_ctx *x, const config_setting_t *s, const char *fmt, ...)
-    LOG_PRINTF(3, 4);
+static int cfg_fail(struct cfg_ctx *x, const config_setting_t *s,
+                    const char *fmt, ...) LOG_PRINTF(3, 4);
 
 static int
 cfg_fail(struct cfg_ctx *x, const config_setting_t *s, const char *fmt, ...)
@@ -360,15 +480,15 @@ cfg_fail(struct cfg_ctx *x, const config_setting_t *s, const char *fmt, ...)
         line = config_setting_source_line(s);
     }
     if (line > 0) {
-        n = snprintf(x->err, x->errlen, "%s:%u: ", file ? file : x->path,
-                     line);
+        n = snprintf(x->err, x->errlen, "%s:%u: ", file ? file : x->path, line);
     } else { /* the root group: a missing key is on no line */
         n = snprintf(x->err, x->errlen, "%s: ", file ? file : x->path);
     }
     if (n >= 0 && (size_t)n < x->errlen) {
         va_start(ap, fmt);
         /* va_start is right above; clang 14's analyzer loses track. */
-        vsnprintf(x->err + n, x->errlen - (size_t)n, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized)
+        // NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized)
+        vsnprintf(x->err + n, x->errlen - (size_t)n, fmt, ap);
         va_end(ap);
     }
     return -1;
@@ -447,16 +567,17 @@ cfg_set_scalar(struct cfg_ctx *x, const config_setting_t *s,
         str = t == CONFIG_TYPE_STRING ? config_setting_get_string(s) : NULL;
         if (str == NULL || strlen(str) < (size_t)k->min ||
             strlen(str) > (size_t)k->max) {
-            return cfg_fail(x, s, "%s: expected a string of %lld..%lld "
-                            "characters", label, (long long)k->min,
-                            (long long)k->max);
+            return cfg_fail(x, s,
+                            "%s: expected a string of %lld..%lld "
+                            "characters",
+                            label, (long long)k->min, (long long)k->max);
         }
         snprintf((char *)base + k->off, (size_t)k->max + 1, "%s", str);
         return 0;
     case CFG_LEVEL:
     case CFG_FACILITY:
         str = t == CONFIG_TYPE_STRING ? config_setting_get_string(s) : NULL;
-        code = str == NULL ? -1
+        code = str == NULL            ? -1
                : k->type == CFG_LEVEL ? log_level_from_name(str)
                                       : log_facility_from_name(str);
         if (code < 0) {
@@ -490,9 +611,10 @@ cfg_check_address(struct cfg_ctx *x, const config_setting_t *s,
 
     if (inet_pton(AF_INET, l->address, buf) != 1 &&
         inet_pton(AF_INET6, l->address, buf) != 1) {
-        return cfg_fail(x, s, "%s.address: expected a numeric IPv4 or IPv6 "
-                        "address, got \"%s\"", label,
-                        cft_quote(l->address, quoted, sizeof(quoted)));
+        return cfg_fail(x, s,
+                        "%s.address: expected a numeric IPv4 or IPv6 "
+                        "address, got \"%s\"",
+                        label, cft_quote(l->address, quoted, sizeof(quoted)));
     }
     return 0;
 }
@@ -521,8 +643,8 @@ cfg_check_required(struct cfg_ctx *x, const config_setting_t *group,
  * the group has it, else at the other key's: its value is what the
  * default of this one does not fit. */
 static int
-cfg_check_below(struct cfg_ctx *x, const config_setting_t *group,
-                void *base, const struct cfg_key *keys, enum cfg_scope scope,
+cfg_check_below(struct cfg_ctx *x, const config_setting_t *group, void *base,
+                const struct cfg_key *keys, enum cfg_scope scope,
                 const char *prefix)
 {
     for (const struct cfg_key *k = keys; k->name != NULL; k++) {
@@ -544,8 +666,8 @@ cfg_check_below(struct cfg_ctx *x, const config_setting_t *group,
             at = config_setting_get_member(group, o->name);
         }
         return cfg_fail(x, at != NULL ? at : group,
-                        "%s%s: must be less than %s%s (%lld)", prefix,
-                        k->name, prefix, o->name, (long long)lim);
+                        "%s%s: must be less than %s%s (%lld)", prefix, k->name,
+                        prefix, o->name, (long long)lim);
     }
     return 0;
 }
@@ -559,8 +681,10 @@ cfg_load_item(struct cfg_ctx *x, const config_setting_t *item,
 
     snprintf(label, sizeof(label), "listen[%u]", idx);
     if (!config_setting_is_group(item)) {
-        return cfg_fail(x, item, "%s: expected a group { address = ...; "
-                        "port = ...; }", label);
+        return cfg_fail(x, item,
+                        "%s: expected a group { address = ...; "
+                        "port = ...; }",
+                        label);
     }
     for (const struct cfg_key *k = cfg_keys; k->name != NULL; k++) {
         if (k->scope == CFG_ITEM) {
@@ -594,7 +718,8 @@ cfg_load_listen(struct cfg_ctx *x, const config_setting_t *s, struct cfg *c)
     unsigned n;
 
     if (!config_setting_is_list(s) && !config_setting_is_array(s)) {
-        return cfg_fail(x, s, "listen: expected a list ( { address = ...; "
+        return cfg_fail(x, s,
+                        "listen: expected a list ( { address = ...; "
                         "port = ...; }, ... )");
     }
     n = (unsigned)config_setting_length(s);
@@ -614,8 +739,10 @@ cfg_load_listen(struct cfg_ctx *x, const config_setting_t *s, struct cfg *c)
             const struct cfg_listen *a = &c->listen[i], *b = &c->listen[j];
             if (strcmp(a->address, b->address) == 0 && a->port == b->port &&
                 a->protocol == b->protocol) {
-                return cfg_fail(x, item, "listen[%u]: duplicate of "
-                                "listen[%u]", i, j);
+                return cfg_fail(x, item,
+                                "listen[%u]: duplicate of "
+                                "listen[%u]",
+                                i, j);
             }
         }
         c->n_listen = i + 1;
@@ -653,7 +780,7 @@ cfg_load_root(struct cfg_ctx *x, const config_setting_t *root, struct cfg *c)
 int
 cfg_load(struct cfg *c, const char *path, char *err, size_t errlen)
 {
-    struct cfg_ctx x = { path, err, errlen };
+    struct cfg_ctx x = {path, err, errlen};
     config_t lc;
     int rc = -1;
 

@@ -46,7 +46,7 @@ struct cfg_listen {
 struct cfg {
     struct cfg_listen listen[CFG_MAX_LISTEN];
     size_t n_listen;
-    int64_t workers;               /* 1..CFG_WORKERS_MAX or _AUTO */
+    int64_t workers; /* 1..CFG_WORKERS_MAX or _AUTO */
     int64_t max_connections;
     int64_t max_connections_per_source; /* 0 = no limit */
     int64_t source_prefix_ipv4;         /* bits that make one source */
@@ -56,12 +56,12 @@ struct cfg {
     int64_t output_low_watermark;  /* bytes */
     int64_t shutdown_timeout;      /* seconds */
     int64_t listen_backlog;
-    int64_t log_level;             /* syslog level (LOG_*) */
-    int64_t syslog_facility;       /* syslog facility (LOG_*) */
+    int64_t log_level;       /* syslog level (LOG_*) */
+    int64_t syslog_facility; /* syslog facility (LOG_*) */
     char syslog_ident[CFG_IDENT_MAX];
-    int64_t udp_rate_limit;       /* UDP replies per second, all sources */
+    int64_t udp_rate_limit; /* UDP replies per second, all sources */
     int64_t udp_rate_burst;
-    int64_t udp_per_source_rate;  /* UDP replies per second, one source */
+    int64_t udp_per_source_rate; /* UDP replies per second, one source */
     int64_t udp_per_source_burst;
 };
 
@@ -102,9 +102,9 @@ struct cfg_key {
     bool required;       /* must be set: at the top level, or in every
                             group of its list (CFG_ITEM) */
     enum cfg_reload reload;
-    const char *below;   /* CFG_INT: the name of a CFG_INT key of the same
-                            scope this one must be less than; NULL: none */
-    const char *doc;     /* one line */
+    const char *below; /* CFG_INT: the name of a CFG_INT key of the same
+                          scope this one must be less than; NULL: none */
+    const char *doc;   /* one line */
 };
 
 /* The key table, terminated by a row whose name is NULL. */

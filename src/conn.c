@@ -121,7 +121,9 @@ conn_release(struct conn *c)
     struct conn_set *set = c->set;
 
     if (!CONN_POOLED || c->named) {
-        free(c);
+        /* Only conns that calloc gave: a carved one is never named
+         * (named is set only on conn_alloc's calloc path). */
+        free(c); // NOLINT(clang-analyzer-unix.Malloc)
         return;
     }
     c->set = (struct conn_set *)set->free;
@@ -273,8 +275,7 @@ conn_new(struct conn_set *set, int fd, uint32_t source)
     /* A fresh socket can take bytes; readability comes with the first
      * edge, which registration reports if data is already waiting. */
     c->writable = true;
-    if (loop_add(set->loop, &c->io,
-                 EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0) {
+    if (loop_add(set->loop, &c->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0) {
         int saved = errno;
         conn_release(c);
         errno = saved;
@@ -310,8 +311,8 @@ conn_log_close(struct conn *c, enum conn_reason why)
     uint32_t age = (uint32_t)(c->set->loop->now / 10) - c->created;
 
     log_debug("conn %d %s closed: %s in=%llu out=%llu queued=%zu "
-              "age=%lu.%02lus worker=%u", c->io.fd,
-              c->named ? conn_name(c) : "?", conn_reason_name(why),
+              "age=%lu.%02lus worker=%u",
+              c->io.fd, c->named ? conn_name(c) : "?", conn_reason_name(why),
               (unsigned long long)c->rx, (unsigned long long)c->tx,
               c->out.bytes, (unsigned long)(age / 100),
               (unsigned long)(age % 100), c->set->worker);
@@ -353,8 +354,8 @@ conn_fail(struct conn *c, const char *op)
         conn_close(c, CONN_RESET);
         return;
     }
-    log_limited(&c->set->error_log, LOG_INFO, true, "conn %d: %s",
-                c->io.fd, op);
+    log_limited(&c->set->error_log, LOG_INFO, true, "conn %d: %s", c->io.fd,
+                op);
     conn_close(c, CONN_ERROR);
 }
 
@@ -412,8 +413,8 @@ conn_echo(struct conn *c, const char *buf, size_t n)
             ctr_add(&set->bytes_out, off);
         }
     }
-    if (off < n && outq_append(&c->out, &set->loop->pool, buf + off,
-                               n - off) < 0) {
+    if (off < n &&
+        outq_append(&c->out, &set->loop->pool, buf + off, n - off) < 0) {
         log_limited(&set->nomem_log, LOG_WARNING, true,
                     "conn %d: cannot queue output", c->io.fd);
         conn_close(c, CONN_NOMEM);
@@ -493,8 +494,8 @@ conn_run(struct conn *c)
             if ((size_t)n < want && !c->rdhup) {
                 c->readable = false;
             }
-            if (!set->draining && conn_echo(c, set->loop->scratch,
-                                          (size_t)n) < 0) {
+            if (!set->draining &&
+                conn_echo(c, set->loop->scratch, (size_t)n) < 0) {
                 return;
             }
         } else if (n == 0) {

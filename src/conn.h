@@ -51,10 +51,10 @@ struct conn_set {
      * count), set by the owner after conn_set_init; NULL: no accounting
      * (unit tests). */
     struct adm *adm;
-    unsigned peer_gen;            /* adm->gen this set's handles are of */
-    struct conn *free;            /* recycled conns (slab mode) */
-    void *slabs;                  /* slab list, freed by conn_set_fini */
-    char *carve, *carve_end;      /* the newest slab's unused part */
+    unsigned peer_gen;       /* adm->gen this set's handles are of */
+    struct conn *free;       /* recycled conns (slab mode) */
+    void *slabs;             /* slab list, freed by conn_set_fini */
+    char *carve, *carve_end; /* the newest slab's unused part */
     struct log_limit nomem_log;
     struct log_limit error_log;
     /* Written by this worker only, read by anyone (counter.h). */

@@ -16,8 +16,8 @@ struct list {
     struct list *next;
 };
 
-#define list_entry(ptr, type, member) \
-    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define list_entry(ptr, type, member)                                          \
+    ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /* Make an empty head, or mark a node as unlinked. */
 static inline void

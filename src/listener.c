@@ -60,8 +60,7 @@ static void
 lsn_pause(struct lsn_set *set)
 {
     set->paused = true;
-    loop_timer_arm(set->loop, &set->pause_timer,
-                   set->loop->now + LSN_PAUSE_MS);
+    loop_timer_arm(set->loop, &set->pause_timer, set->loop->now + LSN_PAUSE_MS);
 }
 
 static void
@@ -107,7 +106,8 @@ lsn_shed(struct bset_sock *l, int err)
     errno = err;
     log_limited(&set->emfile_log, LOG_WARNING, true,
                 "%s: accept failed, shed %u pending connection(s), pausing "
-                "accepts for %d ms", l->name, shed, LSN_PAUSE_MS);
+                "accepts for %d ms",
+                l->name, shed, LSN_PAUSE_MS);
     lsn_pause(set);
 }
 
@@ -119,8 +119,8 @@ lsn_admit_source(struct bset_sock *l, int fd, const struct sockaddr *sa,
 {
     struct lsn_set *set = l->ctx;
     struct adm *a = set->adm;
-    size_t limit = atomic_load_explicit(&a->max_per_source,
-                                        memory_order_relaxed);
+    size_t limit =
+        atomic_load_explicit(&a->max_per_source, memory_order_relaxed);
     char name[PEER_NAME_MAX];
     enum peer_verdict v;
     bool say;
@@ -144,14 +144,15 @@ lsn_admit_source(struct bset_sock *l, int fd, const struct sockaddr *sa,
     }
     if (v == PEER_OVER) {
         log_limit_write(&set->source_log, LOG_WARNING, false,
-                    "%s: max_connections_per_source (%zu) reached by %s, "
-                    "connection refused", l->name, limit, name);
+                        "%s: max_connections_per_source (%zu) reached by %s, "
+                        "connection refused",
+                        l->name, limit, name);
     } else {
         /* Not while the table has a slot per max_connections, as the
          * server sizes it; should that ever break, refuse, not crash. */
         log_limit_write(&set->source_log, LOG_WARNING, false,
-                    "%s: no room to count source %s, connection refused",
-                    l->name, name);
+                        "%s: no room to count source %s, connection refused",
+                        l->name, name);
     }
     return -1;
 }
@@ -168,8 +169,8 @@ lsn_admit(struct bset_sock *l, int fd, const struct sockaddr_storage *peer)
         ctr_add(&set->n_rejected, 1);
         log_limited(&set->reject_log, LOG_WARNING, false,
                     "%s: max_connections (%zu) reached, connection refused",
-                    l->name, atomic_load_explicit(&a->max_conns,
-                                                  memory_order_relaxed));
+                    l->name,
+                    atomic_load_explicit(&a->max_conns, memory_order_relaxed));
         return;
     }
     if (lsn_admit_source(l, fd, (const struct sockaddr *)peer, &source) < 0) {

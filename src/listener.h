@@ -44,8 +44,8 @@ extern const struct bset_kind lsn_kind;
 
 /* conns->adm must be set. Returns 0, or -1 with errno if the reserve fd
  * cannot be opened. */
-int lsn_set_init(struct lsn_set *set, struct loop *loop,
-                 struct conn_set *conns, struct bset_local *socks);
+int lsn_set_init(struct lsn_set *set, struct loop *loop, struct conn_set *conns,
+                 struct bset_local *socks);
 /* Stops the pause timer and closes the reserve fd (the sockets belong to
  * the bset_local). */
 void lsn_set_fini(struct lsn_set *set);

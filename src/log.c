@@ -30,7 +30,7 @@ static struct {
     bool to_syslog;
     char ident[64]; /* openlog keeps the pointer: we own the string */
     pthread_mutex_t lock;
-} log_state = { LOG_INFO, true, false, "echod", PTHREAD_MUTEX_INITIALIZER };
+} log_state = {LOG_INFO, true, false, "echod", PTHREAD_MUTEX_INITIALIZER};
 
 void
 log_open(const char *ident, int facility, int level, bool to_stderr)
@@ -86,9 +86,8 @@ log_enabled(int pri)
 static _Thread_local struct log_limit *log_limits[LOG_LIMITS_MAX];
 
 /* Format and write one line; with `copy`, also keep its start there. */
-static void
-log_vwrite(int pri, bool with_errno, const char *suffix, char *copy,
-           const char *fmt, va_list ap) LOG_PRINTF(5, 0);
+static void log_vwrite(int pri, bool with_errno, const char *suffix, char *copy,
+                       const char *fmt, va_list ap) LOG_PRINTF(5, 0);
 
 static void
 log_vwrite(int pri, bool with_errno, const char *suffix, char *copy,
@@ -102,14 +101,14 @@ log_vwrite(int pri, bool with_errno, const char *suffix, char *copy,
         return;
     }
     /* The analyzer loses track of va_start across the call (clang 14). */
-    n = vsnprintf(line, sizeof(line), fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized)
+    // NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized)
+    n = vsnprintf(line, sizeof(line), fmt, ap);
     if (n < 0) {
         n = 0;
         line[0] = '\0';
     }
     if ((size_t)n < sizeof(line) && with_errno) {
-        snprintf(line + n, sizeof(line) - (size_t)n, ": %s",
-                 strerror(saved));
+        snprintf(line + n, sizeof(line) - (size_t)n, ": %s", strerror(saved));
     }
     if (suffix != NULL) {
         size_t len = strlen(line);
@@ -191,9 +190,8 @@ log_limit_pass(struct log_limit *lim, int pri)
     return pass;
 }
 
-static void
-log_limit_vwrite(struct log_limit *lim, int pri, bool with_errno,
-                 const char *fmt, va_list ap) LOG_PRINTF(4, 0);
+static void log_limit_vwrite(struct log_limit *lim, int pri, bool with_errno,
+                             const char *fmt, va_list ap) LOG_PRINTF(4, 0);
 
 static void
 log_limit_vwrite(struct log_limit *lim, int pri, bool with_errno,
@@ -203,8 +201,7 @@ log_limit_vwrite(struct log_limit *lim, int pri, bool with_errno,
 
     suffix[0] = '\0';
     if (lim->suppressed > 0) {
-        snprintf(suffix, sizeof(suffix),
-                 " (%llu similar messages suppressed)",
+        snprintf(suffix, sizeof(suffix), " (%llu similar messages suppressed)",
                  (unsigned long long)lim->suppressed);
         lim->suppressed = 0;
     }
@@ -265,20 +262,23 @@ struct log_name {
 };
 
 static const struct log_name log_levels[] = {
-    { "emerg", LOG_EMERG },     { "alert", LOG_ALERT },
-    { "crit", LOG_CRIT },       { "err", LOG_ERR },
-    { "warning", LOG_WARNING }, { "notice", LOG_NOTICE },
-    { "info", LOG_INFO },       { "debug", LOG_DEBUG },
-    { NULL, 0 },
+    {"emerg", LOG_EMERG}, {"alert", LOG_ALERT},     {"crit", LOG_CRIT},
+    {"err", LOG_ERR},     {"warning", LOG_WARNING}, {"notice", LOG_NOTICE},
+    {"info", LOG_INFO},   {"debug", LOG_DEBUG},     {NULL, 0},
 };
 
 static const struct log_name log_facilities[] = {
-    { "daemon", LOG_DAEMON }, { "user", LOG_USER },
-    { "local0", LOG_LOCAL0 }, { "local1", LOG_LOCAL1 },
-    { "local2", LOG_LOCAL2 }, { "local3", LOG_LOCAL3 },
-    { "local4", LOG_LOCAL4 }, { "local5", LOG_LOCAL5 },
-    { "local6", LOG_LOCAL6 }, { "local7", LOG_LOCAL7 },
-    { NULL, 0 },
+    {"daemon", LOG_DAEMON},
+    {"user", LOG_USER},
+    {"local0", LOG_LOCAL0},
+    {"local1", LOG_LOCAL1},
+    {"local2", LOG_LOCAL2},
+    {"local3", LOG_LOCAL3},
+    {"local4", LOG_LOCAL4},
+    {"local5", LOG_LOCAL5},
+    {"local6", LOG_LOCAL6},
+    {"local7", LOG_LOCAL7},
+    {NULL, 0},
 };
 
 static int

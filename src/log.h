@@ -28,8 +28,7 @@ int log_get_level(void);
 bool log_enabled(int pri);
 
 /* Write one message at `pri`; with_errno appends strerror(errno). */
-void log_write(int pri, bool with_errno, const char *fmt, ...)
-    LOG_PRINTF(3, 4);
+void log_write(int pri, bool with_errno, const char *fmt, ...) LOG_PRINTF(3, 4);
 
 #define log_err(...) log_write(LOG_ERR, true, __VA_ARGS__)
 #define log_errx(...) log_write(LOG_ERR, false, __VA_ARGS__)
@@ -37,11 +36,11 @@ void log_write(int pri, bool with_errno, const char *fmt, ...)
 #define log_warnx(...) log_write(LOG_WARNING, false, __VA_ARGS__)
 #define log_notice(...) log_write(LOG_NOTICE, false, __VA_ARGS__)
 #define log_info(...) log_write(LOG_INFO, false, __VA_ARGS__)
-#define log_debug(...)                                \
-    do {                                              \
-        if (log_enabled(LOG_DEBUG)) {                 \
-            log_write(LOG_DEBUG, false, __VA_ARGS__); \
-        }                                             \
+#define log_debug(...)                                                         \
+    do {                                                                       \
+        if (log_enabled(LOG_DEBUG)) {                                          \
+            log_write(LOG_DEBUG, false, __VA_ARGS__);                          \
+        }                                                                      \
     } while (0)
 
 /*
@@ -60,13 +59,16 @@ void log_write(int pri, bool with_errno, const char *fmt, ...)
 struct log_limit {
     struct tb tb;
     uint64_t suppressed;
-    uint64_t last_ms;            /* when a message last got through */
-    int pri;                     /* of the last message */
+    uint64_t last_ms; /* when a message last got through */
+    int pri;          /* of the last message */
     bool started;
-    char last[LOG_LIMIT_LAST];   /* the start of the last message logged */
+    char last[LOG_LIMIT_LAST]; /* the start of the last message logged */
 };
 
-#define LOG_LIMIT_INIT { .started = false }
+#define LOG_LIMIT_INIT                                                         \
+    {                                                                          \
+        .started = false                                                       \
+    }
 
 void log_limited(struct log_limit *lim, int pri, bool with_errno,
                  const char *fmt, ...) LOG_PRINTF(4, 5);

@@ -16,9 +16,9 @@
 #include "list.h"
 #include "outq.h"
 
-#define LOOP_MAX_EVENTS 256       /* events per epoll_wait */
+#define LOOP_MAX_EVENTS 256              /* events per epoll_wait */
 #define LOOP_SCRATCH ((size_t)64 * 1024) /* the one read buffer of the loop */
-#define LOOP_POOL_FREE_MAX 256    /* cached free output chunks (4 MiB) */
+#define LOOP_POOL_FREE_MAX 256           /* cached free output chunks (4 MiB) */
 
 struct loop_io;
 

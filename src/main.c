@@ -40,16 +40,16 @@ int
 main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        { "config", required_argument, NULL, 'c' },
-        { "test", no_argument, NULL, 't' },
-        { "foreground", no_argument, NULL, 'f' },
-        { "debug", no_argument, NULL, 'd' },
-        { "version", no_argument, NULL, 'V' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
+        {"config", required_argument, NULL, 'c'},
+        {"test", no_argument, NULL, 't'},
+        {"foreground", no_argument, NULL, 'f'},
+        {"debug", no_argument, NULL, 'd'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     static struct cfg cfg; /* large: keep it off the stack */
-    struct srv_opts opts = { ECHOD_CONF_PATH, false, false };
+    struct srv_opts opts = {ECHOD_CONF_PATH, false, false};
     char err[CFG_ERR_MAX];
     bool test = false;
     int ch, rc;

@@ -41,7 +41,7 @@ static bool
 ntf_send(const char *msg, int wait_ms)
 {
     const char *path = getenv("NOTIFY_SOCKET");
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
     struct timespec t0, t;
     size_t plen;
     ssize_t n;
@@ -60,10 +60,9 @@ ntf_send(const char *msg, int wait_ms)
     }
     fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     /* Connected, so that poll() waits for room in the peer's queue. */
-    if (fd < 0 ||
-        connect(fd, (struct sockaddr *)&sa,
-                (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen)) <
-            0) {
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa,
+                          (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+                                      plen)) < 0) {
         if (fd >= 0) {
             close(fd);
         }
@@ -71,7 +70,7 @@ ntf_send(const char *msg, int wait_ms)
     }
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
-        struct pollfd p = { .fd = fd, .events = POLLOUT };
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
         long left;
 
         n = send(fd, msg, strlen(msg), MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -118,8 +117,9 @@ ntf_stopping(const char *status, uint64_t drain_usec)
 {
     char msg[1024];
 
-    snprintf(msg, sizeof(msg), "STOPPING=1\nSTATUS=%s\nEXTEND_TIMEOUT_USEC=%llu",
-             status, (unsigned long long)drain_usec);
+    snprintf(msg, sizeof(msg),
+             "STOPPING=1\nSTATUS=%s\nEXTEND_TIMEOUT_USEC=%llu", status,
+             (unsigned long long)drain_usec);
     (void)ntf_send(msg, NTF_LIFECYCLE_WAIT_MS);
 }
 
@@ -198,7 +198,8 @@ ntf_listen_fds(int *fds, bool *dgram, size_t max)
 
         if (!tcp && !udp) {
             log_warnx("inherited fd %d (%s) is not a listening TCP socket "
-                      "or a bound UDP socket; closing it", fd, name);
+                      "or a bound UDP socket; closing it",
+                      fd, name);
             close(fd);
         } else if (kept == max) {
             log_warnx("too many inherited sockets; closing fd %d (%s)", fd,

@@ -13,7 +13,7 @@
 #include <sys/types.h>
 
 #define OUTQ_CHUNK ((size_t)16 * 1024) /* payload bytes per chunk */
-#define OUTQ_IOV 64            /* iovecs per writev (well under IOV_MAX) */
+#define OUTQ_IOV 64 /* iovecs per writev (well under IOV_MAX) */
 
 struct outq_chunk {
     struct outq_chunk *next;

@@ -50,8 +50,8 @@ peer_clamp(unsigned v, unsigned max)
 }
 
 int
-peer_rebuild(const struct peer_table *t, struct peer_table *fresh,
-             size_t size, unsigned prefix4, unsigned prefix6)
+peer_rebuild(const struct peer_table *t, struct peer_table *fresh, size_t size,
+             unsigned prefix4, unsigned prefix6)
 {
     size_t nb = 1;
     unsigned bits = 0;
@@ -118,8 +118,7 @@ peer_configure(struct peer_table *t, size_t size, unsigned prefix4,
 /* The source key of sa under t's prefixes; 0 if its family is not
  * counted. */
 static int
-peer_key(const struct peer_table *t, const struct sockaddr *sa,
-         struct skey *k)
+peer_key(const struct peer_table *t, const struct sockaddr *sa, struct skey *k)
 {
     return skey_of(k, sa, t->prefix4, t->prefix6);
 }

@@ -53,13 +53,13 @@ struct peer_table {
     uint32_t *bucket;       /* mask + 1 chain heads; 0 = empty */
     size_t size;            /* most sources at once */
     size_t mask;
-    unsigned shift;         /* 64 - log2(mask + 1) */
-    size_t n;               /* sources with at least one connection */
-    size_t hi;              /* entries [0, hi) were handed out once */
-    uint32_t free;          /* released entries below hi */
-    unsigned prefix4;       /* 1..32 */
-    unsigned prefix6;       /* 1..128 */
-    struct skey_seed seed;  /* keys the hash; random per table */
+    unsigned shift;        /* 64 - log2(mask + 1) */
+    size_t n;              /* sources with at least one connection */
+    size_t hi;             /* entries [0, hi) were handed out once */
+    uint32_t free;         /* released entries below hi */
+    unsigned prefix4;      /* 1..32 */
+    unsigned prefix6;      /* 1..128 */
+    struct skey_seed seed; /* keys the hash; random per table */
 };
 
 enum peer_verdict {

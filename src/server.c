@@ -45,11 +45,11 @@ static struct srv {
     struct loop_timer watchdog_timer;
     struct loop_timer shutdown_timer;
     uint64_t watchdog_ms;
-    size_t max_conns;       /* max_connections as fitted */
+    size_t max_conns; /* max_connections as fitted */
     long nofile;
-    bool activated;         /* sockets came from the service manager */
+    bool activated; /* sockets came from the service manager */
     bool stopping;
-    bool loop_ok;           /* what srv_fini must undo */
+    bool loop_ok; /* what srv_fini must undo */
     bool pool_ok;
     bool reload_failed;
     char status[512];
@@ -89,7 +89,7 @@ static size_t
 srv_peer_slots(const struct cfg *c)
 {
     return (size_t)(c->max_connections < srv.nofile ? c->max_connections
-                                                     : srv.nofile);
+                                                    : srv.nofile);
 }
 
 static void
@@ -172,12 +172,11 @@ srv_configure(const struct cfg *c)
     /* A lower per-source limit refuses new connections only. */
     atomic_store(&srv.pool.adm.max_per_source,
                  (size_t)c->max_connections_per_source);
-    udp_limit_configure(&srv.pool.udp, (double)c->udp_rate_limit,
-                        (double)c->udp_rate_burst,
-                        (double)c->udp_per_source_rate,
-                        (double)c->udp_per_source_burst,
-                        (unsigned)c->source_prefix_ipv4,
-                        (unsigned)c->source_prefix_ipv6, srv.loop.now);
+    udp_limit_configure(
+        &srv.pool.udp, (double)c->udp_rate_limit, (double)c->udp_rate_burst,
+        (double)c->udp_per_source_rate, (double)c->udp_per_source_burst,
+        (unsigned)c->source_prefix_ipv4, (unsigned)c->source_prefix_ipv6,
+        srv.loop.now);
     for (size_t i = 0; i < srv.pool.n; i++) {
         if (wrk_post_conf(&srv.pool.w[i], &wc) < 0) {
             log_err("worker %zu: cannot post the new limits", i);
@@ -232,7 +231,8 @@ srv_reload_sockets(const struct cfg *next, struct bset_change *ch)
         return 0;
     }
     if (next->n_listen == 0) {
-        snprintf(err, sizeof(err), "%s: listen: no listener configured "
+        snprintf(err, sizeof(err),
+                 "%s: listen: no listener configured "
                  "(an empty list needs socket activation)",
                  srv.opts.conf_path);
         srv_reload_failed(err);
@@ -255,8 +255,8 @@ srv_reload_kept(struct cfg *next)
 
     if (cfg_restart_changes(&srv.cfg, next, keys, sizeof(keys)) > 0) {
         log_warnx("%s changed in %s: kept until echod is restarted "
-                  "(%zu worker(s) running)", keys, srv.opts.conf_path,
-                  srv.pool.n);
+                  "(%zu worker(s) running)",
+                  keys, srv.opts.conf_path, srv.pool.n);
     }
     next->workers = srv.cfg.workers;
 }
@@ -319,7 +319,8 @@ srv_reload(void)
      * reload may bind their ports again), the per-source table whole. */
     if (wrk_pool_sync(&srv.pool, SRV_SYNC_MS) < 0) {
         log_warn("reload: not every worker applied it within %d ms; the "
-                 "rest will when they run again", SRV_SYNC_MS);
+                 "rest will when they run again",
+                 SRV_SYNC_MS);
     }
     log_notice("reloaded configuration from %s", srv.opts.conf_path);
     srv_status_text(srv.status, sizeof(srv.status));
@@ -344,7 +345,8 @@ srv_shutdown_deadline(struct loop_timer *t)
     (void)t;
     if (open > 0) {
         log_notice("shutdown timeout: closing %llu connection(s) with "
-                   "output still queued", (unsigned long long)open);
+                   "output still queued",
+                   (unsigned long long)open);
     }
     srv_close_all();
 }
@@ -364,8 +366,8 @@ srv_shutdown(int sig)
                  ((uint64_t)srv.cfg.shutdown_timeout + SRV_STOP_SLACK_S) *
                      1000000);
     log_notice("%s: shutting down, %llu connection(s) to drain for up to "
-               "%llds", strsignal(sig),
-               (unsigned long long)wrk_pool_open(&srv.pool),
+               "%llds",
+               strsignal(sig), (unsigned long long)wrk_pool_open(&srv.pool),
                (long long)srv.cfg.shutdown_timeout);
     /* Every worker closes its sockets and drains its connections. A
      * drain that cannot be posted is covered by the deadline. */
@@ -494,7 +496,8 @@ srv_adopt(const int *fds, const bool *dgram, size_t n)
         log_notice("listening on %s (socket-activated)", e->name);
     }
     log_notice("adopted %zu socket(s) from the service manager; the "
-               "listen key is ignored", n);
+               "listen key is ignored",
+               n);
     return 0;
 }
 
@@ -514,8 +517,8 @@ srv_open_sockets(void)
         if (rc != 0) {
             return rc;
         }
-    } else if (bset_sync(&srv.socks, &srv.cfg, true, &ch, fail,
-                         sizeof(fail)) < 0) {
+    } else if (bset_sync(&srv.socks, &srv.cfg, true, &ch, fail, sizeof(fail)) <
+               0) {
         return srv_fail(SRV_EX_OSERR, errno, fail);
     }
     if (bset_count(&srv.socks) == 0) {
@@ -527,7 +530,8 @@ srv_open_sockets(void)
                         (unsigned)srv.cfg.source_prefix_ipv6);
     adm_unlock(a);
     if (rc < 0) {
-        return srv_fail(SRV_EX_OSERR, errno, "allocating the per-source "
+        return srv_fail(SRV_EX_OSERR, errno,
+                        "allocating the per-source "
                         "table");
     }
     return 0;
@@ -546,7 +550,8 @@ srv_start_workers(void)
         n_tcp += e->type == BSET_TCP;
         for (size_t i = 0; i < srv.pool.n; i++) {
             if (wrk_post_add(&srv.pool.w[i], e, bset_hand_over(e, i)) < 0) {
-                return srv_fail(SRV_EX_OSERR, ENOMEM, "handing over "
+                return srv_fail(SRV_EX_OSERR, ENOMEM,
+                                "handing over "
                                 "sockets");
             }
         }
@@ -558,12 +563,11 @@ srv_start_workers(void)
     loop_timer_init(&srv.status_timer, srv_status_tick);
     loop_timer_init(&srv.watchdog_timer, srv_watchdog_tick);
     loop_timer_init(&srv.shutdown_timer, srv_shutdown_deadline);
-    loop_timer_arm(&srv.loop, &srv.status_timer,
-                   srv.loop.now + SRV_STATUS_MS);
+    loop_timer_arm(&srv.loop, &srv.status_timer, srv.loop.now + SRV_STATUS_MS);
     if (srv.watchdog_ms > 0) {
         log_info("watchdog enabled: pinging every %llu ms while all %zu "
-                 "worker(s) are alive", (unsigned long long)srv.watchdog_ms,
-                 srv.pool.n);
+                 "worker(s) are alive",
+                 (unsigned long long)srv.watchdog_ms, srv.pool.n);
         loop_timer_arm(&srv.loop, &srv.watchdog_timer, srv.loop.now);
     }
     srv_status_text(srv.status, sizeof(srv.status));
@@ -588,10 +592,9 @@ srv_run(void)
     wrk_pool_sum(&srv.pool, &s);
     log_notice("exiting: %llu connection(s) served, %llu bytes echoed; "
                "udp: %llu datagram(s) received, %llu echoed (%llu bytes), "
-               "%llu dropped", (unsigned long long)s.opened,
-               (unsigned long long)s.bytes_out,
-               (unsigned long long)s.udp_rx,
-               (unsigned long long)s.udp_echoed,
+               "%llu dropped",
+               (unsigned long long)s.opened, (unsigned long long)s.bytes_out,
+               (unsigned long long)s.udp_rx, (unsigned long long)s.udp_echoed,
                (unsigned long long)s.udp_bytes,
                (unsigned long long)st_udp_dropped(&s));
     return SRV_EX_OK;

@@ -22,7 +22,7 @@ int
 sig_block(void)
 {
     sigset_t set;
-    struct sigaction sa = { .sa_handler = SIG_IGN };
+    struct sigaction sa = {.sa_handler = SIG_IGN};
 
     /* A peer that vanishes mid-write must give EPIPE, not kill us. */
     if (sigaction(SIGPIPE, &sa, NULL) < 0) {

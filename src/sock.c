@@ -53,8 +53,8 @@ sock_ipv4(const struct sockaddr *sa, uint32_t *a)
     uint32_t be;
 
     if (sa->sa_family == AF_INET) {
-        *a = ntohl(((const struct sockaddr_in *)(const void *)sa)
-                       ->sin_addr.s_addr);
+        *a = ntohl(
+            ((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr);
         return true;
     }
     if (sa->sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {

@@ -37,16 +37,15 @@ const char *sock_name(const struct sockaddr *sa, char *buf, size_t len);
  * socket per worker: the kernel spreads flows over them). Returns the fd
  * or -1 with errno.
  */
-int sock_bound(const struct sockaddr *sa, socklen_t len, int type,
-               bool v6only, bool reuseport, int backlog);
+int sock_bound(const struct sockaddr *sa, socklen_t len, int type, bool v6only,
+               bool reuseport, int backlog);
 
 /* Whether anything holds `sa` for `type`: bind a socket without
  * SO_REUSEPORT and close it. SO_REUSEPORT lets any process of the same
  * user join a port, so this keeps "port in use" an error instead of
  * silently sharing another program's traffic. Returns 0 or -1 with errno
  * (EADDRINUSE). */
-int sock_probe(const struct sockaddr *sa, socklen_t len, int type,
-               bool v6only);
+int sock_probe(const struct sockaddr *sa, socklen_t len, int type, bool v6only);
 
 /* Ask for each datagram's destination address (IP_PKTINFO, or
  * IPV6_RECVPKTINFO on an IPv6 socket, which also covers IPv4-mapped

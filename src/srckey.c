@@ -18,8 +18,8 @@
 
 #include "srckey.h"
 
-static const uint8_t skey_v4mapped[12] = { 0, 0, 0, 0, 0,    0,
-                                           0, 0, 0, 0, 0xFF, 0xFF };
+static const uint8_t skey_v4mapped[12] = {0, 0, 0, 0, 0,    0,
+                                          0, 0, 0, 0, 0xFF, 0xFF};
 
 /* Keep the first `bits` bits of b[0..n). */
 static void

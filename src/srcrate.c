@@ -52,8 +52,8 @@ srate_fini(struct srate *t)
 }
 
 void
-srate_configure(struct srate *t, double rate, double burst,
-                unsigned prefix4, unsigned prefix6)
+srate_configure(struct srate *t, double rate, double burst, unsigned prefix4,
+                unsigned prefix6)
 {
     if (rate == t->rate && burst == t->burst && prefix4 == t->prefix4 &&
         prefix6 == t->prefix6) {
@@ -78,8 +78,8 @@ srate_take(struct srate *t, const struct sockaddr *sa, uint64_t now_ms)
     /* Another family keys as all zero: one shared bucket (UDP sockets
      * are AF_INET or AF_INET6, so it does not happen). */
     (void)skey_of(&key, sa, t->prefix4, t->prefix6);
-    slot = t->slot + (skey_hash(&t->seed, &key) %
-                      (SRATE_SLOTS / SRATE_WAYS)) * SRATE_WAYS;
+    slot = t->slot + (skey_hash(&t->seed, &key) % (SRATE_SLOTS / SRATE_WAYS)) *
+                         SRATE_WAYS;
     for (int w = 0; w < SRATE_WAYS; w++, slot++) {
         double tokens;
 

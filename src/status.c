@@ -34,15 +34,19 @@ st_udp(const struct st_sum *s, char *buf, size_t len, size_t used)
     uint64_t dropped = st_udp_dropped(s);
     const char *sep = " (";
 
-    used = st_put(used, len, snprintf(buf + used, len - used,
-        "; udp: %zu socket(s), %llu received, %llu echoed, %llu dropped",
-        s->n_udp, (unsigned long long)s->udp_rx,
-        (unsigned long long)s->udp_echoed, (unsigned long long)dropped));
+    used = st_put(
+        used, len,
+        snprintf(
+            buf + used, len - used,
+            "; udp: %zu socket(s), %llu received, %llu echoed, %llu dropped",
+            s->n_udp, (unsigned long long)s->udp_rx,
+            (unsigned long long)s->udp_echoed, (unsigned long long)dropped));
     for (int i = 0; i < UDP_DROP_MAX && used < len; i++) {
         if (s->udp_drop[i] > 0) {
-            used = st_put(used, len, snprintf(buf + used, len - used,
-                "%s%llu %s", sep, (unsigned long long)s->udp_drop[i],
-                udp_drop_name((enum udp_drop)i)));
+            used = st_put(used, len,
+                          snprintf(buf + used, len - used, "%s%llu %s", sep,
+                                   (unsigned long long)s->udp_drop[i],
+                                   udp_drop_name((enum udp_drop)i)));
             sep = ", ";
         }
     }
@@ -55,8 +59,8 @@ st_udp(const struct st_sum *s, char *buf, size_t len, size_t used)
 void
 st_workers_text(const struct st_sum *s, char *buf, size_t len)
 {
-    size_t n = s->n_workers < ST_WORKERS_SHOWN ? s->n_workers
-                                               : ST_WORKERS_SHOWN;
+    size_t n =
+        s->n_workers < ST_WORKERS_SHOWN ? s->n_workers : ST_WORKERS_SHOWN;
     size_t used = 0;
 
     if (len == 0) {
@@ -64,10 +68,11 @@ st_workers_text(const struct st_sum *s, char *buf, size_t len)
     }
     buf[0] = '\0';
     for (size_t i = 0; i < n && used < len; i++) {
-        used = st_put(used, len, snprintf(buf + used, len - used,
-            "%sw%zu %llu/%llu", i > 0 ? ", " : "", i,
-            (unsigned long long)s->w_opened[i],
-            (unsigned long long)s->w_udp_rx[i]));
+        used = st_put(used, len,
+                      snprintf(buf + used, len - used, "%sw%zu %llu/%llu",
+                               i > 0 ? ", " : "", i,
+                               (unsigned long long)s->w_opened[i],
+                               (unsigned long long)s->w_udp_rx[i]));
     }
 }
 
@@ -80,13 +85,15 @@ st_text(const struct st_sum *s, char *buf, size_t len)
     if (len == 0) {
         return;
     }
-    used = st_put(used, len, snprintf(buf, len,
-        "%s%zu listener(s), %llu connection(s) open, "
-        "%llu accepted, %llu refused (%llu per source)",
-        s->stopping ? "stopping: " : "", s->n_tcp,
-        (unsigned long long)s->open, (unsigned long long)s->opened,
-        (unsigned long long)refused,
-        (unsigned long long)s->rejected_source));
+    used = st_put(used, len,
+                  snprintf(buf, len,
+                           "%s%zu listener(s), %llu connection(s) open, "
+                           "%llu accepted, %llu refused (%llu per source)",
+                           s->stopping ? "stopping: " : "", s->n_tcp,
+                           (unsigned long long)s->open,
+                           (unsigned long long)s->opened,
+                           (unsigned long long)refused,
+                           (unsigned long long)s->rejected_source));
     if (used < len && (s->n_udp > 0 || s->udp_rx > 0)) {
         used = st_udp(s, buf, len, used);
     }

@@ -15,8 +15,8 @@
 
 /* What STATUS says, summed over the workers. */
 struct st_sum {
-    size_t n_tcp;             /* TCP listen entries */
-    size_t n_udp;             /* UDP listen entries */
+    size_t n_tcp; /* TCP listen entries */
+    size_t n_udp; /* UDP listen entries */
     bool stopping;
     bool reload_failed;
     uint64_t open;            /* TCP connections open */

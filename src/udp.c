@@ -63,21 +63,19 @@ struct udp_dest {
  * Source ports above 1023 that are not answered: well-known UDP services
  * that reply to any datagram and are abused as reflectors (NFS, which
  * inetd's dg_badinput also refuses; SSDP, WS-Discovery, mDNS, memcached,
- * ARD, STUN, SIP, CoAP, Ubiquiti discovery, DVR discovery). Clients send from ephemeral ports (Linux 32768-60999, IANA
- * and Windows 49152-65535, old BSDs 1024-5000), so a legitimate request
- * from one of these is rare and its next try comes from another port.
+ * ARD, STUN, SIP, CoAP, Ubiquiti discovery, DVR discovery). Clients send from
+ * ephemeral ports (Linux 32768-60999, IANA and Windows 49152-65535, old BSDs
+ * 1024-5000), so a legitimate request from one of these is rare and its next
+ * try comes from another port.
  */
 static const uint16_t udp_service_ports[] = {
     1900, 2049, 3283, 3478, 3702, 5060, 5353, 5683, 10001, 11211, 37810,
 };
 
 static const char *const udp_drop_names[] = {
-    [UDP_DROP_TRUNCATED] = "truncated",
-    [UDP_DROP_LOOP] = "loop",
-    [UDP_DROP_ADDRESS] = "address",
-    [UDP_DROP_PER_SOURCE] = "per-source",
-    [UDP_DROP_RATE] = "rate",
-    [UDP_DROP_BLOCKED] = "blocked",
+    [UDP_DROP_TRUNCATED] = "truncated", [UDP_DROP_LOOP] = "loop",
+    [UDP_DROP_ADDRESS] = "address",     [UDP_DROP_PER_SOURCE] = "per-source",
+    [UDP_DROP_RATE] = "rate",           [UDP_DROP_BLOCKED] = "blocked",
     [UDP_DROP_ERROR] = "error",
 };
 
@@ -97,8 +95,8 @@ udp_loop_port(unsigned port)
          * dg_badinput has refused them since the 1990s. */
         return true;
     }
-    for (size_t i = 0; i < sizeof(udp_service_ports) / sizeof(udp_service_ports[0]);
-         i++) {
+    for (size_t i = 0;
+         i < sizeof(udp_service_ports) / sizeof(udp_service_ports[0]); i++) {
         if (port == udp_service_ports[i]) {
             return true;
         }
@@ -254,7 +252,7 @@ udp_dest_ok(struct msghdr *m, struct udp_dest *d)
 static size_t
 udp_reply_ctl(const struct udp_dest *d, void *buf, size_t cap)
 {
-    struct msghdr m = { .msg_control = buf, .msg_controllen = cap };
+    struct msghdr m = {.msg_control = buf, .msg_controllen = cap};
     struct cmsghdr *c = CMSG_FIRSTHDR(&m);
     struct in_pktinfo p4;
     struct in6_pktinfo p6;
@@ -298,43 +296,52 @@ udp_drop(struct bset_sock *u, enum udp_drop why,
     /* What the peer did wrong is info; what echod had to shed, warning.
      * Ask the limiter first: under a flood nearly every drop is
      * suppressed, and the address need not be formatted for those. */
-    if (!log_limit_pass(lim, why < UDP_DROP_PER_SOURCE ? LOG_INFO
-                                                       : LOG_WARNING)) {
+    if (!log_limit_pass(lim,
+                        why < UDP_DROP_PER_SOURCE ? LOG_INFO : LOG_WARNING)) {
         return;
     }
     sock_name((const struct sockaddr *)peer, who, sizeof(who));
     errno = saved;
     switch (why) {
     case UDP_DROP_TRUNCATED:
-        log_limit_write(lim, LOG_INFO, false, "%s: dropped a datagram from %s: "
-                    "longer than %zu bytes", u->name, who, set->dgram_max);
+        log_limit_write(lim, LOG_INFO, false,
+                        "%s: dropped a datagram from %s: "
+                        "longer than %zu bytes",
+                        u->name, who, set->dgram_max);
         break;
     case UDP_DROP_LOOP:
-        log_limit_write(lim, LOG_INFO, false, "%s: dropped a datagram from %s: "
-                    "no replies to source port %u (echo loop guard)", u->name,
-                    who, sock_port((const struct sockaddr *)peer));
+        log_limit_write(lim, LOG_INFO, false,
+                        "%s: dropped a datagram from %s: "
+                        "no replies to source port %u (echo loop guard)",
+                        u->name, who, sock_port((const struct sockaddr *)peer));
         break;
     case UDP_DROP_ADDRESS:
-        log_limit_write(lim, LOG_INFO, false, "%s: dropped a datagram from %s: "
-                    "not between unicast addresses", u->name, who);
+        log_limit_write(lim, LOG_INFO, false,
+                        "%s: dropped a datagram from %s: "
+                        "not between unicast addresses",
+                        u->name, who);
         break;
     case UDP_DROP_PER_SOURCE:
-        log_limit_write(lim, LOG_WARNING, false, "%s: replies to %s over "
-                    "udp_per_source_rate (%g/s), dropping", u->name, who,
-                    set->src_rate);
+        log_limit_write(lim, LOG_WARNING, false,
+                        "%s: replies to %s over "
+                        "udp_per_source_rate (%g/s), dropping",
+                        u->name, who, set->src_rate);
         break;
     case UDP_DROP_RATE:
-        log_limit_write(lim, LOG_WARNING, false, "%s: replies over "
-                    "udp_rate_limit (%g/s), dropping (this one to %s)",
-                    u->name, set->rate, who);
+        log_limit_write(lim, LOG_WARNING, false,
+                        "%s: replies over "
+                        "udp_rate_limit (%g/s), dropping (this one to %s)",
+                        u->name, set->rate, who);
         break;
     case UDP_DROP_BLOCKED:
-        log_limit_write(lim, LOG_WARNING, false, "%s: send buffer full, reply "
-                    "to %s dropped", u->name, who);
+        log_limit_write(lim, LOG_WARNING, false,
+                        "%s: send buffer full, reply "
+                        "to %s dropped",
+                        u->name, who);
         break;
     case UDP_DROP_ERROR:
         log_limit_write(lim, LOG_WARNING, true, "%s: reply to %s failed",
-                    u->name, who);
+                        u->name, who);
         break;
     case UDP_DROP_MAX:
         break;
@@ -391,8 +398,7 @@ udp_rate(struct udp_set *set, const struct sockaddr_storage *peer)
 {
     struct udp_limit *lim = set->lim;
 
-    if (!srate_take(&lim->src, (const struct sockaddr *)peer,
-                    set->loop->now)) {
+    if (!srate_take(&lim->src, (const struct sockaddr *)peer, set->loop->now)) {
         return UDP_DROP_PER_SOURCE;
     }
     if (!tb_take(&lim->rate, set->loop->now)) {
@@ -544,8 +550,8 @@ udp_serve(struct bset_sock *u, unsigned budget)
                 u->readable = false;
                 break;
             }
-            log_limited(&set->recv_log, LOG_WARNING, true,
-                        "%s: receive failed", u->name);
+            log_limited(&set->recv_log, LOG_WARNING, true, "%s: receive failed",
+                        u->name);
             done++; /* an error costs budget too: it cannot spin */
             continue;
         }

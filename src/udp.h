@@ -65,15 +65,15 @@ void udp_limit_configure(struct udp_limit *lim, double rate, double burst,
 /* The UDP sockets of one worker share this (bset_sock.ctx). */
 struct udp_set {
     struct loop *loop;
-    struct bset_local *socks;   /* the worker's sockets (loop guard) */
-    struct udp_limit *lim;      /* shared */
-    size_t dgram_max;           /* bytes received per datagram (tests
-                                   lower it to see truncation) */
-    struct udp_batch *batch;    /* allocated with the first socket */
-    double src_rate, rate;      /* as last seen under lim->lock (logs) */
+    struct bset_local *socks; /* the worker's sockets (loop guard) */
+    struct udp_limit *lim;    /* shared */
+    size_t dgram_max;         /* bytes received per datagram (tests
+                                 lower it to see truncation) */
+    struct udp_batch *batch;  /* allocated with the first socket */
+    double src_rate, rate;    /* as last seen under lim->lock (logs) */
     /* Written by this worker only, read by anyone (counter.h). */
-    _Atomic uint64_t n_rx;      /* datagrams received */
-    _Atomic uint64_t n_echoed;  /* replies sent */
+    _Atomic uint64_t n_rx;     /* datagrams received */
+    _Atomic uint64_t n_echoed; /* replies sent */
     _Atomic uint64_t bytes_echoed;
     _Atomic uint64_t n_drop[UDP_DROP_MAX];
     struct log_limit drop_log[UDP_DROP_MAX]; /* a peer can cause each */

@@ -39,12 +39,12 @@ enum wrk_cmd {
 struct wrk_msg {
     struct wrk_msg *next;
     enum wrk_cmd cmd;
-    struct wrk_conf conf;   /* WRK_CONF */
-    uint32_t id;            /* WRK_ADD, WRK_DEL */
-    uint64_t seq;           /* WRK_SYNC */
-    int fd;                 /* WRK_ADD */
-    bool shared;            /* WRK_ADD */
-    enum bset_type type;    /* WRK_ADD */
+    struct wrk_conf conf;     /* WRK_CONF */
+    uint32_t id;              /* WRK_ADD, WRK_DEL */
+    uint64_t seq;             /* WRK_SYNC */
+    int fd;                   /* WRK_ADD */
+    bool shared;              /* WRK_ADD */
+    enum bset_type type;      /* WRK_ADD */
     char name[SOCK_NAME_MAX]; /* WRK_ADD */
 };
 
@@ -81,12 +81,11 @@ wrk_poke(int fd)
 static void
 wrk_apply_add(struct wrk *w, struct wrk_msg *m)
 {
-    const struct bset_kind *kind = m->type == BSET_UDP ? &udp_kind
-                                                       : &lsn_kind;
+    const struct bset_kind *kind = m->type == BSET_UDP ? &udp_kind : &lsn_kind;
     void *ctx = m->type == BSET_UDP ? (void *)&w->udps : (void *)&w->lsns;
 
-    if (bset_sock_add(&w->socks, m->id, m->fd, m->shared, kind, ctx,
-                      m->name) == NULL) {
+    if (bset_sock_add(&w->socks, m->id, m->fd, m->shared, kind, ctx, m->name) ==
+        NULL) {
         log_err("worker %u: cannot serve %s", w->id, m->name);
         if (!m->shared) {
             close(m->fd);
@@ -506,7 +505,7 @@ wrk_pool_open(const struct wrk_pool *p)
 int
 wrk_pool_sync(struct wrk_pool *p, int timeout_ms)
 {
-    struct pollfd pfd = { .fd = p->main_fd, .events = POLLIN };
+    struct pollfd pfd = {.fd = p->main_fd, .events = POLLIN};
     uint64_t seq = ++p->seq, count;
     size_t done;
 

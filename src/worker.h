@@ -25,8 +25,8 @@
 #include "status.h"
 #include "udp.h"
 
-#define WRK_MAX 256        /* workers = 1..WRK_MAX */
-#define WRK_FLUSH_MS 1000  /* log flood counts are flushed this often */
+#define WRK_MAX 256       /* workers = 1..WRK_MAX */
+#define WRK_FLUSH_MS 1000 /* log flood counts are flushed this often */
 
 /* The values of a configuration a worker applies itself; the shared
  * limits (admit.h, struct udp_limit) the main thread sets directly. */
@@ -42,32 +42,32 @@ struct wrk {
     struct wrk_pool *pool;
     unsigned id;
     pthread_t thread;
-    bool running;             /* the thread was started (main's view) */
+    bool running; /* the thread was started (main's view) */
     struct loop loop;
     struct bset_local socks;
     struct conn_set conns;
     struct lsn_set lsns;
     struct udp_set udps;
-    struct loop_io evio;      /* the mailbox's eventfd */
+    struct loop_io evio; /* the mailbox's eventfd */
     struct loop_timer beat;
-    bool stop;                /* leave the loop (worker's own) */
-    bool drained_told;        /* main was poked about the drain */
-    _Atomic bool draining;    /* a drain was applied */
+    bool stop;                  /* leave the loop (worker's own) */
+    bool drained_told;          /* main was poked about the drain */
+    _Atomic bool draining;      /* a drain was applied */
     _Atomic uint64_t heartbeat; /* loop.now of the last beat (ms) */
-    _Atomic uint64_t acked;   /* the last wrk_pool_sync it applied */
-    pthread_mutex_t lock;     /* guards the mailbox */
+    _Atomic uint64_t acked;     /* the last wrk_pool_sync it applied */
+    pthread_mutex_t lock;       /* guards the mailbox */
     struct wrk_msg *head, *tail;
 };
 
 /* Every worker, and what they share. Owned by the main thread. */
 struct wrk_pool {
     size_t n;
-    struct wrk *w;          /* n workers */
-    struct adm adm;         /* max_connections and per-source */
-    struct udp_limit udp;   /* UDP reply limits */
-    uint64_t beat_ms;       /* heartbeat period */
-    uint64_t seq;           /* of the last wrk_pool_sync */
-    int main_fd;            /* eventfd poked when a worker has drained */
+    struct wrk *w;        /* n workers */
+    struct adm adm;       /* max_connections and per-source */
+    struct udp_limit udp; /* UDP reply limits */
+    uint64_t beat_ms;     /* heartbeat period */
+    uint64_t seq;         /* of the last wrk_pool_sync */
+    int main_fd;          /* eventfd poked when a worker has drained */
 };
 
 /* The number of workers `workers = N` or "auto" (0) means: the CPUs in

@@ -49,9 +49,9 @@ test_literal_fits(void **state)
     (void)state;
     assert_true(cft_int_literal_fits(p, 1, "a"));
     assert_false(cft_int_literal_fits(p, 2, "max_connections"));
-    assert_true(cft_int_literal_fits(p, 3, "idle_timeout")); /* L suffix */
-    assert_true(cft_int_literal_fits(p, 4, "port"));          /* INT_MIN */
-    assert_true(cft_int_literal_fits(p, 4, "x"));             /* INT_MAX */
+    assert_true(cft_int_literal_fits(p, 3, "idle_timeout"));    /* L suffix */
+    assert_true(cft_int_literal_fits(p, 4, "port"));            /* INT_MIN */
+    assert_true(cft_int_literal_fits(p, 4, "x"));               /* INT_MAX */
     assert_true(cft_int_literal_fits(p, 5, "max_connections")); /* string */
     assert_true(cft_int_literal_fits(p, 6, "max_connections")); /* comment */
     assert_true(cft_int_literal_fits("/nonexistent/x", 1, "a"));
@@ -77,8 +77,10 @@ test_includes(void **state)
     (void)state;
     /* A regular file is fine, and so is a missing one (libconfig says). */
     put("inc.conf", "a = 1;\n", 7);
-    snprintf(line, sizeof(line), "@include \"%s/inc.conf\"\n"
-             "@include \"%s/missing.conf\"\n", dir, dir);
+    snprintf(line, sizeof(line),
+             "@include \"%s/inc.conf\"\n"
+             "@include \"%s/missing.conf\"\n",
+             dir, dir);
     p = put("ok.conf", line, strlen(line));
     assert_int_equal(cft_check_includes(p, 0, err, sizeof(err)), 0);
 
@@ -86,8 +88,8 @@ test_includes(void **state)
     snprintf(line, sizeof(line), "a = 1;\n  @include \"%s\"\n", dir);
     p = put("dir.conf", line, strlen(line));
     assert_int_equal(cft_check_includes(p, 0, err, sizeof(err)), -1);
-    snprintf(line, sizeof(line), "%s:2: @include \"%s\": not a regular file",
-             p, dir);
+    snprintf(line, sizeof(line), "%s:2: @include \"%s\": not a regular file", p,
+             dir);
     assert_string_equal(err, line);
 
     /* An escape in the name is refused, not decoded. */
@@ -105,8 +107,7 @@ test_quote(void **state)
     assert_string_equal(cft_quote("::1", buf, sizeof(buf)), "::1");
     assert_string_equal(cft_quote("1\nREADY=1", buf, sizeof(buf)),
                         "1\\x0aREADY=1");
-    assert_string_equal(cft_quote("a\"b\\", buf, sizeof(buf)),
-                        "a\\x22b\\x5c");
+    assert_string_equal(cft_quote("a\"b\\", buf, sizeof(buf)), "a\\x22b\\x5c");
     /* Cut short rather than overflow. */
     assert_true(strlen(cft_quote("\n\n\n\n\n\n", buf, 12)) < 12);
 }

@@ -30,8 +30,8 @@
 #include "../../src/config.c"
 #include "unit.h"
 
-static char top[PATH_MAX];    /* the source tree */
-static char tmpdir[PATH_MAX]; /* scratch files */
+static char top[PATH_MAX];       /* the source tree */
+static char tmpdir[PATH_MAX];    /* scratch files */
 static char path[PATH_MAX + 32]; /* the file under test */
 static char err[CFG_ERR_MAX];
 
@@ -118,7 +118,7 @@ static int
 group_teardown(void **state)
 {
     char p[PATH_MAX + 32];
-    static const char *const names[] = { "t.conf", "inc.conf" };
+    static const char *const names[] = {"t.conf", "inc.conf"};
 
     (void)state;
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -502,12 +502,12 @@ test_workers_valid(void **state)
         const char *text;
         int64_t want;
     } cases[] = {
-        { "workers = 1;\n", 1 },
-        { "workers = 256;\n", CFG_WORKERS_MAX },
-        { "workers = 0x10;\n", 16 },
-        { "workers = 4L;\n", 4 },
-        { "workers = \"auto\";\n", CFG_WORKERS_AUTO },
-        { "idle_timeout = 1;\n", CFG_WORKERS_AUTO }, /* the default */
+        {"workers = 1;\n", 1},
+        {"workers = 256;\n", CFG_WORKERS_MAX},
+        {"workers = 0x10;\n", 16},
+        {"workers = 4L;\n", 4},
+        {"workers = \"auto\";\n", CFG_WORKERS_AUTO},
+        {"idle_timeout = 1;\n", CFG_WORKERS_AUTO}, /* the default */
     };
     struct cfg c;
 
@@ -525,8 +525,19 @@ static void
 test_error_workers(void **state)
 {
     static const char *const values[] = {
-        "0", "257", "-1", "\"foo\"", "\"AUTO\"", "\"auto \"", "\"\"",
-        "\"4\"", "2.0", "1e1", "true", "false", "[ \"auto\" ]",
+        "0",
+        "257",
+        "-1",
+        "\"foo\"",
+        "\"AUTO\"",
+        "\"auto \"",
+        "\"\"",
+        "\"4\"",
+        "2.0",
+        "1e1",
+        "true",
+        "false",
+        "[ \"auto\" ]",
         "4294967297", /* 2^32 + 1: 1 if narrowed */
         "9223372036854775807L",
     };
@@ -536,8 +547,9 @@ test_error_workers(void **state)
     for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
         snprintf(text, sizeof(text), "idle_timeout = 5;\n\nworkers = %s;\n",
                  values[i]);
-        expect_error(text, 3, "workers: expected an integer in 1..256 or "
-                              "\"auto\"");
+        expect_error(text, 3,
+                     "workers: expected an integer in 1..256 or "
+                     "\"auto\"");
     }
 }
 
@@ -589,8 +601,8 @@ test_error_syntax(void **state)
     (void)state;
     expect_error("max_connections = 10;\nidle_timeout = ;\n", 2,
                  "syntax error");
-    expect_error("idle_timeout = 5;\n\nlisten = ( { address = \"::1\" );\n",
-                 3, "syntax error");
+    expect_error("idle_timeout = 5;\n\nlisten = ( { address = \"::1\" );\n", 3,
+                 "syntax error");
     expect_error("a = 1;\nmax_connections = = 5;\n", 2, "syntax error");
 }
 
@@ -624,17 +636,20 @@ test_error_unknown_listen_key(void **state)
 static void
 test_error_wrong_type_for_int(void **state)
 {
-    static const char *const values[] = { "1.5", "1e3", "\"100\"", "true",
-                                          "[ 1 ]", "( 1 )", "{ a = 1; }",
-                                          "\"auto\"" };
+    static const char *const values[] = {"1.5",        "1e3",     "\"100\"",
+                                         "true",       "[ 1 ]",   "( 1 )",
+                                         "{ a = 1; }", "\"auto\""};
     char text[128];
 
     (void)state;
     for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
-        snprintf(text, sizeof(text), "idle_timeout = 5;\nmax_connections = "
-                                     "%s;\n", values[i]);
-        expect_error(text, 2, "max_connections: expected an integer in "
-                              "1..1048576");
+        snprintf(text, sizeof(text),
+                 "idle_timeout = 5;\nmax_connections = "
+                 "%s;\n",
+                 values[i]);
+        expect_error(text, 2,
+                     "max_connections: expected an integer in "
+                     "1..1048576");
     }
     expect_error("listen = ( { address = \"::1\"; port = \"7\"; } );\n", 1,
                  "listen[0].port: expected an integer in 1..65535");
@@ -701,7 +716,8 @@ test_error_int64_outside_int(void **state)
      * tell which item on it holds the bad literal. */
     assert_int_equal(load(&c, "listen = ( { address = \"::1\"; port = 5; },"
                               " { address = \"::2\"; port = 4294967301; } "
-                              ");\n"), -1);
+                              ");\n"),
+                     -1);
     assert_non_null(strstr(err, ".port: expected an integer in 1..65535"));
     assert_memory_equal(err, path, strlen(path));
     assert_memory_equal(err + strlen(path), ":1: listen[", 11);
@@ -721,7 +737,8 @@ test_error_int64_outside_int(void **state)
                               "listen_backlog = 5; # listen_backlog = "
                               "4294967301\n"
                               "max_connections = 16; syslog_ident = "
-                              "\"max_connections = 4294967301\";\n"), 0);
+                              "\"max_connections = 4294967301\";\n"),
+                     0);
     assert_int_equal(c.output_low_watermark, 16);
     assert_int_equal(c.listen_backlog, 5);
     assert_int_equal(c.max_connections, 16);
@@ -746,8 +763,8 @@ test_error_bad_level_and_facility(void **state)
                  "syslog_facility: expected one of daemon, user, "
                  "local0 .. local7");
     expect_error("listen = ( { address = \"::1\";\n"
-                 "             protocol = \"sctp\"; } );\n", 2,
-                 "listen[0].protocol: expected one of tcp, udp");
+                 "             protocol = \"sctp\"; } );\n",
+                 2, "listen[0].protocol: expected one of tcp, udp");
     expect_error("listen = ( { address = \"::1\"; protocol = 17; } );\n", 1,
                  "listen[0].protocol: expected one of tcp, udp");
     expect_error("listen = ( { address = \"::1\"; protocol = \"UDP\"; } );\n",
@@ -759,8 +776,9 @@ test_error_bad_address(void **state)
 {
     (void)state;
     expect_error("listen = (\n  { address = \"localhost\"; port = 7; }\n);\n",
-                 2, "listen[0].address: expected a numeric IPv4 or IPv6 "
-                    "address, got \"localhost\"");
+                 2,
+                 "listen[0].address: expected a numeric IPv4 or IPv6 "
+                 "address, got \"localhost\"");
     expect_error("listen = ( { address = \"127.0.0.256\"; } );\n", 1,
                  "listen[0].address: expected a numeric IPv4 or IPv6 "
                  "address, got \"127.0.0.256\"");
@@ -769,9 +787,9 @@ test_error_bad_address(void **state)
                  "address, got \"[::1]\"");
     /* The message is one line whatever the value holds: it also goes to
      * sd_notify as STATUS=, where a newline would start a new variable. */
-    expect_error("listen = ( { address = \"1\\nREADY=1\\t\\\"\"; } );\n",
-                 1, "listen[0].address: expected a numeric IPv4 or IPv6 "
-                    "address, got \"1\\x0aREADY=1\\x09\\x22\"");
+    expect_error("listen = ( { address = \"1\\nREADY=1\\t\\\"\"; } );\n", 1,
+                 "listen[0].address: expected a numeric IPv4 or IPv6 "
+                 "address, got \"1\\x0aREADY=1\\x09\\x22\"");
 }
 
 static void
@@ -802,15 +820,27 @@ static void
 test_error_missing_required_top_level(void **state)
 {
     static const struct cfg_key keys[] = {
-        { .name = "optional", .type = CFG_INT, .scope = CFG_TOP,
-          .required = false, .reload = CFG_RELOAD, .doc = "-" },
-        { .name = "in_entry", .type = CFG_INT, .scope = CFG_ITEM,
-          .required = true, .reload = CFG_RELOAD, .doc = "-" },
-        { .name = "needed", .type = CFG_INT, .scope = CFG_TOP,
-          .required = true, .reload = CFG_RELOAD, .doc = "-" },
-        { .name = NULL },
+        {.name = "optional",
+         .type = CFG_INT,
+         .scope = CFG_TOP,
+         .required = false,
+         .reload = CFG_RELOAD,
+         .doc = "-"},
+        {.name = "in_entry",
+         .type = CFG_INT,
+         .scope = CFG_ITEM,
+         .required = true,
+         .reload = CFG_RELOAD,
+         .doc = "-"},
+        {.name = "needed",
+         .type = CFG_INT,
+         .scope = CFG_TOP,
+         .required = true,
+         .reload = CFG_RELOAD,
+         .doc = "-"},
+        {.name = NULL},
     };
-    struct cfg_ctx x = { path, err, sizeof(err) };
+    struct cfg_ctx x = {path, err, sizeof(err)};
     char want[CFG_ERR_MAX + PATH_MAX];
     config_t lc;
 
@@ -818,8 +848,9 @@ test_error_missing_required_top_level(void **state)
     write_file("t.conf", "other = 1;\n\nneed = 2;\n");
     config_init(&lc);
     assert_int_equal(config_read_file(&lc, path), CONFIG_TRUE);
-    assert_int_equal(cfg_check_required(&x, config_root_setting(&lc), keys,
-                                        CFG_TOP, ""), -1);
+    assert_int_equal(
+        cfg_check_required(&x, config_root_setting(&lc), keys, CFG_TOP, ""),
+        -1);
     snprintf(want, sizeof(want), "%s: needed: missing (required)", path);
     assert_string_equal(err, want);
     config_destroy(&lc);
@@ -827,8 +858,8 @@ test_error_missing_required_top_level(void **state)
     write_file("t.conf", "other = 1;\nneeded = 2;\n");
     config_init(&lc);
     assert_int_equal(config_read_file(&lc, path), CONFIG_TRUE);
-    assert_int_equal(cfg_check_required(&x, config_root_setting(&lc), keys,
-                                        CFG_TOP, ""), 0);
+    assert_int_equal(
+        cfg_check_required(&x, config_root_setting(&lc), keys, CFG_TOP, ""), 0);
     config_destroy(&lc);
 }
 
@@ -866,12 +897,13 @@ test_error_duplicate_listen(void **state)
                  ");\n",
                  4, "listen[2]: duplicate of listen[0]");
     /* TCP and UDP on one address and port are two different sockets. */
-    expect_error("listen = (\n"
-                 "  { address = \"127.0.0.1\"; port = 7; },\n"
-                 "  { address = \"127.0.0.1\"; port = 7; protocol = \"udp\"; },\n"
-                 "  { address = \"127.0.0.1\"; protocol = \"udp\"; }\n"
-                 ");\n",
-                 4, "listen[2]: duplicate of listen[1]");
+    expect_error(
+        "listen = (\n"
+        "  { address = \"127.0.0.1\"; port = 7; },\n"
+        "  { address = \"127.0.0.1\"; port = 7; protocol = \"udp\"; },\n"
+        "  { address = \"127.0.0.1\"; protocol = \"udp\"; }\n"
+        ");\n",
+        4, "listen[2]: duplicate of listen[1]");
     /* ipv6_only does not make a second socket on the same port bindable. */
     expect_error("listen = (\n"
                  "  { address = \"::\"; port = 7; },\n"
@@ -888,11 +920,13 @@ test_error_watermarks(void **state)
     (void)state;
     /* Named at the low watermark's line when the file sets it. */
     expect_error("output_high_watermark = 8192;\n"
-                 "output_low_watermark = 8192;\n", 2,
+                 "output_low_watermark = 8192;\n",
+                 2,
                  "output_low_watermark: must be less than "
                  "output_high_watermark (8192)");
     expect_error("output_low_watermark = 9000;\n\n"
-                 "output_high_watermark = 8192;\n", 1,
+                 "output_high_watermark = 8192;\n",
+                 1,
                  "output_low_watermark: must be less than "
                  "output_high_watermark (8192)");
     /* Else at the high watermark's line: the default low (16384) is not
@@ -901,7 +935,8 @@ test_error_watermarks(void **state)
                  "output_low_watermark: must be less than "
                  "output_high_watermark (8192)");
     assert_int_equal(load(&c, "output_high_watermark = 8192;\n"
-                              "output_low_watermark = 8191;\n"), 0);
+                              "output_low_watermark = 8191;\n"),
+                     0);
 }
 
 /* The same rule for any pair of keys the table links, at any scope, with
@@ -911,30 +946,41 @@ static void
 test_error_below_any_pair(void **state)
 {
     static const struct cfg_key keys[] = {
-        { .name = "hi", .type = CFG_INT, .scope = CFG_ITEM,
-          .off = CFG_OFF(shutdown_timeout), .reload = CFG_RELOAD,
-          .doc = "-" },
-        { .name = "top", .type = CFG_INT, .scope = CFG_TOP,
-          .off = CFG_OFF(idle_timeout), .below = "hi", .reload = CFG_RELOAD,
-          .doc = "-" },
-        { .name = "lo", .type = CFG_INT, .scope = CFG_ITEM,
-          .off = CFG_OFF(idle_timeout), .below = "hi", .reload = CFG_RELOAD,
-          .doc = "-" },
-        { .name = NULL },
+        {.name = "hi",
+         .type = CFG_INT,
+         .scope = CFG_ITEM,
+         .off = CFG_OFF(shutdown_timeout),
+         .reload = CFG_RELOAD,
+         .doc = "-"},
+        {.name = "top",
+         .type = CFG_INT,
+         .scope = CFG_TOP,
+         .off = CFG_OFF(idle_timeout),
+         .below = "hi",
+         .reload = CFG_RELOAD,
+         .doc = "-"},
+        {.name = "lo",
+         .type = CFG_INT,
+         .scope = CFG_ITEM,
+         .off = CFG_OFF(idle_timeout),
+         .below = "hi",
+         .reload = CFG_RELOAD,
+         .doc = "-"},
+        {.name = NULL},
     };
     static const struct {
         const char *text;
         int64_t lo, hi;
         int line; /* 0: no error */
     } cases[] = {
-        { "g = { x = 1;\n  lo = 5;\n  hi = 5; };\n", 5, 5, 2 },
-        { "g = { hi = 3;\n  lo = 2; };\n", 2, 3, 0 },
+        {"g = { x = 1;\n  lo = 5;\n  hi = 5; };\n", 5, 5, 2},
+        {"g = { hi = 3;\n  lo = 2; };\n", 2, 3, 0},
         /* lo is its default: the fault is hi's */
-        { "g = { x = 1;\n  hi = 3; };\n", 4, 3, 2 },
+        {"g = { x = 1;\n  hi = 3; };\n", 4, 3, 2},
         /* neither set: the group's line */
-        { "\ng = { x = 1; };\n", 4, 4, 2 },
+        {"\ng = { x = 1; };\n", 4, 4, 2},
     };
-    struct cfg_ctx x = { path, err, sizeof(err) };
+    struct cfg_ctx x = {path, err, sizeof(err)};
     char want[CFG_ERR_MAX + PATH_MAX];
     struct cfg c;
 
@@ -950,8 +996,8 @@ test_error_below_any_pair(void **state)
         c.idle_timeout = cases[i].lo;
         c.shutdown_timeout = cases[i].hi;
         memset(err, 0, sizeof(err));
-        rc = cfg_check_below(&x, config_lookup(&lc, "g"), &c, keys,
-                             CFG_ITEM, "g.");
+        rc = cfg_check_below(&x, config_lookup(&lc, "g"), &c, keys, CFG_ITEM,
+                             "g.");
         config_destroy(&lc);
         if (cases[i].line == 0) {
             assert_int_equal(rc, 0);
@@ -974,8 +1020,7 @@ test_error_missing_file(void **state)
     (void)state;
     snprintf(path, sizeof(path), "%s/does-not-exist.conf", tmpdir);
     assert_int_equal(cfg_load(&c, path, err, sizeof(err)), -1);
-    snprintf(want, sizeof(want), "%s: cannot open: %s", path,
-             strerror(ENOENT));
+    snprintf(want, sizeof(want), "%s: cannot open: %s", path, strerror(ENOENT));
     assert_string_equal(err, want);
 }
 
@@ -994,8 +1039,7 @@ test_error_in_included_file(void **state)
              inc);
     assert_int_equal(load(&c, text), -1);
     snprintf(want, sizeof(want),
-             "%s:2: max_connections: expected an integer in 1..1048576",
-             inc);
+             "%s:2: max_connections: expected an integer in 1..1048576", inc);
     assert_string_equal(err, want);
 }
 
@@ -1019,21 +1063,24 @@ test_error_include_target(void **state)
     assert_string_equal(err, want);
 
     /* One level down: the error names the included file and its line. */
-    snprintf(text, sizeof(text), "# a directory\n@include \"%s/\"\n",
-             tmpdir);
+    snprintf(text, sizeof(text), "# a directory\n@include \"%s/\"\n", tmpdir);
     write_file("inc.conf", text);
     snprintf(inc, sizeof(inc), "%s", path);
     snprintf(text, sizeof(text), "@include \"%s\"\n", inc);
     assert_int_equal(load(&c, text), -1);
-    snprintf(want, sizeof(want), "%s:2: @include \"%s/\": not a regular "
-             "file", inc, tmpdir);
+    snprintf(want, sizeof(want),
+             "%s:2: @include \"%s/\": not a regular "
+             "file",
+             inc, tmpdir);
     assert_string_equal(err, want);
 
     /* flex would read "\/" as "/": names with escapes, a NUL byte or a
      * line break are refused rather than decoded here. */
-    expect_error("@include \"\\/\"\n", 1, "@include: expected a file name "
+    expect_error("@include \"\\/\"\n", 1,
+                 "@include: expected a file name "
                  "in double quotes on one line, without escapes");
-    expect_error("@include \"/\n\"\n", 1, "@include: expected a file name "
+    expect_error("@include \"/\n\"\n", 1,
+                 "@include: expected a file name "
                  "in double quotes on one line, without escapes");
 
     /* A regular file still works, and a missing one is libconfig's. */
@@ -1058,8 +1105,7 @@ test_nul_byte_hides_nothing(void **state)
     (void)state;
     assert_int_equal(load_bytes(&c, wrap, sizeof(wrap) - 1), -1);
     snprintf(want, sizeof(want),
-             "%s:2: max_connections: expected an integer in 1..1048576",
-             path);
+             "%s:2: max_connections: expected an integer in 1..1048576", path);
     assert_string_equal(err, want);
     assert_int_equal(load_bytes(&c, inc, sizeof(inc) - 1), -1);
     snprintf(want, sizeof(want), "%s:2: @include \".\": not a regular file",
@@ -1109,16 +1155,16 @@ test_restart_changes(void **state)
     assert_string_equal(buf, "wor");
 
     /* Every reloadable key changed at once: nothing needs a restart. */
-    if (load(&next, "listen = ( { address = \"::1\"; port = 7007; } );\n"
-                    "max_connections = 5; max_connections_per_source = 1;\n"
-                    "source_prefix_ipv4 = 24; source_prefix_ipv6 = 48;\n"
-                    "idle_timeout = 1; output_high_watermark = 8192;\n"
-                    "output_low_watermark = 1; shutdown_timeout = 1;\n"
-                    "listen_backlog = 1; log_level = \"debug\";\n"
-                    "syslog_facility = \"local1\"; syslog_ident = \"e\";\n"
-                    "udp_rate_limit = 1; udp_rate_burst = 1;\n"
-                    "udp_per_source_rate = 1; udp_per_source_burst = 1;\n")
-        != 0) {
+    if (load(&next,
+             "listen = ( { address = \"::1\"; port = 7007; } );\n"
+             "max_connections = 5; max_connections_per_source = 1;\n"
+             "source_prefix_ipv4 = 24; source_prefix_ipv6 = 48;\n"
+             "idle_timeout = 1; output_high_watermark = 8192;\n"
+             "output_low_watermark = 1; shutdown_timeout = 1;\n"
+             "listen_backlog = 1; log_level = \"debug\";\n"
+             "syslog_facility = \"local1\"; syslog_ident = \"e\";\n"
+             "udp_rate_limit = 1; udp_rate_burst = 1;\n"
+             "udp_per_source_rate = 1; udp_per_source_burst = 1;\n") != 0) {
         fail_msg("%s", err);
     }
     assert_int_equal(cfg_restart_changes(&old, &next, buf, sizeof(buf)), 0);
@@ -1132,18 +1178,32 @@ static void
 test_restart_changes_any_table(void **state)
 {
     static const struct cfg_key keys[] = {
-        { .name = "a_int", .type = CFG_INT, .scope = CFG_TOP,
-          .off = CFG_OFF(max_connections), .reload = CFG_RESTART },
-        { .name = "reloaded", .type = CFG_INT, .scope = CFG_TOP,
-          .off = CFG_OFF(idle_timeout), .reload = CFG_RELOAD },
-        { .name = "in_entry", .type = CFG_INT, .scope = CFG_ITEM,
-          .off = CFG_OFF(idle_timeout), .reload = CFG_RESTART },
-        { .name = "a_string", .type = CFG_STRING, .scope = CFG_TOP,
-          .off = CFG_OFF(syslog_ident), .max = CFG_IDENT_MAX - 1,
-          .reload = CFG_RESTART },
-        { .name = "a_list", .type = CFG_LISTEN, .scope = CFG_TOP,
-          .reload = CFG_RESTART },
-        { .name = NULL },
+        {.name = "a_int",
+         .type = CFG_INT,
+         .scope = CFG_TOP,
+         .off = CFG_OFF(max_connections),
+         .reload = CFG_RESTART},
+        {.name = "reloaded",
+         .type = CFG_INT,
+         .scope = CFG_TOP,
+         .off = CFG_OFF(idle_timeout),
+         .reload = CFG_RELOAD},
+        {.name = "in_entry",
+         .type = CFG_INT,
+         .scope = CFG_ITEM,
+         .off = CFG_OFF(idle_timeout),
+         .reload = CFG_RESTART},
+        {.name = "a_string",
+         .type = CFG_STRING,
+         .scope = CFG_TOP,
+         .off = CFG_OFF(syslog_ident),
+         .max = CFG_IDENT_MAX - 1,
+         .reload = CFG_RESTART},
+        {.name = "a_list",
+         .type = CFG_LISTEN,
+         .scope = CFG_TOP,
+         .reload = CFG_RESTART},
+        {.name = NULL},
     };
     static struct cfg old, next;
     char buf[64];
@@ -1152,24 +1212,24 @@ test_restart_changes_any_table(void **state)
     cfg_defaults(&old);
     next = old;
     next.idle_timeout++;
-    assert_int_equal(cfg_changes(keys, CFG_RESTART, &old, &next, buf,
-                                 sizeof(buf)), 0);
+    assert_int_equal(
+        cfg_changes(keys, CFG_RESTART, &old, &next, buf, sizeof(buf)), 0);
     assert_string_equal(buf, "");
-    assert_int_equal(cfg_changes(keys, CFG_RELOAD, &old, &next, buf,
-                                 sizeof(buf)), 1);
+    assert_int_equal(
+        cfg_changes(keys, CFG_RELOAD, &old, &next, buf, sizeof(buf)), 1);
     assert_string_equal(buf, "reloaded");
 
     next.max_connections++;
     snprintf(next.syslog_ident, sizeof(next.syslog_ident), "other");
     next.listen[1].ipv6_only = false;
-    assert_int_equal(cfg_changes(keys, CFG_RESTART, &old, &next, buf,
-                                 sizeof(buf)), 3);
+    assert_int_equal(
+        cfg_changes(keys, CFG_RESTART, &old, &next, buf, sizeof(buf)), 3);
     assert_string_equal(buf, "a_int, a_string, a_list");
     /* A shorter list is a change even where the rest agrees. */
     next = old;
     next.n_listen = 1;
-    assert_int_equal(cfg_changes(keys, CFG_RESTART, &old, &next, buf,
-                                 sizeof(buf)), 1);
+    assert_int_equal(
+        cfg_changes(keys, CFG_RESTART, &old, &next, buf, sizeof(buf)), 1);
     assert_string_equal(buf, "a_list");
     /* Cut inside the second name: both counted, the text terminated. */
     next.max_connections++;

@@ -107,8 +107,8 @@ new_unix_conn(int *client)
  * sends FIN after its last byte and also expects the EOF that must follow
  * the echo. The memory bound is checked after each iteration. */
 static void
-echo_through(int fd, const unsigned char *src, unsigned char *dst,
-             size_t len, size_t off, bool shut)
+echo_through(int fd, const unsigned char *src, unsigned char *dst, size_t len,
+             size_t off, bool shut)
 {
     uint64_t deadline = t_now_ms() + DEADLINE_MS;
     size_t got = 0;
@@ -221,8 +221,8 @@ test_budget_requeue(void **state)
 /* Run the loop, the client never reading, until the conn is paused and
  * nothing moves any more. Checks the queue bound on every iteration. */
 static void
-run_until_paused(struct conn *c, int fd, const unsigned char *src,
-                 size_t len, size_t *off)
+run_until_paused(struct conn *c, int fd, const unsigned char *src, size_t len,
+                 size_t *off)
 {
     uint64_t deadline = t_now_ms() + DEADLINE_MS;
     uint64_t last_in = UINT64_MAX, last_out = UINT64_MAX;
@@ -430,7 +430,7 @@ test_rst_is_reset(void **state)
 {
     size_t len = 1024 * 1024, off = 0;
     unsigned char *src = payload(len, 16);
-    struct linger lg = { 1, 0 };
+    struct linger lg = {1, 0};
     uint64_t deadline = t_now_ms() + DEADLINE_MS;
     struct conn *c;
     int fd, idle_fd;
@@ -440,10 +440,9 @@ test_rst_is_reset(void **state)
     (void)new_tcp_conn(&idle_fd, 0);
     run_until_paused(c, fd, src, len, &off);
     assert_true(c->out.bytes > 0);
-    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)),
-                     0);
-    assert_int_equal(setsockopt(idle_fd, SOL_SOCKET, SO_LINGER, &lg,
-                                sizeof(lg)), 0);
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+    assert_int_equal(
+        setsockopt(idle_fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
     /* close() with unread data, or with SO_LINGER 0, sends RST. */
     assert_int_equal(close(fd), 0);
     assert_int_equal(close(idle_fd), 0);
@@ -639,26 +638,21 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_echo_byte_exact, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_budget_requeue, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_echo_byte_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_budget_requeue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_resume_watermarks, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bound_with_odd_watermark, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_configure_resumes_paused, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_eof_flush_close, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_eof_while_paused, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_eof_flush_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_eof_while_paused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eof_with_first_bytes, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rst_is_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_idle_timeout_off, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_idle_timeout_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drain_flushes_then_fin, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_new_fails_cleanly, setup,

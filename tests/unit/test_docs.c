@@ -49,7 +49,8 @@ doc_load(struct doc *d, const char *rel)
     f = fopen(path, "r");
     if (f == NULL) {
         fail_msg("cannot open %s (run from the top of the source tree "
-                 "or set ECHOD_SRCDIR)", path);
+                 "or set ECHOD_SRCDIR)",
+                 path);
     }
     assert_int_equal(fseek(f, 0, SEEK_END), 0);
     len = ftell(f);
@@ -95,8 +96,8 @@ roff_plain(const char *in, char *out, size_t len)
     static const struct {
         const char *esc, *txt;
     } map[] = {
-        { "\\(dq", "\"" }, { "\\(mu", "x" }, { "\\&", "" },
-        { "\\-", "-" },    { "\\e", "\\" },
+        {"\\(dq", "\""}, {"\\(mu", "x"}, {"\\&", ""},
+        {"\\-", "-"},    {"\\e", "\\"},
     };
     size_t o = 0;
 
@@ -234,8 +235,8 @@ man_conf_documents_every_key(void **state)
             const char *w = want + strspn(want, "\n");
 
             fail_msg("man/echod.conf.5:%ld: %s: the item must show the "
-                     "default as \"%.*s\"", head + 1, k->name,
-                     (int)strcspn(w, "\n"), w);
+                     "default as \"%.*s\"",
+                     head + 1, k->name, (int)strcspn(w, "\n"), w);
         }
     }
     assert_true(n > 0);
@@ -274,13 +275,13 @@ man_conf_marks_restart_keys(void **state)
         snprintf(want, sizeof(want), "\n%s\n", reload_line[k->reload]);
         if (strstr(body, want) == NULL) {
             fail_msg("man/echod.conf.5:%ld: %s: the item must say \"%s\" "
-                     "on a line of its own", head + 1, k->name,
-                     reload_line[k->reload]);
+                     "on a line of its own",
+                     head + 1, k->name, reload_line[k->reload]);
         }
         if (strstr(body, reload_line[other]) != NULL) {
             fail_msg("man/echod.conf.5:%ld: %s: the item says \"%s\", but "
-                     "src/config.c says the opposite", head + 1, k->name,
-                     reload_line[other]);
+                     "src/config.c says the opposite",
+                     head + 1, k->name, reload_line[other]);
         }
     }
     doc_free(&d);
@@ -359,7 +360,8 @@ man_conf_states_memory_bound(void **state)
     if (!doc_has(&d, want)) {
         fail_msg("man/echod.conf.5: no line \"%s\"", want);
     }
-    snprintf(want, sizeof(want), "that is %lld bytes plus %zu bytes per "
+    snprintf(want, sizeof(want),
+             "that is %lld bytes plus %zu bytes per "
              "worker",
              (long long)maxc->def * (high->def + (long long)OUTQ_CHUNK),
              LOOP_SCRATCH + LOOP_POOL_FREE_MAX * OUTQ_CHUNK);
@@ -393,9 +395,8 @@ conf_setting_line(const struct doc *d, const char *name)
         const char *l = d->line[i];
         const char *hash = strchr(l, '#');
 
-        for (const char *p = strstr(l, name); p != NULL && (hash == NULL ||
-                                                           p < hash);
-             p = strstr(p + 1, name)) {
+        for (const char *p = strstr(l, name);
+             p != NULL && (hash == NULL || p < hash); p = strstr(p + 1, name)) {
             bool starts = p == l || strchr(" \t{;", p[-1]) != NULL;
 
             if (starts && p[nl + strspn(p + nl, " \t")] == '=') {
@@ -444,7 +445,8 @@ conf_file_names_every_key_with_range(void **state)
         if (k->reload == CFG_RESTART &&
             !conf_comment_has(&d, top, at, "Needs a restart")) {
             fail_msg("conf/echod.conf:%ld: %s: the comment should say "
-                     "\"Needs a restart\"", at + 1, k->name);
+                     "\"Needs a restart\"",
+                     at + 1, k->name);
         }
         if (k->type != CFG_INT && k->type != CFG_INT_AUTO) {
             continue;
@@ -453,7 +455,8 @@ conf_file_names_every_key_with_range(void **state)
                  (long long)k->max);
         if (!conf_comment_has(&d, top, at, want)) {
             fail_msg("conf/echod.conf:%ld: %s: the comment should give the "
-                     "range %s", at + 1, k->name, want);
+                     "range %s",
+                     at + 1, k->name, want);
         }
     }
     doc_free(&d);
@@ -469,8 +472,7 @@ conf_file_sets_the_defaults(void **state)
     char path[1024];
 
     (void)state;
-    snprintf(path, sizeof(path), "%s/conf/echod.conf",
-             dir != NULL ? dir : ".");
+    snprintf(path, sizeof(path), "%s/conf/echod.conf", dir != NULL ? dir : ".");
     cfg_defaults(&def);
     if (cfg_load(&got, path, err, sizeof(err)) < 0) {
         fail_msg("%s", err);
@@ -514,8 +516,8 @@ conf_file_sets_the_defaults(void **state)
 static void
 man_echod_lists_exit_codes(void **state)
 {
-    static const int codes[] = { SRV_EX_OK, SRV_EX_USAGE, SRV_EX_OSERR,
-                                 SRV_EX_CONFIG };
+    static const int codes[] = {SRV_EX_OK, SRV_EX_USAGE, SRV_EX_OSERR,
+                                SRV_EX_CONFIG};
     struct doc d;
     size_t sh = 0, end;
 

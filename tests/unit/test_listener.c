@@ -76,7 +76,7 @@ static int n_cli;
 static int
 setup(void **state)
 {
-    struct sockaddr_in sa = { .sin_family = AF_INET };
+    struct sockaddr_in sa = {.sin_family = AF_INET};
     socklen_t len = sizeof(addr);
     int fd;
 
@@ -149,7 +149,7 @@ backlog_len(void)
 static int
 connect_from(const char *src)
 {
-    struct sockaddr_in sin = { .sin_family = AF_INET };
+    struct sockaddr_in sin = {.sin_family = AF_INET};
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
     assert_true(fd >= 0);
@@ -171,8 +171,8 @@ connect_clients_from(int n, const char *src)
 
     assert_true(n_cli + n <= MAX_CLI);
     for (int i = 0; i < n; i++) {
-        cli[n_cli++] = src != NULL ? connect_from(src)
-                                   : t_tcp_connect(&addr, 0);
+        cli[n_cli++] =
+            src != NULL ? connect_from(src) : t_tcp_connect(&addr, 0);
     }
     while (backlog_len() < want) {
         assert_true(t_now_ms() < deadline);
@@ -305,7 +305,7 @@ test_max_connections(void **state)
 static size_t
 count_of(const char *src)
 {
-    struct sockaddr_in sin = { .sin_family = AF_INET };
+    struct sockaddr_in sin = {.sin_family = AF_INET};
 
     assert_int_equal(inet_pton(AF_INET, src, &sin.sin_addr), 1);
     return peer_count(&pt, (struct sockaddr *)&sin);
@@ -436,7 +436,7 @@ test_transient_errors_continue(void **state)
 static void
 test_other_exhaustion_errors_pause(void **state)
 {
-    static const int errs[] = { ENFILE, ENOBUFS, ENOMEM };
+    static const int errs[] = {ENFILE, ENOBUFS, ENOMEM};
     uint64_t deadline = t_now_ms() + DEADLINE_MS;
 
     (void)state;
@@ -513,12 +513,11 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_accept_budget_requeue, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_close_drains_accept_queue,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_max_connections, setup,
+        cmocka_unit_test_setup_teardown(test_close_drains_accept_queue, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_max_connections_per_source,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_connections, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_connections_per_source, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_emfile_shed_pause_resume, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_transient_errors_continue, setup,

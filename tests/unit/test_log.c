@@ -435,8 +435,7 @@ main(void)
         cmocka_unit_test(test_tb_clock_backwards),
         cmocka_unit_test_setup_teardown(
             test_limited_burst_then_suppressed_count, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_limited_per_site, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_limited_per_site, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limited_with_errno, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_limited_below_level, setup,

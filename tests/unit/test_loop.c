@@ -24,9 +24,9 @@ struct probe {
     struct loop *l;
     int events, readies, frees;
     uint32_t last_events;
-    struct probe *requeue;  /* on_ready/on_event: loop_ready() this one */
-    struct probe *close;    /* on_ready/on_event: loop_close() this one */
-    int peer;               /* the other end of io.fd, or -1 */
+    struct probe *requeue; /* on_ready/on_event: loop_ready() this one */
+    struct probe *close;   /* on_ready/on_event: loop_close() this one */
+    int peer;              /* the other end of io.fd, or -1 */
 };
 
 /* Probes live in a static array so their counters outlive on_free. */
@@ -93,7 +93,7 @@ static struct probe *
 probe(int i, bool sock)
 {
     struct probe *p = &probes[i];
-    int sv[2] = { -1, -1 };
+    int sv[2] = {-1, -1};
 
     memset(p, 0, sizeof(*p));
     p->l = &loop;
@@ -354,7 +354,7 @@ test_close_drops_ready_entry(void **state)
     loop_ready(&loop, &a->io);
     loop_ready(&loop, &b->io);
     loop_ready(&loop, &c->io);
-    a->close = b;       /* b is later in the same snapshot */
+    a->close = b; /* b is later in the same snapshot */
     loop_close(&loop, &c->io);
     loop_ready(&loop, &c->io); /* a closed io cannot be queued again */
     loop_run_once(&loop, 0);
@@ -406,12 +406,11 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_ready_snapshot, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_ready_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timer_fires_once_at_deadline,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_timer_callback_changes_other_timer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timer_callback_changes_other_timer,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_timer_armed_follows_the_list,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_closed_io_not_dispatched, setup,
@@ -420,8 +419,7 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_hup_becomes_in_out, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_wait_is_capped, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_wait_is_capped, setup, teardown),
     };
 
     t_deadline(30);

@@ -49,7 +49,7 @@ __wrap_malloc(size_t n)
 
 /* Scripted sendmsg results, queued with sm_script(); unscripted calls go
  * to the kernel. cmocka fails a test that leaves a script unconsumed. */
-#define SM_REAL 0 /* call the real sendmsg */
+#define SM_REAL 0   /* call the real sendmsg */
 #define SM_ALL (-1) /* pretend the kernel took every byte offered */
 
 static int sm_pending;
@@ -191,8 +191,8 @@ test_append_across_chunk_boundaries(void **state)
     off += 3;
     assert_int_equal(check_q(&f->q), 1);
     /* Fills the first chunk's spare room, then two new chunks. */
-    assert_int_equal(outq_append(&f->q, &f->pool, src + off,
-                                 2 * OUTQ_CHUNK + 100), 0);
+    assert_int_equal(
+        outq_append(&f->q, &f->pool, src + off, 2 * OUTQ_CHUNK + 100), 0);
     off += 2 * OUTQ_CHUNK + 100;
     assert_int_equal(check_q(&f->q), 3);
     assert_int_equal(f->q.head->end, OUTQ_CHUNK);
@@ -304,8 +304,8 @@ test_flush_partial_socketpair(void **state)
         assert_int_equal(sent, total - f->q.bytes);
         /* What has left is exactly the prefix still missing. */
         if (!outq_empty(&f->q)) {
-            unsigned char first = (unsigned char)(
-                f->q.head->data[f->q.head->start]);
+            unsigned char first =
+                (unsigned char)(f->q.head->data[f->q.head->start]);
             assert_int_equal(first, src[sent]);
         }
         /* Every second round, let the peer drain: consecutive flushes
@@ -526,19 +526,19 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_append_across_chunk_boundaries,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(test_consume_exact_and_partial,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_flush_partial_socketpair,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_flush_complete_is_not_short,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_consume_exact_and_partial, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_flush_partial_socketpair, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_flush_complete_is_not_short, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_flush_iov_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush_eintr_retried, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_flush_error_leaves_queue, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_append_enomem_leaves_queue,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_append_enomem_leaves_queue, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_pool_reuse_and_cap, setup,
                                         teardown),
     };

@@ -211,18 +211,17 @@ test_ipv6_aggregated_by_prefix(void **state)
 {
     static const struct agg_case cases[] = {
         /* The default /64: the interface identifier is the host's. */
-        { 32, 64, "2001:db8:1:2::1", "2001:db8:1:2:ffff:eeee:dddd:cccc",
-          "2001:db8:1:3::1", "2001:db8:1:2::/64" },
+        {32, 64, "2001:db8:1:2::1", "2001:db8:1:2:ffff:eeee:dddd:cccc",
+         "2001:db8:1:3::1", "2001:db8:1:2::/64"},
         /* A prefix that ends inside a byte keeps part of it. */
-        { 32, 60, "2001:db8:0:10::1", "2001:db8:0:1f:1::",
-          "2001:db8:0:20::1", "2001:db8:0:10::/60" },
-        { 32, 65, "2001:db8::7fff:0:0:1", "2001:db8::1",
-          "2001:db8::8000:0:0:1", "2001:db8::/65" },
+        {32, 60, "2001:db8:0:10::1", "2001:db8:0:1f:1::", "2001:db8:0:20::1",
+         "2001:db8:0:10::/60"},
+        {32, 65, "2001:db8::7fff:0:0:1", "2001:db8::1", "2001:db8::8000:0:0:1",
+         "2001:db8::/65"},
         /* /1: half the address space is one source. */
-        { 32, 1, "2001:db8::1", "3fff::1", "fe80::1", "::/1" },
+        {32, 1, "2001:db8::1", "3fff::1", "fe80::1", "::/1"},
         /* Other prefix lengths do not touch IPv6. */
-        { 8, 64, "2001:db8::1", "2001:db8::2", "2001:db9::1",
-          "2001:db8::/64" },
+        {8, 64, "2001:db8::1", "2001:db8::2", "2001:db9::1", "2001:db8::/64"},
     };
 
     (void)state;
@@ -239,12 +238,12 @@ static void
 test_ipv4_aggregated_by_prefix(void **state)
 {
     static const struct agg_case cases[] = {
-        { 24, 64, "192.0.2.1", "192.0.2.200", "192.0.3.1", "192.0.2.0/24" },
-        { 27, 64, "198.51.100.32", "198.51.100.63", "198.51.100.64",
-          "198.51.100.32/27" },
-        { 1, 64, "10.0.0.1", "127.0.0.1", "192.0.2.1", "0.0.0.0/1" },
+        {24, 64, "192.0.2.1", "192.0.2.200", "192.0.3.1", "192.0.2.0/24"},
+        {27, 64, "198.51.100.32", "198.51.100.63", "198.51.100.64",
+         "198.51.100.32/27"},
+        {1, 64, "10.0.0.1", "127.0.0.1", "192.0.2.1", "0.0.0.0/1"},
         /* Other prefix lengths do not touch IPv4. */
-        { 32, 1, "192.0.2.1", "192.0.2.1", "192.0.2.2", "192.0.2.1" },
+        {32, 1, "192.0.2.1", "192.0.2.1", "192.0.2.2", "192.0.2.1"},
     };
 
     (void)state;
@@ -341,7 +340,7 @@ test_full_table(void **state)
 static void
 test_unconfigured_and_other_families(void **state)
 {
-    struct sockaddr_un un = { .sun_family = AF_UNIX };
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
     struct peer_table empty;
     char buf[PEER_NAME_MAX];
     uint32_t ref = 7;
@@ -352,8 +351,8 @@ test_unconfigured_and_other_families(void **state)
                      PEER_OK);
     assert_int_equal(ref, PEER_NONE);
     assert_int_equal(peer_count(&t, (struct sockaddr *)&un), 0);
-    assert_string_equal(peer_name(&t, (struct sockaddr *)&un, buf,
-                                  sizeof(buf)), "?");
+    assert_string_equal(peer_name(&t, (struct sockaddr *)&un, buf, sizeof(buf)),
+                        "?");
     /* Before peer_configure there is no slot at all. */
     peer_init(&empty);
     acq(&empty, "192.0.2.1", 0, PEER_FULL);
@@ -398,7 +397,7 @@ static void
 random_walk(uint64_t seed, size_t size, int steps, bool one_bucket)
 {
     uint32_t held[MODEL_N][16];
-    int n_held[MODEL_N] = { 0 };
+    int n_held[MODEL_N] = {0};
     uint64_t x = seed;
     char text[64];
     size_t live = 0;
@@ -416,11 +415,9 @@ random_walk(uint64_t seed, size_t size, int steps, bool one_bucket)
         x ^= x << 17;
         i = (int)(x % MODEL_N);
         if ((x >> 32) % 5 < 3 && n_held[i] < 16) {
-            enum peer_verdict want = n_held[i] > 0 || live < size
-                                         ? PEER_OK
-                                         : PEER_FULL;
-            ((x >> 40) & 1 ? model_alias : model_text)(i, text,
-                                                       sizeof(text));
+            enum peer_verdict want =
+                n_held[i] > 0 || live < size ? PEER_OK : PEER_FULL;
+            ((x >> 40) & 1 ? model_alias : model_text)(i, text, sizeof(text));
             uint32_t r = acq(&t, text, 16, want);
             if (r != PEER_NONE) {
                 live += n_held[i] == 0;
@@ -434,8 +431,8 @@ random_walk(uint64_t seed, size_t size, int steps, bool one_bucket)
         for (int k = 0; k < MODEL_N; k++) {
             model_alias(k, text, sizeof(text));
             if (count(&t, text) != (size_t)n_held[k]) {
-                fail_msg("step %d: source %d (%s) counts %zu, model %d", s,
-                         k, text, count(&t, text), n_held[k]);
+                fail_msg("step %d: source %d (%s) counts %zu, model %d", s, k,
+                         text, count(&t, text), n_held[k]);
             }
         }
     }
@@ -648,8 +645,7 @@ test_no_allocation_per_connection(void **state)
     allocs = 0;
     for (int round = 0; round < 50; round++) {
         for (int i = 0; i < 200; i++) {
-            assert_int_equal(peer_acquire(&t, SA(ss[i]), 0, &ref[i]),
-                             PEER_OK);
+            assert_int_equal(peer_acquire(&t, SA(ss[i]), 0, &ref[i]), PEER_OK);
         }
         for (int i = 0; i < 200; i++) {
             peer_release(&t, ref[(i * 7 + round) % 200]);
@@ -665,10 +661,10 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_counts_up_to_the_limit, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_ipv6_aggregated_by_prefix,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ipv4_aggregated_by_prefix,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ipv6_aggregated_by_prefix, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_ipv4_aggregated_by_prefix, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_ipv4_mapped_is_the_ipv4_source,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_frees_and_reuses, setup,
@@ -682,8 +678,7 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_random_key_spreads, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_secret_per_table, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_secret_per_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_configure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild_then_back_out_or_replace,
                                         setup, teardown),

@@ -168,7 +168,7 @@ test_ipv6_masking(void **state)
 static void
 test_ipv4_mapped_is_ipv4(void **state)
 {
-    struct sockaddr_un un = { .sun_family = AF_UNIX };
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
     struct skey k, zero, a, b;
 
     (void)state;
@@ -205,7 +205,7 @@ static void
 test_hash_reference_vector(void **state)
 {
     const struct skey_seed s = {
-        { 0x0706050403020100ULL, 0x0F0E0D0C0B0A0908ULL },
+        {0x0706050403020100ULL, 0x0F0E0D0C0B0A0908ULL},
     };
     struct skey k;
 
@@ -219,7 +219,7 @@ test_hash_reference_vector(void **state)
 static void
 test_hash_keyed(void **state)
 {
-    struct skey_seed s1 = { { 1, 2 } }, s2 = { { 1, 3 } };
+    struct skey_seed s1 = {{1, 2}}, s2 = {{1, 3}};
     struct skey a = key("2001:db8:7:7::1", 32, 64, AF_INET6);
     struct skey b = key("2001:db8:7:7:ffff::9", 32, 64, AF_INET6);
     uint64_t h[256];
@@ -281,7 +281,7 @@ test_seed_from_getrandom(void **state)
 static void
 test_seed_fallback_is_mixed(void **state)
 {
-    static const enum rnd_mode modes[] = { RND_FAIL, RND_SHORT };
+    static const enum rnd_mode modes[] = {RND_FAIL, RND_SHORT};
     struct skey_seed s[2];
     struct skey k = key("192.0.2.1", 32, 64, AF_INET);
 
@@ -316,7 +316,7 @@ expect_name(const char *text, unsigned p4, unsigned p6, const char *name)
 static void
 test_name(void **state)
 {
-    struct sockaddr_un un = { .sun_family = AF_UNIX };
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
     char buf[SKEY_NAME_MAX];
 
     (void)state;

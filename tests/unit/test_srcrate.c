@@ -176,16 +176,14 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_burst_then_rate, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_burst_then_rate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_what_is_one_source, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bounded_and_keeps_the_held_back,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_configure_resets_only_on_change,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(test_prefix_lengths, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_prefix_lengths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefix_lengths_from_init, setup,
                                         teardown),
     };

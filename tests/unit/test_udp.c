@@ -36,13 +36,13 @@
 int __real_sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags);
 int __wrap_sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags);
 
-#define SND_PASS 0       /* to the kernel */
-#define SND_ONE (-1000)  /* to the kernel, one message only */
+#define SND_PASS 0      /* to the kernel */
+#define SND_ONE (-1000) /* to the kernel, one message only */
 
 static int snd_script[8]; /* -errno, SND_ONE or SND_PASS, in call order */
 static int snd_scripted;
 static int snd_calls;
-static bool snd_block;    /* every call: EAGAIN */
+static bool snd_block; /* every call: EAGAIN */
 
 int
 __wrap_sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
@@ -83,8 +83,7 @@ static int n_fds;
 static void
 configure(double rate, double burst, double src_rate, double src_burst)
 {
-    udp_limit_configure(&lim, rate, burst, src_rate, src_burst, 32, 64,
-                        l.now);
+    udp_limit_configure(&lim, rate, burst, src_rate, src_burst, 32, 64, l.now);
 }
 
 /* A UDP socket of this worker, set up as bset.c sets up its own. */
@@ -98,8 +97,7 @@ open_udp(const char *addr, bool v6only, struct sockaddr_storage *where)
     int fd;
 
     assert_int_equal(sock_addr(addr, 0, &ss, &len), 0);
-    fd = sock_bound((struct sockaddr *)&ss, len, SOCK_DGRAM, v6only, false,
-                    0);
+    fd = sock_bound((struct sockaddr *)&ss, len, SOCK_DGRAM, v6only, false, 0);
     assert_true(fd >= 0);
     assert_int_equal(sock_pktinfo(fd, ss.ss_family), 0);
     if (ss.ss_family == AF_INET6) {
@@ -108,8 +106,7 @@ open_udp(const char *addr, bool v6only, struct sockaddr_storage *where)
     u = bset_sock_add(&socks, ++id, fd, false, &udp_kind, &us, addr);
     assert_non_null(u);
     len = sizeof(*where);
-    assert_int_equal(
-        getsockname(u->io.fd, (struct sockaddr *)where, &len), 0);
+    assert_int_equal(getsockname(u->io.fd, (struct sockaddr *)where, &len), 0);
     return u;
 }
 
@@ -299,7 +296,7 @@ assert_accounted(void)
 static void
 test_echo_sizes(void **state)
 {
-    static const size_t sizes[] = { 0, 1, 1472, 9000, 65507 };
+    static const size_t sizes[] = {0, 1, 1472, 9000, 65507};
     static unsigned char out[65507], back[65536];
     struct sockaddr_storage a6;
     uint64_t bytes = 0;
@@ -372,7 +369,7 @@ test_reply_from_address_asked(void **state)
 static void
 test_adopted_with_datagrams_queued(void **state)
 {
-    static const char *const binds[] = { "127.0.0.1", "::" };
+    static const char *const binds[] = {"127.0.0.1", "::"};
     char back[16];
 
     (void)state;
@@ -558,7 +555,7 @@ test_partial_and_failed_send(void **state)
 static void
 test_loop_ports(void **state)
 {
-    static const unsigned low[] = { 7, 19, 13, 17, 37, 123, 1023 };
+    static const unsigned low[] = {7, 19, 13, 17, 37, 123, 1023};
     int lowc = -1, selfc, ok = client();
     char back[8];
 
@@ -633,8 +630,8 @@ test_broadcast_destination(void **state)
     open_udp("0.0.0.0", true, &any);
     memcpy(&bc, &any, sizeof(bc));
     assert_int_equal(inet_pton(AF_INET, "127.255.255.255", &bc.sin_addr), 1);
-    assert_int_equal(setsockopt(c, SOL_SOCKET, SO_BROADCAST, &one,
-                                sizeof(one)), 0);
+    assert_int_equal(setsockopt(c, SOL_SOCKET, SO_BROADCAST, &one, sizeof(one)),
+                     0);
     if (sendto(c, "all?", 4, 0, (struct sockaddr *)&bc, sizeof(bc)) != 4) {
         return; /* no broadcast route on this loopback */
     }
@@ -782,8 +779,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_truncated_dropped, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_global_rate, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_per_source_rate, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_per_source_rate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_per_source_prefix, setup,
                                         teardown),
     };
