@@ -21,6 +21,7 @@
 #include "cfgtext.h"
 #include "config.h"
 #include "log.h"
+#include "priv.h"
 
 #define CFG_OFF(f) offsetof(struct cfg, f)
 #define CFG_LOFF(f) offsetof(struct cfg_listen, f)
@@ -199,6 +200,34 @@ const struct cfg_key cfg_keys[] = {
      .required = false,
      .reload = CFG_RELOAD,
      .doc = "syslog(3) facility, by its name."},
+    /* Privilege drop outside systemd: a restart, since root is gone
+     * once dropped and cannot be taken back to apply a new user. */
+    {.name = "user",
+     .type = CFG_STRING,
+     .scope = CFG_TOP,
+     .off = CFG_OFF(user),
+     .def_str = "",
+     .min = 0,
+     .max = CFG_NAME_MAX - 1,
+     .required = false,
+     .reload = CFG_RESTART,
+     .exists = priv_user_exists,
+     .what = "user",
+     .doc = "Started as root: the user to become once every socket is bound "
+            "(\"\" = stay)."},
+    {.name = "group",
+     .type = CFG_STRING,
+     .scope = CFG_TOP,
+     .off = CFG_OFF(group),
+     .def_str = "",
+     .min = 0,
+     .max = CFG_NAME_MAX - 1,
+     .required = false,
+     .reload = CFG_RESTART,
+     .exists = priv_group_exists,
+     .what = "group",
+     .doc = "The group to become with user (\"\" = the user's primary "
+            "group)."},
     {.name = "syslog_ident",
      .type = CFG_STRING,
      .scope = CFG_TOP,
@@ -571,6 +600,9 @@ cfg_set_scalar(struct cfg_ctx *x, const config_setting_t *s,
                             "%s: expected a string of %lld..%lld "
                             "characters",
                             label, (long long)k->min, (long long)k->max);
+        }
+        if (k->exists != NULL && str[0] != '\0' && !k->exists(str)) {
+            return cfg_fail(x, s, "%s: no such %s \"%s\"", label, k->what, str);
         }
         snprintf((char *)base + k->off, (size_t)k->max + 1, "%s", str);
         return 0;

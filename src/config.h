@@ -20,6 +20,7 @@
 #define CFG_MAX_LISTEN 64
 #define CFG_ADDR_MAX 64
 #define CFG_IDENT_MAX 32
+#define CFG_NAME_MAX 33 /* a user or group name (32) and its NUL */
 #define CFG_ERR_MAX 512
 
 /* How a CFG_INT_AUTO key stores the string "auto". */
@@ -59,7 +60,9 @@ struct cfg {
     int64_t log_level;       /* syslog level (LOG_*) */
     int64_t syslog_facility; /* syslog facility (LOG_*) */
     char syslog_ident[CFG_IDENT_MAX];
-    int64_t udp_rate_limit; /* UDP replies per second, all sources */
+    char user[CFG_NAME_MAX];  /* "" = do not change user */
+    char group[CFG_NAME_MAX]; /* "" = the user's primary group */
+    int64_t udp_rate_limit;   /* UDP replies per second, all sources */
     int64_t udp_rate_burst;
     int64_t udp_per_source_rate; /* UDP replies per second, one source */
     int64_t udp_per_source_burst;
@@ -104,7 +107,11 @@ struct cfg_key {
     enum cfg_reload reload;
     const char *below; /* CFG_INT: the name of a CFG_INT key of the same
                           scope this one must be less than; NULL: none */
-    const char *doc;   /* one line */
+    /* CFG_STRING: a value other than "" must pass this check, or it is an
+     * error saying "no such <what>" (a user name that does not exist). */
+    bool (*exists)(const char *value);
+    const char *what;
+    const char *doc; /* one line */
 };
 
 /* The key table, terminated by a row whose name is NULL. */

@@ -115,6 +115,9 @@ main(int argc, char **argv)
         rc = srv_open_sockets();
     }
     if (rc == SRV_EX_OK) {
+        rc = srv_drop_privileges(); /* nothing to undo */
+    }
+    if (rc == SRV_EX_OK) {
         rc = srv_start_workers();
     }
     if (rc == SRV_EX_OK) {

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #include "log.h"
 #include "loop.h"
 #include "notify.h"
+#include "priv.h"
 #include "server.h"
 #include "signals.h"
 #include "sock.h"
@@ -48,6 +50,7 @@ static struct srv {
     size_t max_conns; /* max_connections as fitted */
     long nofile;
     bool activated; /* sockets came from the service manager */
+    bool dropped;   /* root was given up after binding */
     bool stopping;
     bool loop_ok; /* what srv_fini must undo */
     bool pool_ok;
@@ -223,7 +226,7 @@ static int
 srv_reload_sockets(const struct cfg *next, struct bset_change *ch)
 {
     char err[CFG_ERR_MAX];
-    char fail[CFG_ERR_MAX - 64];
+    char fail[CFG_ADDR_MAX + 48]; /* "cannot listen on ADDRESS port N (udp)" */
 
     ch->n_added = ch->n_removed = 0;
     if (srv.activated) {
@@ -239,7 +242,11 @@ srv_reload_sockets(const struct cfg *next, struct bset_change *ch)
         return -1;
     }
     if (bset_sync(&srv.socks, next, false, ch, fail, sizeof(fail)) < 0) {
-        snprintf(err, sizeof(err), "%s: %s", fail, strerror(errno));
+        snprintf(err, sizeof(err), "%s: %s%s", fail, strerror(errno),
+                 errno == EACCES && srv.dropped
+                     ? " (echod gave up root after startup: a port below "
+                       "1024 needs a restart)"
+                     : "");
         srv_reload_failed(err);
         return -1;
     }
@@ -534,6 +541,41 @@ srv_open_sockets(void)
                         "allocating the per-source "
                         "table");
     }
+    return 0;
+}
+
+int
+srv_drop_privileges(void)
+{
+    const struct cfg *c = &srv.cfg;
+    char why[64];
+
+    if (c->user[0] == '\0') {
+        /* systemd starts services with INVOCATION_ID, and the unit says
+         * who echod runs as: only a hand-started root echod is told. */
+        if (priv_is_root() && getenv("INVOCATION_ID") == NULL) {
+            log_warnx("running as root: set `user` (and `group`) in %s to "
+                      "give root up once the sockets are bound",
+                      srv.opts.conf_path);
+        }
+        return 0;
+    }
+    if (!priv_is_root()) {
+        log_info("not started as root: user %s not applied, running as "
+                 "uid %u",
+                 c->user, (unsigned)getuid());
+        return 0;
+    }
+    if (priv_drop(c->user, c->group, &srv.dropped, why, sizeof(why)) < 0) {
+        char what[128];
+
+        snprintf(what, sizeof(what), "dropping root to user %s: %s", c->user,
+                 why);
+        return srv_fail(SRV_EX_OSERR, errno, what);
+    }
+    log_notice("gave up root: running as user %s, group %s, no "
+               "capabilities",
+               c->user, c->group[0] != '\0' ? c->group : "(the user's own)");
     return 0;
 }
 

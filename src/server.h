@@ -4,7 +4,8 @@
  * graceful shutdown, STATUS and the watchdog. One instance per process.
  *
  * main.c calls the steps in this order and undoes them in reverse:
- *   srv_init -> srv_open_sockets -> srv_start_workers -> srv_run
+ *   srv_init -> srv_open_sockets -> srv_drop_privileges ->
+ *   srv_start_workers -> srv_run
  *   srv_stop_workers -> srv_close_sockets -> srv_fini
  * Each undo step is safe to call whether or not its step ran or failed.
  */
@@ -40,6 +41,10 @@ int srv_init(const struct cfg *cfg, const struct srv_opts *opts);
 /* Adopt the sockets the service manager passed, or bind the configured
  * ones (a socket per worker per entry), and size the limits. */
 int srv_open_sockets(void);
+/* Started as root with `user` set: become that user and group, with no
+ * capabilities, before any worker starts (the sockets are bound by
+ * now). Started as root without it, outside systemd: a warning. */
+int srv_drop_privileges(void);
 /* Start the workers, hand them their sockets, then READY=1. */
 int srv_start_workers(void);
 

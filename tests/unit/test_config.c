@@ -308,9 +308,12 @@ test_table_columns(void **state)
             assert_int_equal(o->type, CFG_INT);
             assert_true(k->def < o->def);
         }
-        /* Every key applies on reload (see srv_reload) but workers: a
-         * thread's loop and sockets stay until a restart. */
-        assert_int_equal(k->reload, strcmp(k->name, "workers") == 0
+        /* Every key applies on reload (see srv_reload) but workers (a
+         * thread's loop and sockets stay until a restart) and user and
+         * group (root is gone once dropped). */
+        assert_int_equal(k->reload, strcmp(k->name, "workers") == 0 ||
+                                            strcmp(k->name, "user") == 0 ||
+                                            strcmp(k->name, "group") == 0
                                         ? CFG_RESTART
                                         : CFG_RELOAD);
     }
