@@ -141,7 +141,7 @@ udp_limit_configure(struct udp_limit *lim, double rate, double burst,
     if (rate != lim->rate.rate || burst != lim->rate.burst) {
         tb_init(&lim->rate, rate, burst, now_ms);
     }
-    srate_configure(&lim->src, src_rate, src_burst, prefix4, prefix6);
+    srate_configure(&lim->src, src_rate, src_burst, 0, 0, prefix4, prefix6);
     (void)pthread_mutex_unlock(&lim->lock);
 }
 
@@ -394,11 +394,12 @@ udp_judge(struct bset_sock *u, struct msghdr *m, struct udp_dest *d)
 /* The rate limits, with lim->lock held: the per-source bucket before the
  * global one, so one flooding source cannot spend everybody's tokens. */
 static int
-udp_rate(struct udp_set *set, const struct sockaddr_storage *peer)
+udp_rate(struct udp_set *set, const struct sockaddr_storage *peer, size_t bytes)
 {
     struct udp_limit *lim = set->lim;
 
-    if (!srate_take(&lim->src, (const struct sockaddr *)peer, set->loop->now)) {
+    if (srate_take(&lim->src, (const struct sockaddr *)peer, bytes,
+                   set->loop->now) != SRATE_PASS) {
         return UDP_DROP_PER_SOURCE;
     }
     if (!tb_take(&lim->rate, set->loop->now)) {
@@ -466,7 +467,7 @@ udp_answer(struct bset_sock *u, unsigned n)
                 set->rate = set->lim->rate.rate;
                 locked = true;
             }
-            why[i] = udp_rate(set, &b->peer[i]);
+            why[i] = udp_rate(set, &b->peer[i], b->in[i].msg_len);
         }
     }
     if (locked) {
