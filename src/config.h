@@ -61,8 +61,10 @@ struct cfg {
     char syslog_ident[CFG_IDENT_MAX];
     int64_t udp_rate_limit; /* UDP replies per second, all sources */
     int64_t udp_rate_burst;
-    int64_t udp_per_source_rate; /* UDP replies per second, one source */
+    int64_t udp_rate_limit_bytes; /* their bytes per second, 0 = off */
+    int64_t udp_per_source_rate;  /* UDP replies per second, one source */
     int64_t udp_per_source_burst;
+    int64_t udp_per_source_rate_bytes; /* their bytes per second, 0 = off */
 };
 
 enum cfg_type {

@@ -172,8 +172,10 @@ class UdpEcho(harness.TestCase):
         port = free_port_both()
         d = self.daemon(conf=conf(port, udp_per_source_rate=1000000,
                                   udp_per_source_burst=1000000,
+                                  udp_per_source_rate_bytes=0,
                                   udp_rate_limit=1000000,
-                                  udp_rate_burst=1000000), port=port)
+                                  udp_rate_burst=1000000,
+                                  udp_rate_limit_bytes=0), port=port)
         rng = self.rng()
         socks = [udp_client(bind=("127.0.0.%d" % (10 + i), 0))
                  for i in range(8)]
