@@ -268,6 +268,20 @@ const struct cfg_key cfg_keys[] = {
      .required = false,
      .reload = CFG_RELOAD,
      .doc = "UDP replies allowed at once above udp_rate_limit."},
+    /* Bytes as well as replies: 1000 replies of 65507 bytes would be 524
+     * Mbit/s. No burst key: the burst is one second's worth, at least one
+     * largest datagram (udp.c, udp_byte_burst). */
+    {.name = "udp_rate_limit_bytes",
+     .type = CFG_INT,
+     .scope = CFG_TOP,
+     .off = CFG_OFF(udp_rate_limit_bytes),
+     .def = 1250000,
+     .min = 0,
+     .max = 1000000000,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "Bytes of UDP replies per second, all sources together; "
+            "0 = no byte limit."},
     {.name = "udp_per_source_rate",
      .type = CFG_INT,
      .scope = CFG_TOP,
@@ -289,6 +303,17 @@ const struct cfg_key cfg_keys[] = {
      .required = false,
      .reload = CFG_RELOAD,
      .doc = "UDP replies allowed at once to one source."},
+    {.name = "udp_per_source_rate_bytes",
+     .type = CFG_INT,
+     .scope = CFG_TOP,
+     .off = CFG_OFF(udp_per_source_rate_bytes),
+     .def = 125000,
+     .min = 0,
+     .max = 1000000000,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "Bytes of UDP replies per second to one source; 0 = no byte "
+            "limit."},
     {.name = NULL},
 };
 

@@ -64,8 +64,10 @@ struct cfg {
     char group[CFG_NAME_MAX]; /* "" = the user's primary group */
     int64_t udp_rate_limit;   /* UDP replies per second, all sources */
     int64_t udp_rate_burst;
-    int64_t udp_per_source_rate; /* UDP replies per second, one source */
+    int64_t udp_rate_limit_bytes; /* their bytes per second, 0 = off */
+    int64_t udp_per_source_rate;  /* UDP replies per second, one source */
     int64_t udp_per_source_burst;
+    int64_t udp_per_source_rate_bytes; /* their bytes per second, 0 = off */
 };
 
 enum cfg_type {

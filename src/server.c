@@ -177,7 +177,8 @@ srv_configure(const struct cfg *c)
                  (size_t)c->max_connections_per_source);
     udp_limit_configure(
         &srv.pool.udp, (double)c->udp_rate_limit, (double)c->udp_rate_burst,
-        (double)c->udp_per_source_rate, (double)c->udp_per_source_burst,
+        (double)c->udp_rate_limit_bytes, (double)c->udp_per_source_rate,
+        (double)c->udp_per_source_burst, (double)c->udp_per_source_rate_bytes,
         (unsigned)c->source_prefix_ipv4, (unsigned)c->source_prefix_ipv6,
         srv.loop.now);
     for (size_t i = 0; i < srv.pool.n; i++) {

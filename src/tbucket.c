@@ -18,12 +18,18 @@ tb_init(struct tb *tb, double rate, double burst, uint64_t now_ms)
 bool
 tb_take(struct tb *tb, uint64_t now_ms)
 {
+    return tb_take_n(tb, 1.0, now_ms);
+}
+
+bool
+tb_take_n(struct tb *tb, double n, uint64_t now_ms)
+{
     tb->tokens = tb_peek(tb, now_ms);
     if (now_ms > tb->last_ms) {
         tb->last_ms = now_ms;
     }
-    if (tb->tokens >= 1.0) {
-        tb->tokens -= 1.0;
+    if (tb->tokens >= n) {
+        tb->tokens -= n;
         return true;
     }
     return false;

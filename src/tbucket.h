@@ -23,7 +23,12 @@ void tb_init(struct tb *tb, double rate, double burst, uint64_t now_ms);
  * adds nothing. */
 bool tb_take(struct tb *tb, uint64_t now_ms);
 
-/* The tokens tb_take would find at now_ms, without taking one. */
+/* tb_take for n tokens (n >= 0, say the bytes of a reply): all n or
+ * none, so a large request refused leaves the tokens for smaller ones. A
+ * take of more than `burst` never succeeds. */
+bool tb_take_n(struct tb *tb, double n, uint64_t now_ms);
+
+/* The tokens tb_take would find at now_ms, without taking any. */
 double tb_peek(const struct tb *tb, uint64_t now_ms);
 
 #endif /* ECHOD_TBUCKET_H */

@@ -11,8 +11,9 @@
  *     datagrams itself (udp_loop_port) or to our own port: two such
  *     services aimed at each other would bounce one datagram forever;
  *   - no reply to or for a broadcast, multicast or unspecified address;
- *   - a token bucket per source (a bounded, keyed table) and one for all
- *     replies, so a forged flood cannot make echod a high-rate reflector.
+ *   - token buckets per source (a bounded, keyed table) and for all
+ *     replies, counting replies and their bytes, so a forged flood cannot
+ *     make echod a high-rate or high-bandwidth reflector.
  * Never queues a reply: UDP has no backpressure, so a reply the kernel
  * will not take now is dropped and counted. Every drop is counted by
  * reason and logged through a flood limiter.
@@ -73,11 +74,20 @@ static const uint16_t udp_service_ports[] = {
 };
 
 static const char *const udp_drop_names[] = {
-    [UDP_DROP_TRUNCATED] = "truncated", [UDP_DROP_LOOP] = "loop",
-    [UDP_DROP_ADDRESS] = "address",     [UDP_DROP_PER_SOURCE] = "per-source",
-    [UDP_DROP_RATE] = "rate",           [UDP_DROP_BLOCKED] = "blocked",
+    [UDP_DROP_TRUNCATED] = "truncated",
+    [UDP_DROP_LOOP] = "loop",
+    [UDP_DROP_ADDRESS] = "address",
+    [UDP_DROP_PER_SOURCE] = "per-source",
+    [UDP_DROP_PER_SOURCE_BYTES] = "per-source-bytes",
+    [UDP_DROP_RATE] = "rate",
+    [UDP_DROP_RATE_BYTES] = "rate-bytes",
+    [UDP_DROP_BLOCKED] = "blocked",
     [UDP_DROP_ERROR] = "error",
 };
+/* A reason without a name would print as "(null)" in STATUS. */
+_Static_assert(sizeof(udp_drop_names) / sizeof(udp_drop_names[0]) ==
+                   UDP_DROP_MAX,
+               "udp_drop_names must name every enum udp_drop");
 
 const char *
 udp_drop_name(enum udp_drop why)
@@ -108,11 +118,13 @@ int
 udp_limit_init(struct udp_limit *lim)
 {
     struct timespec ts;
+    uint64_t now;
     int rc;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    tb_init(&lim->rate, 1, 1,
-            (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+    now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    tb_init(&lim->rate, 1, 1, now);
+    tb_init(&lim->bytes, 0, 0, now);
     if (srate_init(&lim->src, 1, 1, 32, 64) < 0) {
         return -1;
     }
@@ -132,16 +144,34 @@ udp_limit_fini(struct udp_limit *lim)
     pthread_mutex_destroy(&lim->lock);
 }
 
+/* The burst of a byte bucket of `rate` bytes per second (0: off). One
+ * second's worth, so that over any span of t seconds at most rate x (t +
+ * 1) bytes go out; but never less than the largest datagram, which could
+ * otherwise never be answered at all. */
+static double
+udp_byte_burst(double rate)
+{
+    if (rate <= 0) {
+        return 0;
+    }
+    return rate > UDP_BYTE_BURST_MIN ? rate : UDP_BYTE_BURST_MIN;
+}
+
 void
 udp_limit_configure(struct udp_limit *lim, double rate, double burst,
-                    double src_rate, double src_burst, unsigned prefix4,
-                    unsigned prefix6, uint64_t now_ms)
+                    double rate_bytes, double src_rate, double src_burst,
+                    double src_rate_bytes, unsigned prefix4, unsigned prefix6,
+                    uint64_t now_ms)
 {
     (void)pthread_mutex_lock(&lim->lock);
     if (rate != lim->rate.rate || burst != lim->rate.burst) {
         tb_init(&lim->rate, rate, burst, now_ms);
     }
-    srate_configure(&lim->src, src_rate, src_burst, prefix4, prefix6);
+    if (rate_bytes != lim->bytes.rate) {
+        tb_init(&lim->bytes, rate_bytes, udp_byte_burst(rate_bytes), now_ms);
+    }
+    srate_configure(&lim->src, src_rate, src_burst, src_rate_bytes,
+                    udp_byte_burst(src_rate_bytes), prefix4, prefix6);
     (void)pthread_mutex_unlock(&lim->lock);
 }
 
@@ -327,11 +357,23 @@ udp_drop(struct bset_sock *u, enum udp_drop why,
                         "udp_per_source_rate (%g/s), dropping",
                         u->name, who, set->src_rate);
         break;
+    case UDP_DROP_PER_SOURCE_BYTES:
+        log_limit_write(lim, LOG_WARNING, false,
+                        "%s: replies to %s over "
+                        "udp_per_source_rate_bytes (%g bytes/s), dropping",
+                        u->name, who, set->src_rate_bytes);
+        break;
     case UDP_DROP_RATE:
         log_limit_write(lim, LOG_WARNING, false,
                         "%s: replies over "
                         "udp_rate_limit (%g/s), dropping (this one to %s)",
                         u->name, set->rate, who);
+        break;
+    case UDP_DROP_RATE_BYTES:
+        log_limit_write(lim, LOG_WARNING, false,
+                        "%s: replies over udp_rate_limit_bytes "
+                        "(%g bytes/s), dropping (this one to %s)",
+                        u->name, set->rate_bytes, who);
         break;
     case UDP_DROP_BLOCKED:
         log_limit_write(lim, LOG_WARNING, false,
@@ -391,18 +433,35 @@ udp_judge(struct bset_sock *u, struct msghdr *m, struct udp_dest *d)
     return -1;
 }
 
-/* The rate limits, with lim->lock held: the per-source bucket before the
- * global one, so one flooding source cannot spend everybody's tokens. */
+/* The rate limits for a reply of `bytes` bytes, with lim->lock held: the
+ * per-source buckets before the global ones, so one flooding source
+ * cannot spend everybody's tokens. Each pair (replies, bytes) is taken
+ * whole or not at all: a reply too large for the byte budget leaves the
+ * reply tokens to smaller ones. */
 static int
-udp_rate(struct udp_set *set, const struct sockaddr_storage *peer)
+udp_rate(struct udp_set *set, const struct sockaddr_storage *peer, size_t bytes)
 {
     struct udp_limit *lim = set->lim;
+    uint64_t now = set->loop->now;
+    bool by_bytes = lim->bytes.rate > 0;
 
-    if (!srate_take(&lim->src, (const struct sockaddr *)peer, set->loop->now)) {
+    switch (srate_take(&lim->src, (const struct sockaddr *)peer, bytes, now)) {
+    case SRATE_PASS:
+        break;
+    case SRATE_OVER_RATE:
         return UDP_DROP_PER_SOURCE;
+    case SRATE_OVER_BYTES:
+        return UDP_DROP_PER_SOURCE_BYTES;
     }
-    if (!tb_take(&lim->rate, set->loop->now)) {
+    if (tb_peek(&lim->rate, now) < 1.0) {
         return UDP_DROP_RATE;
+    }
+    if (by_bytes && tb_peek(&lim->bytes, now) < (double)bytes) {
+        return UDP_DROP_RATE_BYTES;
+    }
+    (void)tb_take(&lim->rate, now);
+    if (by_bytes) {
+        (void)tb_take_n(&lim->bytes, (double)bytes, now);
     }
     return -1;
 }
@@ -464,9 +523,11 @@ udp_answer(struct bset_sock *u, unsigned n)
                 (void)pthread_mutex_lock(&set->lim->lock);
                 set->src_rate = set->lim->src.rate;
                 set->rate = set->lim->rate.rate;
+                set->src_rate_bytes = set->lim->src.byte_rate;
+                set->rate_bytes = set->lim->bytes.rate;
                 locked = true;
             }
-            why[i] = udp_rate(set, &b->peer[i]);
+            why[i] = udp_rate(set, &b->peer[i], b->in[i].msg_len);
         }
     }
     if (locked) {

@@ -24,6 +24,10 @@
 /* Receive buffer per datagram: the largest UDP payload (65507 bytes over
  * IPv4, 65527 over IPv6 without jumbograms) fits, so nothing is cut. */
 #define UDP_DGRAM_MAX ((size_t)65536)
+/* The least burst of a byte bucket, whatever its rate: a bucket smaller
+ * than a datagram would never answer it, so every datagram that fits the
+ * receive buffer must fit the bucket. */
+#define UDP_BYTE_BURST_MIN ((double)UDP_DGRAM_MAX)
 
 /* Why a datagram got no reply. */
 enum udp_drop {
@@ -31,35 +35,41 @@ enum udp_drop {
     UDP_DROP_LOOP,       /* source port of a service that answers, or ours */
     UDP_DROP_ADDRESS,    /* source or destination not a unicast address */
     UDP_DROP_PER_SOURCE, /* over udp_per_source_rate */
-    UDP_DROP_RATE,       /* over udp_rate_limit */
-    UDP_DROP_BLOCKED,    /* the send would block: no queue, so dropped */
-    UDP_DROP_ERROR,      /* the send failed */
+    UDP_DROP_PER_SOURCE_BYTES, /* over udp_per_source_rate_bytes */
+    UDP_DROP_RATE,             /* over udp_rate_limit */
+    UDP_DROP_RATE_BYTES,       /* over udp_rate_limit_bytes */
+    UDP_DROP_BLOCKED,          /* the send would block: no queue, so dropped */
+    UDP_DROP_ERROR,            /* the send failed */
     UDP_DROP_MAX,
 };
 
 /* Receive and send buffers, allocated with the first socket. */
 struct udp_batch;
 
-/* The reply limits, one for the whole process: udp_rate_limit and
- * udp_per_source_rate are totals over every worker. A worker takes the
- * lock once per received batch (at most UDP_BATCH datagrams), never per
- * byte; the main thread, to configure. */
+/* The reply limits, one for the whole process: udp_rate_limit(_bytes)
+ * and udp_per_source_rate(_bytes) are totals over every worker. A worker
+ * takes the lock once per received batch (at most UDP_BATCH datagrams),
+ * never per byte; the main thread, to configure. */
 struct udp_limit {
     pthread_mutex_t lock;
-    struct srate src; /* each source's bucket (table allocated at init) */
+    struct srate src; /* each source's buckets (table allocated at init) */
     struct tb rate;   /* all replies */
+    struct tb bytes;  /* the bytes of all replies; rate 0 = off */
 };
 
-/* Returns 0, or -1 with errno. Limits start at one reply per second,
- * sources at /32 and /64. */
+/* Returns 0, or -1 with errno. Limits start at one reply per second and
+ * no byte limit, sources at /32 and /64. */
 int udp_limit_init(struct udp_limit *lim);
 void udp_limit_fini(struct udp_limit *lim);
-/* Apply (new) limits in replies per second and bursts, and the prefix
- * lengths that make one source (source_prefix_ipv4/6, as for TCP), under
- * the lock. Buckets are reset only when a value changed. now_ms:
- * monotonic milliseconds. */
+/* Apply (new) limits under the lock: in total, replies per second, their
+ * burst and bytes per second; the same per source; and the prefix
+ * lengths that make one source (source_prefix_ipv4/6, as for TCP). A
+ * byte rate of 0 turns that limit off; its burst is one second's worth
+ * but at least UDP_BYTE_BURST_MIN. Buckets are reset only when a value
+ * changed. now_ms: monotonic milliseconds. */
 void udp_limit_configure(struct udp_limit *lim, double rate, double burst,
-                         double src_rate, double src_burst, unsigned prefix4,
+                         double rate_bytes, double src_rate, double src_burst,
+                         double src_rate_bytes, unsigned prefix4,
                          unsigned prefix6, uint64_t now_ms);
 
 /* The UDP sockets of one worker share this (bset_sock.ctx). */
@@ -71,6 +81,7 @@ struct udp_set {
                                  lower it to see truncation) */
     struct udp_batch *batch;  /* allocated with the first socket */
     double src_rate, rate;    /* as last seen under lim->lock (logs) */
+    double src_rate_bytes, rate_bytes;
     /* Written by this worker only, read by anyone (counter.h). */
     _Atomic uint64_t n_rx;     /* datagrams received */
     _Atomic uint64_t n_echoed; /* replies sent */

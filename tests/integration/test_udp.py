@@ -1,7 +1,7 @@
 """UDP echo (RFC 862 section 2): datagrams of every size back byte-exact
 over IPv4 and IPv6, many sources at once, the global and per-source rate
-limits enforced and counted (a source cut to source_prefix_ipv4 as for
-TCP), no reply to a source port that could start an echo loop, UDP
+limits and byte budgets enforced and counted (a source cut to
+source_prefix_ipv4 as for TCP), no reply to a source port that could start an echo loop, UDP
 listeners added and removed by reload, the STATUS line extended without
 changing its TCP part, and a prompt exit on SIGTERM."""
 import hashlib
@@ -172,8 +172,10 @@ class UdpEcho(harness.TestCase):
         port = free_port_both()
         d = self.daemon(conf=conf(port, udp_per_source_rate=1000000,
                                   udp_per_source_burst=1000000,
+                                  udp_per_source_rate_bytes=0,
                                   udp_rate_limit=1000000,
-                                  udp_rate_burst=1000000), port=port)
+                                  udp_rate_burst=1000000,
+                                  udp_rate_limit_bytes=0), port=port)
         rng = self.rng()
         socks = [udp_client(bind=("127.0.0.%d" % (10 + i), 0))
                  for i in range(8)]
@@ -201,18 +203,26 @@ class UdpEcho(harness.TestCase):
         self.assertEqual((st["echoed"], st["dropped"]), (n, 0), st["line"])
         self.assertEqual(d.stop(), 0)
 
-    def burst(self, d, port, sources, each):
-        """Each source sends `each` datagrams as fast as it can. Returns
-        (seconds from the first send until echod's counts are final,
-        echoes per source, final STATUS)."""
+    def burst(self, d, port, sources, each, size=12, pace=0.0):
+        """Each source sends `each` datagrams of `size` bytes (at least 12)
+        as fast as it can, or a round every `pace` seconds (so that large
+        ones do not overflow echod's receive queue before it reads them).
+        Returns (seconds from the first send until echod's counts are
+        final, echoes per source, final STATUS)."""
         socks = [udp_client(bind=("127.0.0.%d" % (20 + i), 0))
                  for i in range(sources)]
         for s in socks:
             self.addCleanup(s.close)
+            # Room for every reply echod may send back (the kernel caps
+            # it at net.core.rmem_max).
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        pad = b"." * (size - 12)
         t0 = time.monotonic()
         for k in range(each):
             for s in socks:
-                s.sendto(b"burst %06d" % k, ("127.0.0.1", port))
+                s.sendto(b"burst %06d" % k + pad, ("127.0.0.1", port))
+            if pace:
+                time.sleep(pace)
         total = sources * each
         # Final once every datagram was either read by echod or dropped
         # by the kernel for lack of room in echod's receive queue.
@@ -278,6 +288,73 @@ class UdpEcho(harness.TestCase):
                    r"udp_per_source_rate \(5/s\), dropping" % port)
         # Another source is not held back by their excess.
         udp_round(self, port, b"a fresh source")
+        self.assertEqual(d.stop(), 0)
+
+    # Byte budgets: datagrams of BYTES_SIZE at BYTES_RATE bytes a second,
+    # below the least burst, so the burst is UDP_BYTE_BURST_MIN.
+    BYTES_SIZE, BYTES_RATE, BYTES_BURST = 4000, 20000, 65536
+
+    def bytes_bound(self, elapsed):
+        """The most bytes a byte budget lets out in `elapsed` seconds: the
+        burst plus the rate for the time (one datagram of slack for the
+        clock's millisecond steps)."""
+        return self.BYTES_BURST + self.BYTES_RATE * elapsed + self.BYTES_SIZE
+
+    def test_per_source_byte_budget(self):
+        """A flood of large datagrams from one source, within the reply
+        limits: the bytes echoed to it stay within burst + rate x time,
+        counted as per-source-bytes, and another source still gets even
+        a datagram of 60000 bytes back."""
+        size = self.BYTES_SIZE
+        port = free_port_both()
+        d = self.daemon(conf=conf(port, udp_rate_limit=1000000,
+                                  udp_rate_burst=1000000,
+                                  udp_rate_limit_bytes=0,
+                                  udp_per_source_rate=1000000,
+                                  udp_per_source_burst=1000000,
+                                  udp_per_source_rate_bytes=self.BYTES_RATE),
+                        port=port)
+        elapsed, got, st = self.burst(d, port, sources=1, each=300,
+                                      size=size, pace=0.001)
+        bound = self.bytes_bound(elapsed)
+        self.assertLessEqual(got[0] * size, bound, got)
+        self.assertGreaterEqual(got[0], self.BYTES_BURST // size, got)
+        self.assertGreater(st["received"] * size, bound, st["line"])
+        self.assertEqual(st["reasons"], {"per-source-bytes": st["dropped"]},
+                         st["line"])
+        d.wait_log(r"127\.0\.0\.1:%d/udp: replies to 127\.0\.0\.20:\d+ over "
+                   r"udp_per_source_rate_bytes \(20000 bytes/s\), dropping"
+                   % port)
+        # Another source has a byte bucket of its own.
+        udp_round(self, port, self.rng().randbytes(60000))
+        self.assertEqual(d.stop(), 0)
+
+    def test_global_byte_budget(self):
+        """Large datagrams from three sources, within every per-source
+        limit: the bytes echoed to all of them together stay within burst
+        + rate x time, counted as rate-bytes."""
+        size = self.BYTES_SIZE
+        port = free_port_both()
+        d = self.daemon(conf=conf(port, udp_rate_limit=1000000,
+                                  udp_rate_burst=1000000,
+                                  udp_rate_limit_bytes=self.BYTES_RATE,
+                                  udp_per_source_rate=1000000,
+                                  udp_per_source_burst=1000000,
+                                  udp_per_source_rate_bytes=0),
+                        port=port)
+        elapsed, got, st = self.burst(d, port, sources=3, each=100,
+                                      size=size, pace=0.001)
+        bound = self.bytes_bound(elapsed)
+        self.assertLessEqual(sum(got) * size, bound, got)
+        self.assertGreaterEqual(sum(got), self.BYTES_BURST // size, got)
+        self.assertGreater(st["received"] * size, bound, st["line"])
+        self.assertEqual(st["reasons"], {"rate-bytes": st["dropped"]},
+                         st["line"])
+        d.wait_log(re.escape("127.0.0.1:%d/udp: replies over "
+                             "udp_rate_limit_bytes (20000 bytes/s), dropping"
+                             % port))
+        # Later, with the bucket refilled, a datagram is answered again.
+        harness.wait_for(lambda: self.answered(port), 10, "a refill")
         self.assertEqual(d.stop(), 0)
 
     def test_per_source_prefix_as_for_tcp(self):

@@ -469,7 +469,9 @@ test_valid_file_sets_every_kind(void **state)
                  "udp_rate_limit = 1000000;\n"
                  "udp_rate_burst = 1;\n"
                  "udp_per_source_rate = 7;\n"
-                 "udp_per_source_burst = 1000000;\n") != 0) {
+                 "udp_per_source_burst = 1000000;\n"
+                 "udp_rate_limit_bytes = 0;\n"
+                 "udp_per_source_rate_bytes = 1000000000;\n") != 0) {
         fail_msg("%s", err);
     }
     assert_int_equal(c.n_listen, 4);
@@ -480,6 +482,8 @@ test_valid_file_sets_every_kind(void **state)
     assert_int_equal(c.udp_rate_burst, 1);
     assert_int_equal(c.udp_per_source_rate, 7);
     assert_int_equal(c.udp_per_source_burst, 1000000);
+    assert_int_equal(c.udp_rate_limit_bytes, 0);
+    assert_int_equal(c.udp_per_source_rate_bytes, 1000000000);
     assert_string_equal(c.listen[0].address, "127.0.0.1");
     assert_int_equal(c.listen[0].port, 7007);
     assert_true(c.listen[0].ipv6_only); /* the item default */
@@ -686,6 +690,12 @@ test_error_out_of_range(void **state)
                  "udp_rate_limit: expected an integer in 1..1000000");
     expect_error("udp_per_source_burst = 1000001;\n", 1,
                  "udp_per_source_burst: expected an integer in 1..1000000");
+    expect_error("udp_rate_limit_bytes = -1;\n", 1,
+                 "udp_rate_limit_bytes: expected an integer in "
+                 "0..1000000000");
+    expect_error("udp_per_source_rate_bytes = 1000000001;\n", 1,
+                 "udp_per_source_rate_bytes: expected an integer in "
+                 "0..1000000000");
     expect_error("listen = ( { address = \"::1\"; port = 0; } );\n", 1,
                  "listen[0].port: expected an integer in 1..65535");
     expect_error("listen = ( { address = \"::1\"; port = 65536; } );\n", 1,
@@ -1167,7 +1177,9 @@ test_restart_changes(void **state)
              "listen_backlog = 1; log_level = \"debug\";\n"
              "syslog_facility = \"local1\"; syslog_ident = \"e\";\n"
              "udp_rate_limit = 1; udp_rate_burst = 1;\n"
-             "udp_per_source_rate = 1; udp_per_source_burst = 1;\n") != 0) {
+             "udp_per_source_rate = 1; udp_per_source_burst = 1;\n"
+             "udp_rate_limit_bytes = 1; udp_per_source_rate_bytes = 1;\n") !=
+        0) {
         fail_msg("%s", err);
     }
     assert_int_equal(cfg_restart_changes(&old, &next, buf, sizeof(buf)), 0);

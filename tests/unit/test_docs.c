@@ -28,6 +28,7 @@
 #include "outq.h"
 #include "peers.h"
 #include "server.h"
+#include "srcrate.h"
 
 /* One source file split into lines (the buffer owns the text). */
 struct doc {
@@ -342,7 +343,8 @@ key_named(const char *name)
  * chunk of slack over the high watermark per connection, plus each
  * worker's scratch buffer and free-chunk cache; and the figure for the
  * defaults is right. Likewise the
- * per-source table: PEER_SLOT_BYTES per max_connections. */
+ * per-source table: PEER_SLOT_BYTES per max_connections, and the UDP
+ * per-source table: SRATE_SLOTS slots of SRATE_SLOT_BYTES. */
 static void
 man_conf_states_memory_bound(void **state)
 {
@@ -379,6 +381,14 @@ man_conf_states_memory_bound(void **state)
              (long long)maxc->def * PEER_SLOT_BYTES);
     if (!doc_has(&d, want)) {
         fail_msg("man/echod.conf.5: the table's figure should read \"%s\"",
+                 want);
+    }
+    /* And the UDP per-source table: SRATE_SLOTS of SRATE_SLOT_BYTES. */
+    snprintf(want, sizeof(want), "and %d KiB for the per-source table",
+             SRATE_SLOTS * SRATE_SLOT_BYTES / 1024);
+    if (!doc_has(&d, want)) {
+        fail_msg("man/echod.conf.5: the UDP table's figure should read "
+                 "\"%s\"",
                  want);
     }
     doc_free(&d);

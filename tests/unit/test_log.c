@@ -1,6 +1,6 @@
 /*
- * test_log.c - the token bucket, the flood limiter, the level filter,
- * errno preservation and the strerror suffix.
+ * test_log.c - the token bucket (one token or n at once), the flood
+ * limiter, the level filter, errno preservation and the strerror suffix.
  *
  * --wrap=clock_gettime gives the limiter a clock the test moves by hand
  * (CLOCK_MONOTONIC only; other clocks pass through), and --wrap=syslog
@@ -148,6 +148,32 @@ test_tb_clock_backwards(void **state)
     assert_false(tb_take(&tb, t + 999));
     assert_true(tb_take(&tb, t + 1000));
     assert_false(tb_take(&tb, t + 1000));
+}
+
+/* n tokens at once (bytes of a reply): all or none, so a refused large
+ * take leaves the tokens for smaller ones; more than the burst never. */
+static void
+test_tb_take_n(void **state)
+{
+    struct tb tb;
+    uint64_t t = 7000;
+
+    (void)state;
+    tb_init(&tb, 1000.0, 3000.0, t); /* 1000 a second, burst of 3000 */
+    assert_true(tb_take_n(&tb, 2000.0, t));
+    assert_false(tb_take_n(&tb, 1001.0, t)); /* 1000 left: refused... */
+    assert_true(tb.tokens == 1000.0);        /* ...and none taken */
+    assert_true(tb_take_n(&tb, 600.0, t));   /* smaller ones still pass */
+    assert_true(tb_take_n(&tb, 400.0, t));
+    assert_false(tb_take(&tb, t));
+    assert_true(tb_take_n(&tb, 0.0, t)); /* nothing costs nothing */
+    /* Refill by rate x time, in n-token steps too. */
+    assert_false(tb_take_n(&tb, 500.0, t + 499));
+    assert_true(tb_take_n(&tb, 500.0, t + 500));
+    /* More than the burst: never, however long the wait. */
+    assert_false(tb_take_n(&tb, 3001.0, t + 3600 * 1000));
+    assert_true(tb_take_n(&tb, 3000.0, t + 3600 * 1000));
+    assert_true(tb.tokens >= 0.0 && tb.tokens <= tb.burst);
 }
 
 /* ---- flood limiter ---- */
@@ -433,6 +459,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tb_burst_then_refill),
         cmocka_unit_test(test_tb_clock_backwards),
+        cmocka_unit_test(test_tb_take_n),
         cmocka_unit_test_setup_teardown(
             test_limited_burst_then_suppressed_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limited_per_site, setup, teardown),

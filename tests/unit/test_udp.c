@@ -3,9 +3,9 @@
  * whole datagrams back over IPv4 and IPv6, the reply leaving from the
  * address asked, the per-turn budget and requeue, a refused send dropped
  * and counted (never retried in a loop, never queued), the loop guard on
- * source ports, truncation, and both rate limiters with the source
- * prefix passed through (the per-source table itself is tested in
- * test_srcrate.c).
+ * source ports, truncation, both rate limiters with the source prefix
+ * passed through, and both byte budgets (the per-source table itself is
+ * tested in test_srcrate.c).
  *
  * sendmmsg is wrapped: scripted results (EAGAIN, an error, a partial
  * batch) first, the kernel otherwise. clock_gettime is wrapped so the
@@ -79,11 +79,14 @@ static struct sockaddr_in a4; /* where u4 listens */
 static int fds[8];
 static int n_fds;
 
-/* Set to what udp_set_configure did before the limits were shared. */
+/* The limits in total (replies a second, at once, bytes a second) and
+ * per source (the same three), at /32 and /64. */
 static void
-configure(double rate, double burst, double src_rate, double src_burst)
+configure(double rate, double burst, double rate_bytes, double src_rate,
+          double src_burst, double src_rate_bytes)
 {
-    udp_limit_configure(&lim, rate, burst, src_rate, src_burst, 32, 64, l.now);
+    udp_limit_configure(&lim, rate, burst, rate_bytes, src_rate, src_burst,
+                        src_rate_bytes, 32, 64, l.now);
 }
 
 /* A UDP socket of this worker, set up as bset.c sets up its own. */
@@ -127,7 +130,7 @@ setup(void **state)
     bset_local_init(&socks, &l);
     bset_init(&adopted, 1);
     udp_set_init(&us, &l, &socks, &lim);
-    configure(BIG, BIG, BIG, BIG);
+    configure(BIG, BIG, 0, BIG, BIG, 0);
     u4 = open_udp("127.0.0.1", true, &ss);
     memcpy(&a4, &ss, sizeof(a4));
     return 0;
@@ -188,7 +191,7 @@ send_to(int fd, const void *to, socklen_t tolen, const void *buf, size_t len)
 static void
 send_n(int fd, int n, size_t size, uint32_t tag)
 {
-    unsigned char buf[512];
+    static unsigned char buf[65507];
 
     assert_true(size >= sizeof(uint32_t) && size <= sizeof(buf));
     for (int i = 0; i < n; i++) {
@@ -249,7 +252,7 @@ pump_until_rx(uint64_t n)
 static int
 replies(int fd, size_t size)
 {
-    unsigned char buf[512], want[512];
+    static unsigned char buf[65536], want[65536];
     int n = 0;
     ssize_t r;
 
@@ -676,7 +679,7 @@ test_global_rate(void **state)
     fake_clock = true;
     fake_ms = 1000000;
     loop_update_now(&l);
-    configure(2, 3, BIG, BIG);
+    configure(2, 3, 0, BIG, BIG, 0);
     send_n_queued(c, 10, 16, 100);
     pump_until_rx(10);
     assert_int_equal(us.n_echoed, 3);
@@ -703,7 +706,7 @@ test_per_source_rate(void **state)
     fake_clock = true;
     fake_ms = 2000000;
     loop_update_now(&l);
-    configure(1, 4, 1, 3);
+    configure(1, 4, 0, 1, 3, 0);
     send_n(a, 10, 16, 300);
     pump_until_rx(10);
     assert_int_equal(replies(a, 16), 3);
@@ -737,7 +740,7 @@ test_per_source_prefix(void **state)
     fake_clock = true;
     fake_ms = 3000000;
     loop_update_now(&l);
-    udp_limit_configure(&lim, BIG, BIG, 1, 3, 24, 64, l.now);
+    udp_limit_configure(&lim, BIG, BIG, 0, 1, 3, 0, 24, 64, l.now);
     send_n(a, 3, 16, 600);
     pump_until_rx(3);
     assert_int_equal(replies(a, 16), 3);
@@ -746,7 +749,7 @@ test_per_source_prefix(void **state)
     assert_int_equal(replies(b, 16), 0);
     assert_int_equal(us.n_drop[UDP_DROP_PER_SOURCE], 2);
 
-    udp_limit_configure(&lim, BIG, BIG, 1, 3, 32, 64, l.now);
+    udp_limit_configure(&lim, BIG, BIG, 0, 1, 3, 0, 32, 64, l.now);
     send_n(b, 2, 16, 800);
     pump_until_rx(7);
     assert_int_equal(replies(b, 16), 2);
@@ -755,6 +758,184 @@ test_per_source_prefix(void **state)
     assert_int_equal(replies(a, 16), 3);
     assert_int_equal(us.n_drop[UDP_DROP_PER_SOURCE], 2);
     assert_accounted();
+}
+
+/* The byte budget of one source: large datagrams beyond it are dropped
+ * (per-source-bytes) while small ones within it pass, and a datagram
+ * refused for its size costs no reply token: with 10 replies at once, 3
+ * large ones answered and 3 refused leave 7 for small ones. */
+static void
+test_per_source_bytes(void **state)
+{
+    int a = client();
+
+    (void)state;
+    fake_clock = true;
+    fake_ms = 4000000;
+    loop_update_now(&l);
+    /* 1000 bytes a second: the burst is the floor, 65536 bytes. */
+    configure(BIG, BIG, 0, 1, 10, 1000);
+    send_n(a, 3, 20000, 1000);
+    pump_until_rx(3);
+    assert_int_equal(replies(a, 20000), 3); /* 5536 bytes left */
+    send_n(a, 3, 20000, 1100);
+    pump_until_rx(6);
+    assert_int_equal(replies(a, 20000), 0);
+    assert_int_equal(us.n_drop[UDP_DROP_PER_SOURCE_BYTES], 3);
+    send_n(a, 8, 16, 1200);
+    pump_until_rx(14);
+    assert_int_equal(replies(a, 16), 7);
+    assert_int_equal(us.n_drop[UDP_DROP_PER_SOURCE], 1);
+
+    /* 15 s later: 5424 + 15000 bytes, room for one more large one. */
+    fake_ms += 15000;
+    send_n(a, 2, 20000, 1300);
+    pump_until_rx(16);
+    assert_int_equal(replies(a, 20000), 1);
+    assert_int_equal(us.n_drop[UDP_DROP_PER_SOURCE_BYTES], 4);
+    assert_int_equal(us.n_drop[UDP_DROP_RATE] + us.n_drop[UDP_DROP_RATE_BYTES],
+                     0);
+    assert_int_equal(us.bytes_echoed, 4 * 20000 + 7 * 16);
+    assert_accounted();
+}
+
+/* The global byte budget, across two sources, asked after the per-source
+ * one: A's datagram over its own budget spends none of the global bytes,
+ * which are left for B until they run out (rate-bytes). */
+static void
+test_global_bytes(void **state)
+{
+    int a = client(), b = client_at(AF_INET, "127.0.0.2", 0);
+
+    (void)state;
+    fake_clock = true;
+    fake_ms = 5000000;
+    loop_update_now(&l);
+    /* 100000 bytes a second and at once in all, 65536 at once each. */
+    configure(BIG, BIG, 100000, BIG, BIG, 1000);
+    send_n(a, 3, 30000, 2000);
+    pump_until_rx(3);
+    assert_int_equal(replies(a, 30000), 2);
+    assert_int_equal(us.n_drop[UDP_DROP_PER_SOURCE_BYTES], 1);
+    /* 40000 global bytes left: one more of 30000, from B. */
+    send_n(b, 2, 30000, 2100);
+    pump_until_rx(5);
+    assert_int_equal(replies(b, 30000), 1);
+    assert_int_equal(us.n_drop[UDP_DROP_RATE_BYTES], 1);
+    send_n(b, 1, 16, 2200); /* 10000 left: a small one passes */
+    pump_until_rx(6);
+    assert_int_equal(replies(b, 16), 1);
+
+    /* Half a second later: 50000 more in all, but B's own bucket (5520
+     * + 500: its refused datagram was taken there) refuses it now. */
+    fake_ms += 500;
+    send_n(b, 1, 30000, 2300);
+    pump_until_rx(7);
+    assert_int_equal(replies(b, 30000), 0);
+    assert_int_equal(us.n_drop[UDP_DROP_PER_SOURCE_BYTES], 2);
+    assert_int_equal(us.n_drop[UDP_DROP_RATE_BYTES], 1);
+    assert_int_equal(us.n_drop[UDP_DROP_RATE], 0);
+    assert_accounted();
+}
+
+/* The global pair is taken whole or not at all too: with 4 replies and
+ * 100000 bytes at once, a fourth datagram of 30000 bytes is refused for
+ * its size and leaves the fourth reply token to a small one. */
+static void
+test_global_bytes_both_or_neither(void **state)
+{
+    int a = client();
+
+    (void)state;
+    fake_clock = true;
+    fake_ms = 5500000;
+    loop_update_now(&l);
+    configure(1, 4, 100000, BIG, BIG, 0);
+    send_n(a, 4, 30000, 2500);
+    pump_until_rx(4);
+    assert_int_equal(replies(a, 30000), 3);
+    assert_int_equal(us.n_drop[UDP_DROP_RATE_BYTES], 1);
+    send_n(a, 2, 16, 2600);
+    pump_until_rx(6);
+    assert_int_equal(replies(a, 16), 1);
+    assert_int_equal(us.n_drop[UDP_DROP_RATE], 1);
+    assert_accounted();
+}
+
+/* 0 turns both byte budgets off: large datagrams are limited by the
+ * reply buckets only. */
+static void
+test_bytes_off(void **state)
+{
+    int a = client();
+
+    (void)state;
+    fake_clock = true;
+    fake_ms = 6000000;
+    loop_update_now(&l);
+    configure(BIG, BIG, 0, BIG, BIG, 0);
+    for (int round = 0; round < 4; round++) {
+        send_n(a, 2, 60000, 3000 + 10 * (uint32_t)round);
+        pump_until_rx(2 * (uint64_t)round + 2);
+        assert_int_equal(replies(a, 60000), 2);
+    }
+    assert_int_equal(us.bytes_echoed, 8 * 60000);
+    assert_int_equal(udp_dropped(&us), 0);
+    assert_accounted();
+}
+
+/* A byte rate below the largest datagram still answers one: the burst
+ * is at least UDP_BYTE_BURST_MIN. At 100 bytes a second a second one of
+ * 65507 bytes must wait until the 29 bytes left have grown to 65507, and
+ * not a millisecond less. The same for the global budget. */
+static void
+test_bytes_burst_floor(void **state)
+{
+    int a = client();
+
+    (void)state;
+    assert_true(UDP_BYTE_BURST_MIN >= 65527); /* the IPv6 largest */
+    fake_clock = true;
+    fake_ms = 7000000;
+    loop_update_now(&l);
+    configure(BIG, BIG, 0, BIG, BIG, 100);
+    send_n(a, 1, 65507, 4000);
+    pump_until_rx(1);
+    assert_int_equal(replies(a, 65507), 1);
+    send_n(a, 1, 65507, 4001);
+    pump_until_rx(2);
+    assert_int_equal(replies(a, 65507), 0);
+    fake_ms += 654779; /* 65506.9 bytes */
+    send_n(a, 1, 65507, 4002);
+    pump_until_rx(3);
+    assert_int_equal(replies(a, 65507), 0);
+    assert_int_equal(us.n_drop[UDP_DROP_PER_SOURCE_BYTES], 2);
+    fake_ms += 1;
+    send_n(a, 1, 65507, 4003);
+    pump_until_rx(4);
+    assert_int_equal(replies(a, 65507), 1);
+
+    configure(BIG, BIG, 100, BIG, BIG, 0);
+    send_n(a, 2, 65507, 4004);
+    pump_until_rx(6);
+    assert_int_equal(replies(a, 65507), 1);
+    assert_int_equal(us.n_drop[UDP_DROP_RATE_BYTES], 1);
+    assert_accounted();
+}
+
+/* Each reason has its name, as STATUS and the logs print it. */
+static void
+test_drop_names(void **state)
+{
+    static const char *const want[UDP_DROP_MAX] = {
+        "truncated", "loop",       "address", "per-source", "per-source-bytes",
+        "rate",      "rate-bytes", "blocked", "error",
+    };
+
+    (void)state;
+    for (int i = 0; i < UDP_DROP_MAX; i++) {
+        assert_string_equal(udp_drop_name((enum udp_drop)i), want[i]);
+    }
 }
 
 int
@@ -782,6 +963,14 @@ main(void)
         cmocka_unit_test_setup_teardown(test_per_source_rate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_per_source_prefix, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_per_source_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_global_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_global_bytes_both_or_neither,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bytes_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bytes_burst_floor, setup,
+                                        teardown),
+        cmocka_unit_test(test_drop_names),
     };
 
     t_deadline(90);
