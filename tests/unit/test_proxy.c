@@ -8,7 +8,10 @@
  * refused at the first byte that decides it and at every length after.
  *
  * Every input is copied into a heap block of exactly its size, so a read
- * past len is an AddressSanitizer error (make check SANITIZE=1).
+ * past len is an AddressSanitizer error (make check SANITIZE=1). The seed
+ * corpus of fuzz_proxy is checked too: fuzz/corpus/proxy/ok-* must parse,
+ * bad-* must be refused and part-* be incomplete (files are read from
+ * $ECHOD_SRCDIR or the current directory, as test_docs does).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +20,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -794,6 +798,60 @@ test_out_written(void **state)
     assert_memory_equal(&h, &zero, sizeof(h));
 }
 
+/* The fuzz target's seeds say by their names what they are. */
+static void
+test_fuzz_seeds(void **state)
+{
+    const char *top = getenv("ECHOD_SRCDIR");
+    char dir[512];
+    struct dirent *e;
+    DIR *d;
+    int seen = 0;
+
+    (void)state;
+    snprintf(dir, sizeof(dir), "%s/fuzz/corpus/proxy", top != NULL ? top : ".");
+    d = opendir(dir);
+    if (d == NULL) {
+        fail_msg("cannot open %s (run from the top of the source tree "
+                 "or set ECHOD_SRCDIR)",
+                 dir);
+    }
+    while ((e = readdir(d)) != NULL) {
+        unsigned char buf[PXY_MAX + 256];
+        char path[1024];
+        struct pxy_header h;
+        enum pxy_result want, r;
+        size_t n;
+        FILE *f;
+
+        if (strncmp(e->d_name, "ok-", 3) == 0) {
+            want = PXY_OK;
+        } else if (strncmp(e->d_name, "bad-", 4) == 0) {
+            want = PXY_BAD;
+        } else if (strncmp(e->d_name, "part-", 5) == 0) {
+            want = PXY_INCOMPLETE;
+        } else {
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        f = fopen(path, "rb");
+        assert_non_null(f);
+        n = fread(buf, 1, sizeof(buf), f);
+        fclose(f);
+        r = parse(buf, n, &h);
+        if (r != want) {
+            fail_msg("%s: %d, want %d (%s)", e->d_name, r, want,
+                     h.why != NULL ? h.why : "-");
+        }
+        if (r == PXY_OK) {
+            expect_ok(buf, h.len, &h);
+        }
+        seen++;
+    }
+    closedir(d);
+    assert_true(seen >= 10);
+}
+
 int
 main(void)
 {
@@ -819,6 +877,7 @@ main(void)
         cmocka_unit_test(test_v2_malformed_tlv),
         cmocka_unit_test(test_v2_crc32c),
         cmocka_unit_test(test_out_written),
+        cmocka_unit_test(test_fuzz_seeds),
     };
 
     t_deadline(60);
