@@ -282,7 +282,8 @@ clean:
 # ---- fuzzing ----
 #
 # libFuzzer targets in fuzz/ (fuzz_config: bytes as an echod.conf;
-# fuzz_conn: the connection engine under a scripted client), built with
+# fuzz_conn: the connection engine under a scripted client; fuzz_proxy:
+# bytes as the start of a PROXY protocol header), built with
 # clang-14 under ASan+UBSan into build-fuzz/. The engine is compiled with
 # -fsanitize=fuzzer-no-link (coverage, no main), the targets link the
 # runtime with -fsanitize=fuzzer. `make fuzz` runs each for FUZZ_SECONDS;
