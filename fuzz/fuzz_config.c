@@ -9,7 +9,10 @@
  *     in range, strings of allowed length and NUL-terminated, level and
  *     facility known, each key less than the key its .below names (low <
  *     high watermark), at most CFG_MAX_LISTEN listen entries, each a
- *     numeric address with a port in range and no two alike;
+ *     numeric address with a port in range and no two alike; an access
+ *     list is NULL or holds entries, and an entry without lists of its
+ *     own (own_acl) has none; cfg_fini then frees every list (a leak is
+ *     a finding);
  *   - on failure the error is one non-empty line that starts with
  *     "PATH:" (the file the operator named; with @include, possibly the
  *     name of an included file instead), and errno is EINVAL.
@@ -28,6 +31,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "config.h"
 #include "fuzz.h"
 #include "log.h"
@@ -98,6 +102,12 @@ fz_check_key(const struct cfg_key *k, const void *base, const char *name)
         FZ_CHECK(v == CFG_PROTO_TCP || v == CFG_PROTO_UDP,
                  "%s = %lld is no protocol", name, (long long)v);
         break;
+    case CFG_CIDRS: { /* NULL stands for the empty list */
+        const struct acl *a = *(struct acl *const *)(const void *)p;
+
+        FZ_CHECK(a == NULL || acl_count(a) > 0, "%s is an empty list", name);
+        break;
+    }
     case CFG_LISTEN:
         break;
     }
@@ -145,6 +155,9 @@ fz_check_listen(const struct cfg *c)
         }
         snprintf(name, sizeof(name), "listen[%zu].", i);
         fz_check_below(l, CFG_ITEM, name);
+        FZ_CHECK(fz_bool_ok(&l->own_acl), "listen[%zu].own_acl is no bool", i);
+        FZ_CHECK(l->own_acl || (l->allow == NULL && l->deny == NULL),
+                 "listen[%zu] has lists it did not set", i);
         FZ_CHECK(inet_pton(AF_INET, l->address, addr) == 1 ||
                      inet_pton(AF_INET6, l->address, addr) == 1,
                  "listen[%zu].address \"%s\" is not numeric", i, l->address);
@@ -224,6 +237,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     saved = errno;
     if (rc == 0) {
         fz_check_cfg(&c);
+        cfg_fini(&c);
     } else {
         FZ_CHECK(rc == -1, "cfg_load returned %d", rc);
         fz_check_error(err, sizeof(err), path,

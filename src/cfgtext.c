@@ -16,14 +16,17 @@
 
 #include "cfgtext.h"
 
-#define CFT_FILE_MAX ((size_t)1024 * 1024) /* enough for any echod.conf */
+#define CFT_FILE_MAX ((size_t)1024 * 1024) /* a file of unknown size */
 #define CFT_INCLUDE_DEPTH 10               /* libconfig's own nesting limit */
 #define CFT_INCLUDE_QUOTED 1024            /* an @include name in an error */
 
-/* The start of a file (CFT_FILE_MAX bytes) and its length, with a NUL
- * after it; to be freed. NULL if it cannot be opened or memory is short.
- * libconfig reads a NUL byte like any other (in a string, in a comment):
- * the text is scanned by length, never up to the first NUL. */
+/* A regular file whole (anything else: its first CFT_FILE_MAX bytes)
+ * and its length, with a NUL after it; to be freed. NULL if it cannot be
+ * opened or memory is short. libconfig reads a NUL byte like any other
+ * (in a string, in a comment): the text is scanned by length, never up
+ * to the first NUL. A file with long access lists (allow, deny) runs to
+ * megabytes, and a guard that stopped at a fixed size would let an
+ * @include or a wrapping literal after it through. */
 static char *
 cft_read(const char *path, size_t *lenp)
 {
@@ -35,9 +38,9 @@ cft_read(const char *path, size_t *lenp)
     if (f == NULL) {
         return NULL;
     }
-    /* Do not allocate a megabyte for every load of a small file. */
+    /* As much as libconfig will read: the whole file, and no more. */
     if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
-        (uint64_t)st.st_size < max) {
+        (uint64_t)st.st_size < SIZE_MAX) {
         max = (size_t)st.st_size;
     }
     text = malloc(max + 1);

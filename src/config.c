@@ -18,6 +18,7 @@
 #include <string.h>
 #include <syslog.h>
 
+#include "acl.h"
 #include "cfgtext.h"
 #include "config.h"
 #include "log.h"
@@ -41,7 +42,7 @@ const struct cfg_key cfg_keys[] = {
      .required = false,
      .reload = CFG_RELOAD,
      .doc = "Listening sockets: a list of { address; port; ipv6_only; "
-            "protocol; } groups."},
+            "protocol; allow; deny; proxy_from; } groups."},
     {.name = "address",
      .type = CFG_STRING,
      .scope = CFG_ITEM,
@@ -130,6 +131,49 @@ const struct cfg_key cfg_keys[] = {
      .reload = CFG_RELOAD,
      .doc = "IPv6 prefix length that makes one source (64 = one "
             "subnet)."},
+    /* Who may connect: lists of prefixes (acl.h), kept outside struct
+     * cfg and owned by it (cfg_fini). A listen entry that sets allow or
+     * deny replaces both top-level lists for that entry. */
+    {.name = "allow",
+     .type = CFG_CIDRS,
+     .scope = CFG_TOP,
+     .off = CFG_OFF(allow),
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "Client addresses or prefixes served (\"192.0.2.0/24\", "
+            "\"2001:db8::/32\"); empty = every client."},
+    {.name = "deny",
+     .type = CFG_CIDRS,
+     .scope = CFG_TOP,
+     .off = CFG_OFF(deny),
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "Client addresses or prefixes refused, whatever allow says; "
+            "empty = none."},
+    {.name = "allow",
+     .type = CFG_CIDRS,
+     .scope = CFG_ITEM,
+     .off = CFG_LOFF(allow),
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "allow for this listen entry; with it or deny, the entry's "
+            "own lists replace both top-level ones."},
+    {.name = "deny",
+     .type = CFG_CIDRS,
+     .scope = CFG_ITEM,
+     .off = CFG_LOFF(deny),
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "deny for this listen entry; with it or allow, the entry's "
+            "own lists replace both top-level ones."},
+    {.name = "proxy_from",
+     .type = CFG_CIDRS,
+     .scope = CFG_ITEM,
+     .off = CFG_LOFF(proxy_from),
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "Addresses or prefixes of proxies that may send a PROXY "
+            "protocol header to this entry (checked, not used yet)."},
     {.name = "idle_timeout",
      .type = CFG_INT,
      .scope = CFG_TOP,
@@ -318,8 +362,11 @@ const struct cfg_key cfg_keys[] = {
 };
 
 const struct cfg_listen cfg_default_listen[] = {
-    {"0.0.0.0", 7, true, CFG_PROTO_TCP},
-    {"::", 7, true, CFG_PROTO_TCP},
+    {.address = "0.0.0.0",
+     .port = 7,
+     .ipv6_only = true,
+     .protocol = CFG_PROTO_TCP},
+    {.address = "::", .port = 7, .ipv6_only = true, .protocol = CFG_PROTO_TCP},
 };
 
 static const char *const cfg_proto_names[] = {
@@ -354,6 +401,12 @@ cfg_int_field(void *base, const struct cfg_key *k)
     return (int64_t *)(void *)((char *)base + k->off);
 }
 
+static struct acl **
+cfg_acl_field(void *base, const struct cfg_key *k)
+{
+    return (struct acl **)(void *)((char *)base + k->off);
+}
+
 static void
 cfg_key_default(void *base, const struct cfg_key *k)
 {
@@ -371,6 +424,9 @@ cfg_key_default(void *base, const struct cfg_key *k)
     case CFG_STRING:
         snprintf((char *)base + k->off, (size_t)k->max + 1, "%s",
                  k->def_str != NULL ? k->def_str : "");
+        break;
+    case CFG_CIDRS:
+        *cfg_acl_field(base, k) = NULL; /* empty; frees nothing */
         break;
     case CFG_LISTEN:
         break;
@@ -419,6 +475,9 @@ cfg_default_text(const struct cfg_key *k, char *buf, size_t len)
     case CFG_PROTOCOL:
         snprintf(buf, len, "\"%s\"", cfg_proto_name(k->def));
         break;
+    case CFG_CIDRS:
+        snprintf(buf, len, "[ ]");
+        break;
     case CFG_LISTEN: {
         size_t used = 0;
         used += (size_t)snprintf(buf, len, "(");
@@ -443,6 +502,48 @@ cfg_listen_equal(const struct cfg_listen *a, const struct cfg_listen *b)
            a->ipv6_only == b->ipv6_only && a->protocol == b->protocol;
 }
 
+const struct acl *
+cfg_listen_allow(const struct cfg *c, const struct cfg_listen *l)
+{
+    return l->own_acl ? l->allow : c->allow;
+}
+
+const struct acl *
+cfg_listen_deny(const struct cfg *c, const struct cfg_listen *l)
+{
+    return l->own_acl ? l->deny : c->deny;
+}
+
+bool
+cfg_listen_same_acl(const struct cfg *ca, const struct cfg_listen *a,
+                    const struct cfg *cb, const struct cfg_listen *b)
+{
+    return acl_equal(cfg_listen_allow(ca, a), cfg_listen_allow(cb, b)) &&
+           acl_equal(cfg_listen_deny(ca, a), cfg_listen_deny(cb, b)) &&
+           acl_equal(a->proxy_from, b->proxy_from);
+}
+
+/* Every list the table says base holds, for keys of `scope`. */
+static void
+cfg_fini_lists(void *base, enum cfg_scope scope)
+{
+    for (const struct cfg_key *k = cfg_keys; k->name != NULL; k++) {
+        if (k->scope == scope && k->type == CFG_CIDRS) {
+            acl_free(*cfg_acl_field(base, k));
+            *cfg_acl_field(base, k) = NULL;
+        }
+    }
+}
+
+void
+cfg_fini(struct cfg *c)
+{
+    cfg_fini_lists(c, CFG_TOP);
+    for (size_t i = 0; i < c->n_listen && i < CFG_MAX_LISTEN; i++) {
+        cfg_fini_lists(&c->listen[i], CFG_ITEM);
+    }
+}
+
 /* Whether a top-level key has the same value in a and b. */
 static bool
 cfg_key_equal(const struct cfg_key *k, const struct cfg *a, const struct cfg *b)
@@ -462,6 +563,9 @@ cfg_key_equal(const struct cfg_key *k, const struct cfg *a, const struct cfg *b)
         return *(const bool *)pa == *(const bool *)pb;
     case CFG_STRING:
         return strcmp(pa, pb) == 0;
+    case CFG_CIDRS:
+        return acl_equal(*(struct acl *const *)(const void *)pa,
+                         *(struct acl *const *)(const void *)pb);
     case CFG_LISTEN:
         if (a->n_listen != b->n_listen) {
             return false;
@@ -597,7 +701,62 @@ cfg_set_int(struct cfg_ctx *x, const config_setting_t *s,
                     k->type == CFG_INT_AUTO ? " or \"auto\"" : "");
 }
 
-/* Store one scalar setting into base after checking type and range. */
+/*
+ * CFG_CIDRS: an array or list of address/prefix strings, built into one
+ * list (NULL when empty). Each element is checked where it is written:
+ * the error names its line and index ("deny[2]: ..."), with acl_add's
+ * reason. Nothing is stored unless every element is good.
+ */
+static int
+cfg_set_cidrs(struct cfg_ctx *x, const config_setting_t *s,
+              const struct cfg_key *k, void *base, const char *label)
+{
+    struct acl_builder *b;
+    struct acl *a;
+    int n;
+
+    if (!config_setting_is_array(s) && !config_setting_is_list(s)) {
+        return cfg_fail(x, s,
+                        "%s: expected a list of addresses or prefixes, "
+                        "such as [ \"192.0.2.0/24\", \"2001:db8::/32\" ]",
+                        label);
+    }
+    n = config_setting_length(s);
+    if (n == 0) {
+        return 0;
+    }
+    b = acl_builder_new();
+    if (b == NULL) {
+        return cfg_fail(x, s, "%s: out of memory", label);
+    }
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        const char *str = config_setting_type(e) == CONFIG_TYPE_STRING
+                              ? config_setting_get_string(e)
+                              : NULL;
+        char why[ACL_ERR_MAX], quoted[4 * CFG_ADDR_MAX + 1];
+
+        if (str == NULL) {
+            acl_builder_free(b);
+            return cfg_fail(x, e, "%s[%d]: expected a string", label, i);
+        }
+        if (acl_add(b, str, why, sizeof(why)) < 0) {
+            acl_builder_free(b);
+            return cfg_fail(x, e, "%s[%d]: \"%s\": %s", label, i,
+                            cft_quote(str, quoted, sizeof(quoted)), why);
+        }
+    }
+    a = acl_build(b);
+    if (a == NULL) {
+        return cfg_fail(x, s, "%s: out of memory", label);
+    }
+    acl_free(*cfg_acl_field(base, k)); /* NULL: a key is set once */
+    *cfg_acl_field(base, k) = a;
+    return 0;
+}
+
+/* Store one setting into base after checking type and range: a scalar,
+ * or a list of prefixes. */
 static int
 cfg_set_scalar(struct cfg_ctx *x, const config_setting_t *s,
                const struct cfg_key *k, void *base, const char *label)
@@ -653,6 +812,8 @@ cfg_set_scalar(struct cfg_ctx *x, const config_setting_t *s,
         }
         *cfg_int_field(base, k) = code;
         return 0;
+    case CFG_CIDRS:
+        return cfg_set_cidrs(x, s, k, base, label);
     case CFG_LISTEN:
         break;
     }
@@ -761,6 +922,9 @@ cfg_load_item(struct cfg_ctx *x, const config_setting_t *item,
             return -1;
         }
     }
+    /* Either key replaces both top-level lists (see struct cfg_listen). */
+    l->own_acl = config_setting_get_member(item, "allow") != NULL ||
+                 config_setting_get_member(item, "deny") != NULL;
     snprintf(sublabel, sizeof(sublabel), "%s.", label);
     if (cfg_check_required(x, item, cfg_keys, CFG_ITEM, sublabel) < 0 ||
         cfg_check_below(x, item, l, cfg_keys, CFG_ITEM, sublabel) < 0) {
@@ -787,6 +951,10 @@ cfg_load_listen(struct cfg_ctx *x, const config_setting_t *s, struct cfg *c)
     for (unsigned i = 0; i < n; i++) {
         const config_setting_t *item = config_setting_get_elem(s, i);
 
+        /* Counted before it is read, so that cfg_fini also frees the
+         * lists of an entry that fails half-way. */
+        memset(&c->listen[i], 0, sizeof(c->listen[i]));
+        c->n_listen = i + 1;
         if (cfg_load_item(x, item, &c->listen[i], i) < 0) {
             return -1;
         }
@@ -802,7 +970,6 @@ cfg_load_listen(struct cfg_ctx *x, const config_setting_t *s, struct cfg *c)
                                 i, j);
             }
         }
-        c->n_listen = i + 1;
     }
     return 0;
 }
@@ -869,6 +1036,7 @@ cfg_load(struct cfg *c, const char *path, char *err, size_t errlen)
     }
     config_destroy(&lc);
     if (rc < 0) {
+        cfg_fini(c);    /* whatever lists were built before the fault */
         errno = EINVAL; /* the file is there but wrong */
     }
     return rc;

@@ -5,6 +5,16 @@
  *
  * A load builds a complete new struct cfg; live code only ever sees a
  * const struct cfg * and swaps snapshots on reload.
+ *
+ * Ownership: a loaded struct cfg owns its access lists (the struct acl
+ * pointers of allow, deny and of each listen entry's allow, deny and
+ * proxy_from), which live outside it because they can be long. Copying a
+ * struct cfg (or a struct cfg_listen) by value copies the pointers, not
+ * the lists: the copies alias them, and exactly one copy must be handed
+ * to cfg_fini, once, after every reader is done with all of them (a
+ * reader that must outlive it takes its own reference, acl_ref). A
+ * config filled by cfg_defaults, or one whose lists were all empty, holds
+ * nothing and needs no cfg_fini, though it does no harm.
  */
 #ifndef ECHOD_CONFIG_H
 #define ECHOD_CONFIG_H
@@ -22,6 +32,8 @@
 #define CFG_IDENT_MAX 32
 #define CFG_NAME_MAX 33 /* a user or group name (32) and its NUL */
 #define CFG_ERR_MAX 512
+
+struct acl; /* acl.h: NULL stands for an empty list */
 
 /* How a CFG_INT_AUTO key stores the string "auto". */
 #define CFG_AUTO 0
@@ -42,6 +54,15 @@ struct cfg_listen {
     int64_t port;
     bool ipv6_only;
     int64_t protocol; /* enum cfg_proto */
+    /* Who may connect through this entry (acl_permits): when own_acl is
+     * set (the entry has an allow or a deny key, even an empty one), its
+     * allow and deny replace the top-level lists for this entry, both of
+     * them; else they are NULL and the top-level ones apply (use
+     * cfg_listen_allow/_deny). Not part of the socket's identity. */
+    bool own_acl;
+    struct acl *allow;
+    struct acl *deny;
+    struct acl *proxy_from; /* PROXY protocol senders; only stored yet */
 };
 
 struct cfg {
@@ -68,6 +89,8 @@ struct cfg {
     int64_t udp_per_source_rate;  /* UDP replies per second, one source */
     int64_t udp_per_source_burst;
     int64_t udp_per_source_rate_bytes; /* their bytes per second, 0 = off */
+    struct acl *allow; /* clients served; NULL: everyone */
+    struct acl *deny;  /* clients refused, before allow; NULL: no one */
 };
 
 enum cfg_type {
@@ -80,6 +103,8 @@ enum cfg_type {
     CFG_PROTOCOL, /* string naming an enum cfg_proto */
     CFG_INT_AUTO, /* CFG_INT, or the string "auto" stored as CFG_AUTO
                      (so its min is above CFG_AUTO) */
+    CFG_CIDRS,    /* array or list of address/prefix strings, stored as
+                     a struct acl *, NULL when empty (default: empty) */
 };
 
 enum cfg_scope {
@@ -123,18 +148,27 @@ extern const struct cfg_key cfg_keys[];
 extern const struct cfg_listen cfg_default_listen[];
 extern const size_t cfg_n_default_listen;
 
-/* Fill *c with the built-in defaults. */
+/* Fill *c with the built-in defaults (no lists). Overwrites *c without
+ * freeing anything: cfg_fini a loaded config first. */
 void cfg_defaults(struct cfg *c);
 
 /*
- * Read and validate `path` into *c. On success returns 0 and *c is complete.
- * On failure returns -1, leaves *c unspecified and writes one line to err,
- * of the form "FILE:LINE: KEY: what was expected" (no trailing newline),
- * or "FILE: KEY: ..." when no line holds the fault (a required top-level
- * key that is missing); errno is fopen's when the file cannot be opened,
- * EINVAL otherwise.
+ * Read and validate `path` into *c, which it overwrites as cfg_defaults
+ * does. On success returns 0 and *c is complete; it owns the lists it
+ * holds (see above). On failure returns -1, has freed every list it
+ * built (*c holds none and is otherwise unspecified) and writes one line
+ * to err, of the form "FILE:LINE: KEY: what was expected" (no trailing
+ * newline), or "FILE: KEY: ..." when no line holds the fault (a required
+ * top-level key that is missing); a bad element of a list names its own
+ * line and index ("deny[3]: ..."); errno is fopen's when the file cannot
+ * be opened, EINVAL otherwise.
  */
 int cfg_load(struct cfg *c, const char *path, char *err, size_t errlen);
+
+/* Free the lists *c owns (drop its reference to each) and set their
+ * pointers to NULL; everything else is left as it was. Calling it again,
+ * or on a config that holds no list, does nothing. */
+void cfg_fini(struct cfg *c);
 
 /* The default of a key as it would be written in the config file. */
 void cfg_default_text(const struct cfg_key *k, char *buf, size_t len);
@@ -142,8 +176,22 @@ void cfg_default_text(const struct cfg_key *k, char *buf, size_t len);
 /* "tcp" or "udp" ("?" for anything else). */
 const char *cfg_proto_name(int64_t proto);
 
-/* Same address, port, protocol and options. */
+/* Same address, port, protocol and options: the socket's identity. The
+ * access lists are not part of it (see cfg_listen_same_acl). */
 bool cfg_listen_equal(const struct cfg_listen *a, const struct cfg_listen *b);
+
+/* The allow and deny lists that apply to entry l of config c: its own
+ * when l->own_acl, else c's top-level ones. NULL is an empty list. */
+const struct acl *cfg_listen_allow(const struct cfg *c,
+                                   const struct cfg_listen *l);
+const struct acl *cfg_listen_deny(const struct cfg *c,
+                                  const struct cfg_listen *l);
+
+/* Whether entry a of config ca and entry b of config cb apply the same
+ * allow and deny lists and have the same proxy_from, by the addresses
+ * they match (so a reload can tell whether an entry's lists changed). */
+bool cfg_listen_same_acl(const struct cfg *ca, const struct cfg_listen *a,
+                         const struct cfg *cb, const struct cfg_listen *b);
 
 /*
  * For a reload: the top-level keys marked CFG_RESTART whose values differ

@@ -103,6 +103,7 @@ main(int argc, char **argv)
     }
     if (test) {
         printf("echod: %s: configuration OK\n", opts.conf_path);
+        cfg_fini(&cfg);
         return SRV_EX_OK;
     }
     /* Init in this order, undone in the reverse order below; each undo

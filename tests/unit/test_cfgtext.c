@@ -98,6 +98,38 @@ test_includes(void **state)
     assert_non_null(strstr(err, ":1: @include: expected a file name"));
 }
 
+/* A file with long access lists runs to megabytes: both guards must see
+ * what comes after its first megabyte (they once stopped there). */
+static void
+test_long_file(void **state)
+{
+    const size_t lines = 150000; /* 24 bytes each: 3.6 MB */
+    size_t cap = lines * 24 + 256, used = 0;
+    char *text = malloc(cap), err[512], want[512];
+    const char *p;
+
+    (void)state;
+    assert_non_null(text);
+    used += (size_t)snprintf(text, cap, "deny = [\n");
+    for (size_t i = 0; i < lines; i++) {
+        used += (size_t)snprintf(text + used, cap - used,
+                                 "  \"192.0.%03zu.0/24\",  \n", i % 256);
+    }
+    used += (size_t)snprintf(text + used, cap - used,
+                             "  \"::/0\" ];\nmax_connections = 4294967301;\n"
+                             "@include \"%s\"\n",
+                             dir);
+    assert_true(used < cap && used > 3 * 1024 * 1024);
+    p = put("long.conf", text, used);
+    assert_false(
+        cft_int_literal_fits(p, (unsigned)lines + 3, "max_connections"));
+    assert_int_equal(cft_check_includes(p, 0, err, sizeof(err)), -1);
+    snprintf(want, sizeof(want), "%s:%zu: @include \"%s\": not a regular file",
+             p, lines + 4, dir);
+    assert_string_equal(err, want);
+    free(text);
+}
+
 static void
 test_quote(void **state)
 {
@@ -137,6 +169,7 @@ main(void)
         cmocka_unit_test(test_literal_fits),
         cmocka_unit_test(test_literal_after_nul),
         cmocka_unit_test(test_includes),
+        cmocka_unit_test(test_long_file),
         cmocka_unit_test(test_quote),
     };
 

@@ -2,6 +2,11 @@
  * test_config.c - the key table, defaults, the shipped config file, and
  * every class of load error with its exact "FILE:LINE: key: ..." text.
  *
+ * The access lists (allow, deny, proxy_from) are checked for what they
+ * hold, where each bad element is reported, and for ownership: every
+ * list a load builds is freed by cfg_fini, or by cfg_load itself when it
+ * fails (run under ASan, `make SANITIZE=1`, a leak is a failure).
+ *
  * Includes src/config.c to reach its static checks with tables of its own.
  * Finds the source tree through $ECHOD_TOP, else by walking up from the
  * working directory, else from the test binary's own directory, looking
@@ -28,6 +33,7 @@
  * tables of the test's own (STYLE.md section 8); config.o is then not
  * taken from libechod.a. */
 #include "../../src/config.c"
+#include "sock.h"
 #include "unit.h"
 
 static char top[PATH_MAX];       /* the source tree */
@@ -185,6 +191,10 @@ assert_listen_equal(const struct cfg_listen *a, const struct cfg_listen *b)
     assert_int_equal(a->port, b->port);
     assert_int_equal(a->ipv6_only, b->ipv6_only);
     assert_int_equal(a->protocol, b->protocol);
+    assert_int_equal(a->own_acl, b->own_acl);
+    assert_true(acl_equal(a->allow, b->allow));
+    assert_true(acl_equal(a->deny, b->deny));
+    assert_true(acl_equal(a->proxy_from, b->proxy_from));
 }
 
 /* Field by field, driven by the table, plus the listen list. */
@@ -212,6 +222,10 @@ assert_cfg_equal(const struct cfg *a, const struct cfg *b)
             break;
         case CFG_STRING:
             assert_string_equal(pa, pb);
+            break;
+        case CFG_CIDRS:
+            assert_true(acl_equal(*(struct acl *const *)(const void *)pa,
+                                  *(struct acl *const *)(const void *)pb));
             break;
         case CFG_LISTEN:
             break;
@@ -266,6 +280,9 @@ test_defaults_equal_table(void **state)
         case CFG_STRING:
             assert_non_null(k->def_str);
             assert_string_equal(p, k->def_str);
+            break;
+        case CFG_CIDRS: /* empty: no list */
+            assert_null(*(struct acl *const *)(const void *)p);
             break;
         case CFG_LISTEN:
             break;
@@ -1141,6 +1158,394 @@ test_error_truncated_to_buffer(void **state)
     assert_memory_equal(small, path, sizeof(small) - 1);
 }
 
+/* ---- who may connect: allow, deny, proxy_from ---- */
+
+/* Whether the lists in force for entry l of c serve a client at text. */
+static bool
+serves(const struct cfg *c, const struct cfg_listen *l, const char *text)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+
+    assert_int_equal(sock_addr(text, 7, &ss, &len), 0);
+    return acl_permits(cfg_listen_allow(c, l), cfg_listen_deny(c, l),
+                       (const struct sockaddr *)&ss);
+}
+
+static bool
+in_list(const struct acl *a, const char *text)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+
+    assert_int_equal(sock_addr(text, 7, &ss, &len), 0);
+    return acl_match(a, (const struct sockaddr *)&ss);
+}
+
+static void
+test_acl_top_level(void **state)
+{
+    struct cfg c;
+
+    (void)state;
+    if (load(&c, "allow = [ \"192.0.2.0/24\", \"2001:db8::/32\",\n"
+                 "          \"::ffff:198.51.100.0/120\" ];\n"
+                 "deny = ( \"192.0.2.128/25\" );\n") != 0) {
+        fail_msg("%s", err);
+    }
+    assert_int_equal(acl_count(c.allow), 3);
+    assert_int_equal(acl_count(c.deny), 1);
+    for (size_t i = 0; i < c.n_listen; i++) {
+        /* the built-in listeners take the top-level lists */
+        assert_false(c.listen[i].own_acl);
+        assert_ptr_equal(cfg_listen_allow(&c, &c.listen[i]), c.allow);
+        assert_ptr_equal(cfg_listen_deny(&c, &c.listen[i]), c.deny);
+    }
+    assert_true(serves(&c, &c.listen[0], "192.0.2.1"));
+    assert_true(serves(&c, &c.listen[0], "::ffff:192.0.2.127"));
+    assert_false(serves(&c, &c.listen[0], "192.0.2.128"));
+    assert_true(serves(&c, &c.listen[0], "198.51.100.9"));
+    assert_true(serves(&c, &c.listen[0], "2001:db8::1"));
+    assert_false(serves(&c, &c.listen[0], "2001:db9::1"));
+    assert_false(serves(&c, &c.listen[0], "203.0.113.1"));
+    cfg_fini(&c);
+    assert_null(c.allow);
+    assert_null(c.deny);
+
+    /* An empty list is no list, as an array or as a list. */
+    if (load(&c, "allow = [ ];\ndeny = ( );\n") != 0) {
+        fail_msg("%s", err);
+    }
+    assert_null(c.allow);
+    assert_null(c.deny);
+    assert_true(serves(&c, &c.listen[1], "2001:db8::1"));
+}
+
+/* A listen entry that sets allow or deny (even to an empty list)
+ * replaces both top-level lists for itself; proxy_from does not. */
+static void
+test_acl_per_listen(void **state)
+{
+    struct cfg c;
+    const struct cfg_listen *l = c.listen;
+
+    (void)state;
+    if (load(&c, "allow = [ \"10.0.0.0/8\" ];\n"
+                 "deny = [ \"10.66.0.0/16\" ];\n"
+                 "listen = (\n"
+                 "  { address = \"127.0.0.1\"; port = 7001; },\n"
+                 "  { address = \"127.0.0.1\"; port = 7002;\n"
+                 "    deny = [ \"10.1.0.0/16\" ]; },\n"
+                 "  { address = \"127.0.0.1\"; port = 7003; allow = [ ]; },\n"
+                 "  { address = \"127.0.0.1\"; port = 7004;\n"
+                 "    proxy_from = [ \"127.0.0.1\", \"::1\" ]; },\n"
+                 "  { address = \"::1\"; port = 7005; deny = [ ];\n"
+                 "    allow = ( \"192.0.2.0/24\" ); }\n"
+                 ");\n") != 0) {
+        fail_msg("%s", err);
+    }
+    assert_int_equal(c.n_listen, 5);
+    /* [0]: the top-level lists */
+    assert_false(l[0].own_acl);
+    assert_null(l[0].allow);
+    assert_true(serves(&c, &l[0], "10.1.2.3"));
+    assert_false(serves(&c, &l[0], "10.66.2.3"));
+    assert_false(serves(&c, &l[0], "192.0.2.1"));
+    /* [1]: only deny set, so allow is empty, not the top-level one */
+    assert_true(l[1].own_acl);
+    assert_null(cfg_listen_allow(&c, &l[1]));
+    assert_int_equal(acl_count(cfg_listen_deny(&c, &l[1])), 1);
+    assert_true(serves(&c, &l[1], "192.0.2.1"));
+    assert_true(serves(&c, &l[1], "10.66.2.3"));
+    assert_false(serves(&c, &l[1], "10.1.2.3"));
+    /* [2]: both empty: everyone */
+    assert_true(l[2].own_acl);
+    assert_null(cfg_listen_allow(&c, &l[2]));
+    assert_null(cfg_listen_deny(&c, &l[2]));
+    assert_true(serves(&c, &l[2], "10.66.2.3"));
+    assert_true(serves(&c, &l[2], "2001:db8::1"));
+    /* [3]: proxy_from is stored and changes nothing else */
+    assert_false(l[3].own_acl);
+    assert_int_equal(acl_count(l[3].proxy_from), 2);
+    assert_true(in_list(l[3].proxy_from, "127.0.0.1"));
+    assert_true(in_list(l[3].proxy_from, "::1"));
+    assert_false(in_list(l[3].proxy_from, "127.0.0.2"));
+    assert_false(serves(&c, &l[3], "192.0.2.1"));
+    assert_null(l[0].proxy_from);
+    /* [4]: its own allow, an empty deny */
+    assert_true(l[4].own_acl);
+    assert_null(l[4].deny);
+    assert_true(serves(&c, &l[4], "192.0.2.1"));
+    assert_false(serves(&c, &l[4], "10.1.2.3"));
+    cfg_fini(&c);
+    for (size_t i = 0; i < 5; i++) {
+        assert_null(l[i].allow);
+        assert_null(l[i].deny);
+        assert_null(l[i].proxy_from);
+    }
+    assert_null(c.allow);
+}
+
+/* Lists are not part of a socket's identity; cfg_listen_same_acl
+ * compares what the lists in force match, however they are written. */
+static void
+test_acl_identity_and_sameness(void **state)
+{
+    static struct cfg a, b;
+    struct cfg_listen copy;
+
+    (void)state;
+    if (load(&a,
+             "allow = [ \"10.0.0.0/9\", \"10.128.0.0/9\" ];\n"
+             "listen = ( { address = \"::1\"; port = 7; },\n"
+             "  { address = \"::1\"; port = 8; proxy_from = [ \"::1\" ]; },\n"
+             "  { address = \"::1\"; port = 9; deny = [ ]; } );\n") != 0) {
+        fail_msg("%s", err);
+    }
+    if (load(&b, "allow = [ \"10.0.0.0/8\" ];\n"
+                 "listen = ( { address = \"::1\"; port = 7; },\n"
+                 "  { address = \"::1\"; port = 8; },\n"
+                 "  { address = \"::1\"; port = 9; allow = [ \"10.0.0.0/8\" ]; "
+                 "} );\n") != 0) {
+        fail_msg("%s", err);
+    }
+    for (size_t i = 0; i < 3; i++) {
+        assert_true(cfg_listen_equal(&a.listen[i], &b.listen[i]));
+    }
+    /* the same allow, written otherwise */
+    assert_true(cfg_listen_same_acl(&a, &a.listen[0], &b, &b.listen[0]));
+    /* proxy_from differs */
+    assert_false(cfg_listen_same_acl(&a, &a.listen[1], &b, &b.listen[1]));
+    /* [2]: everyone in a, only 10/8 in b */
+    assert_false(cfg_listen_same_acl(&a, &a.listen[2], &b, &b.listen[2]));
+    /* b's [2] has its own list equal to b's top-level one */
+    assert_true(cfg_listen_same_acl(&b, &b.listen[0], &b, &b.listen[2]));
+    /* a copy with other lists is the same socket */
+    copy = a.listen[0];
+    copy.own_acl = true;
+    copy.deny = b.allow;
+    assert_true(cfg_listen_equal(&copy, &a.listen[0]));
+    assert_false(cfg_listen_same_acl(&a, &copy, &a, &a.listen[0]));
+    /* a reload that only rewrites a list is no restart change, and the
+     * reloadable ones are told apart by what they match */
+    {
+        char buf[64];
+
+        assert_int_equal(cfg_restart_changes(&a, &b, buf, sizeof(buf)), 0);
+        assert_int_equal(
+            cfg_changes(cfg_keys, CFG_RELOAD, &a, &b, buf, sizeof(buf)), 0);
+        acl_free(b.deny);
+        b.deny = acl_ref(b.allow);
+        assert_int_equal(
+            cfg_changes(cfg_keys, CFG_RELOAD, &a, &b, buf, sizeof(buf)), 1);
+        assert_string_equal(buf, "deny");
+    }
+    cfg_fini(&a);
+    cfg_fini(&b);
+}
+
+/* Every bad list and element, at the line of the element. */
+static void
+test_error_acl(void **state)
+{
+    static const struct {
+        const char *text;
+        int line;
+        const char *what;
+    } cases[] = {
+        {"idle_timeout = 1;\ndeny = \"10.0.0.0/8\";\n", 2,
+         "deny: expected a list of addresses or prefixes, such as "
+         "[ \"192.0.2.0/24\", \"2001:db8::/32\" ]"},
+        {"allow = 5;\n", 1,
+         "allow: expected a list of addresses or prefixes, such as "
+         "[ \"192.0.2.0/24\", \"2001:db8::/32\" ]"},
+        {"deny = { a = \"10.0.0.0/8\"; };\n", 1,
+         "deny: expected a list of addresses or prefixes, such as "
+         "[ \"192.0.2.0/24\", \"2001:db8::/32\" ]"},
+        {"allow = [\n  \"10.0.0.0/8\",\n  \"10.0.0.1/8\" ];\n", 3,
+         "allow[1]: \"10.0.0.1/8\": host bits set beyond /8: did you mean "
+         "\"10.0.0.0/8\"?"},
+        {"deny = [ \"2001:db8::1/32\" ];\n", 1,
+         "deny[0]: \"2001:db8::1/32\": host bits set beyond /32: did you "
+         "mean \"2001:db8::/32\"?"},
+        {"deny = [ \"10.0.0.0/33\" ];\n", 1,
+         "deny[0]: \"10.0.0.0/33\": prefix length must be 0..32"},
+        {"deny = [ \"fe80::/129\" ];\n", 1,
+         "deny[0]: \"fe80::/129\": prefix length must be 0..128"},
+        {"deny = [ \"::/0\",\n \"300.1.1.1\" ];\n", 2,
+         "deny[1]: \"300.1.1.1\": not an IPv4 or IPv6 address"},
+        {"deny = [ \"\" ];\n", 1, "deny[0]: \"\": not an IPv4 or IPv6 address"},
+        {"deny = [ \"10.0.0.0/8x\" ];\n", 1,
+         "deny[0]: \"10.0.0.0/8x\": junk after the prefix length"},
+        {"deny = [ \"10.0.0.0/\" ];\n", 1,
+         "deny[0]: \"10.0.0.0/\": expected a prefix length 0..32 after "
+         "\"/\""},
+        /* one line whatever the value holds (it also goes to STATUS=) */
+        {"deny = [ \"10.0.0.0/8\\nREADY=1\" ];\n", 1,
+         "deny[0]: \"10.0.0.0/8\\x0aREADY=1\": junk after the prefix "
+         "length"},
+        /* elements that are not strings, in a list or an array */
+        {"deny = ( \"10.0.0.0/8\",\n  7 );\n", 2, "deny[1]: expected a string"},
+        {"deny = [ 1, 2 ];\n", 1, "deny[0]: expected a string"},
+        {"deny = ( ( \"10.0.0.0/8\" ) );\n", 1, "deny[0]: expected a string"},
+        {"allow = ( \"::1\", \"::2\",\n\n  { a = 1; } );\n", 3,
+         "allow[2]: expected a string"},
+        {"deny = ( [ \"10.0.0.0/8\" ] );\n", 1, "deny[0]: expected a string"},
+        /* libconfig refuses a mixed array itself */
+        {"deny = [ \"10.0.0.0/8\",\n 1 ];\n", 2,
+         "mismatched element type in array"},
+        /* in a listen entry, with the entry's label */
+        {"listen = ( { address = \"::1\";\n  allow = [ \"::1/64\" ]; } );\n", 2,
+         "listen[0].allow[0]: \"::1/64\": host bits set beyond /64: did you "
+         "mean \"::/64\"?"},
+        {"listen = ( { address = \"::1\"; },\n"
+         "  { address = \"::2\";\n"
+         "    proxy_from = [ \"127.0.0.1\",\n"
+         "                   \"localhost\" ]; } );\n",
+         4,
+         "listen[1].proxy_from[1]: \"localhost\": not an IPv4 or IPv6 "
+         "address"},
+        {"listen = ( { address = \"::1\"; deny = \"::/0\"; } );\n", 1,
+         "listen[0].deny: expected a list of addresses or prefixes, such as "
+         "[ \"192.0.2.0/24\", \"2001:db8::/32\" ]"},
+        /* proxy_from belongs to a listen entry only */
+        {"idle_timeout = 1;\nproxy_from = [ ];\n", 2,
+         "proxy_from: unknown key"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        expect_error(cases[i].text, cases[i].line, cases[i].what);
+    }
+}
+
+/* A load that fails after it built lists frees them all and leaves no
+ * pointer to them (ASan finds what it would leak). */
+static void
+test_acl_failed_load_frees(void **state)
+{
+    static const char *const texts[] = {
+        /* a later top-level key */
+        "allow = [ \"10.0.0.0/8\" ];\ndeny = [ \"::/0\" ];\n"
+        "max_connections = 0;\n",
+        /* a cross-key check, after the whole file was read */
+        "deny = [ \"::/0\" ];\noutput_low_watermark = 70000;\n",
+        /* a later key of the same entry */
+        "listen = ( { address = \"::1\"; allow = [ \"10.0.0.0/8\" ];\n"
+        "  deny = [ \"::/0\" ]; proxy_from = [ \"::1\" ]; port = 0; } );\n",
+        /* a bad list after a good one in the same entry */
+        "listen = ( { address = \"::1\"; allow = [ \"10.0.0.0/8\" ];\n"
+        "  deny = [ \"x\" ]; } );\n",
+        /* a required key missing, a bad address, after the lists */
+        "listen = ( { allow = [ \"10.0.0.0/8\" ]; } );\n",
+        "listen = ( { proxy_from = [ \"::1\" ]; address = \"x\"; } );\n",
+        /* a duplicate entry, itself complete with lists */
+        "listen = ( { address = \"::1\"; allow = [ \"10.0.0.0/8\" ]; },\n"
+        "  { address = \"::1\"; deny = [ \"::/0\" ]; } );\n",
+        /* an entry after entries with lists */
+        "allow = [ \"10.0.0.0/8\" ];\n"
+        "listen = ( { address = \"::1\"; deny = [ \"::/0\" ]; },\n"
+        "  7 );\n",
+    };
+    struct cfg c;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        if (load(&c, texts[i]) != -1) {
+            fail_msg("case %zu loaded", i);
+        }
+        assert_int_equal(errno, EINVAL);
+        assert_null(c.allow);
+        assert_null(c.deny);
+        for (size_t j = 0; j < c.n_listen && j < CFG_MAX_LISTEN; j++) {
+            assert_null(c.listen[j].allow);
+            assert_null(c.listen[j].deny);
+            assert_null(c.listen[j].proxy_from);
+        }
+    }
+}
+
+/* cfg_fini frees every list of a loaded config once, may be called again
+ * and on a config that never held one; a reference taken before it keeps
+ * that list alive. */
+static void
+test_cfg_fini(void **state)
+{
+    struct cfg c;
+    struct acl *kept;
+
+    (void)state;
+    cfg_defaults(&c);
+    cfg_fini(&c);
+    if (load(&c, "allow = [ \"10.0.0.0/8\" ];\ndeny = [ \"::/0\" ];\n"
+                 "listen = (\n"
+                 "  { address = \"::1\"; allow = [ \"::1\" ];\n"
+                 "    deny = [ \"127.0.0.1\" ]; proxy_from = [ \"::1\" ]; },\n"
+                 "  { address = \"::2\"; proxy_from = [ \"::2\" ]; },\n"
+                 "  { address = \"::3\"; allow = [ ]; }\n"
+                 ");\n") != 0) {
+        fail_msg("%s", err);
+    }
+    kept = acl_ref(c.listen[1].proxy_from);
+    cfg_fini(&c);
+    assert_null(c.allow);
+    assert_null(c.deny);
+    for (size_t i = 0; i < c.n_listen; i++) {
+        assert_null(c.listen[i].allow);
+        assert_null(c.listen[i].deny);
+        assert_null(c.listen[i].proxy_from);
+    }
+    assert_int_equal(c.n_listen, 3); /* the rest is left as it was */
+    assert_true(c.listen[0].own_acl);
+    cfg_fini(&c);
+    assert_true(in_list(kept, "::2"));
+    acl_free(kept);
+}
+
+/* A list of 100,000 prefixes loads whole, and an error in it names the
+ * line of the bad element (its timing is bench/aclbench's business). */
+static void
+test_acl_long_list(void **state)
+{
+    const size_t n = 100000;
+    size_t cap = n * 32 + 256, used = 0;
+    char *text = malloc(cap);
+    static struct cfg c;
+    char want[CFG_ERR_MAX + PATH_MAX];
+
+    (void)state;
+    assert_non_null(text);
+    used += (size_t)snprintf(text + used, cap - used, "deny = [\n");
+    for (size_t i = 0; i < n; i++) {
+        used += (size_t)snprintf(text + used, cap - used,
+                                 "  \"%zu.%zu.%zu.0/24\",\n", 10 + i / 65536,
+                                 i / 256 % 256, i % 256);
+    }
+    used += (size_t)snprintf(text + used, cap - used,
+                             "  \"2001:db8::/32\" ];\nmax_connections = 7;\n");
+    assert_true(used < cap);
+    if (load(&c, text) != 0) {
+        fail_msg("%s", err);
+    }
+    assert_int_equal(acl_count(c.deny), n + 1);
+    assert_int_equal(acl_ranges(c.deny), 2); /* adjacent /24s: one range */
+    assert_int_equal(c.max_connections, 7);
+    assert_true(in_list(c.deny, "10.0.0.1"));
+    assert_true(in_list(c.deny, "11.134.159.255")); /* the last one */
+    assert_false(in_list(c.deny, "11.134.160.0"));
+    cfg_fini(&c);
+
+    /* The next to last /24 with a host bit: line 1 + n - 1. */
+    memcpy(strstr(text, "\"11.134.158.0/24\"") + 12, "1", 1);
+    assert_int_equal(load(&c, text), -1);
+    snprintf(want, sizeof(want),
+             "%s:%zu: deny[%zu]: \"11.134.158.1/24\": host bits set beyond "
+             "/24: did you mean \"11.134.158.0/24\"?",
+             path, n, n - 2);
+    assert_string_equal(err, want);
+    free(text);
+}
+
 /* ---- what a reload cannot apply ---- */
 
 /* Loaded files, and the real table: only workers needs a restart, and a
@@ -1178,12 +1583,13 @@ test_restart_changes(void **state)
              "syslog_facility = \"local1\"; syslog_ident = \"e\";\n"
              "udp_rate_limit = 1; udp_rate_burst = 1;\n"
              "udp_per_source_rate = 1; udp_per_source_burst = 1;\n"
-             "udp_rate_limit_bytes = 1; udp_per_source_rate_bytes = 1;\n") !=
-        0) {
+             "udp_rate_limit_bytes = 1; udp_per_source_rate_bytes = 1;\n"
+             "allow = [ \"10.0.0.0/8\" ]; deny = [ \"::/0\" ];\n") != 0) {
         fail_msg("%s", err);
     }
     assert_int_equal(cfg_restart_changes(&old, &next, buf, sizeof(buf)), 0);
     assert_string_equal(buf, "");
+    cfg_fini(&next);
 }
 
 /* The walk itself, with a table of the test's own: several keys of every
@@ -1273,6 +1679,8 @@ test_default_text(void **state)
             assert_string_equal(buf, "\"tcp\"");
         } else if (strcmp(k->name, "workers") == 0) {
             assert_string_equal(buf, "\"auto\"");
+        } else if (k->type == CFG_CIDRS) {
+            assert_string_equal(buf, "[ ]");
         }
     }
 }
@@ -1313,6 +1721,13 @@ main(void)
         cmocka_unit_test(test_restart_changes),
         cmocka_unit_test(test_restart_changes_any_table),
         cmocka_unit_test(test_default_text),
+        cmocka_unit_test(test_acl_top_level),
+        cmocka_unit_test(test_acl_per_listen),
+        cmocka_unit_test(test_acl_identity_and_sameness),
+        cmocka_unit_test(test_error_acl),
+        cmocka_unit_test(test_acl_failed_load_frees),
+        cmocka_unit_test(test_cfg_fini),
+        cmocka_unit_test(test_acl_long_list),
     };
 
     t_deadline(60);

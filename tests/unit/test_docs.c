@@ -181,6 +181,7 @@ type_word(enum cfg_type t)
     case CFG_PROTOCOL:
         return "string";
     case CFG_LISTEN:
+    case CFG_CIDRS:
         return "list";
     }
     return "?";
@@ -512,14 +513,23 @@ conf_file_sets_the_defaults(void **state)
         case CFG_STRING:
             assert_string_equal(a, b);
             break;
+        case CFG_CIDRS: /* empty by default: no list at all */
+            assert_null(*(struct acl *const *)(const void *)a);
+            assert_null(*(struct acl *const *)(const void *)b);
+            break;
         case CFG_LISTEN:
             assert_int_equal(got.n_listen, def.n_listen);
             for (size_t i = 0; i < def.n_listen; i++) {
                 assert_true(cfg_listen_equal(&got.listen[i], &def.listen[i]));
+                /* and no lists of its own (proxy_from = [ ] is none) */
+                assert_int_equal(got.listen[i].own_acl, def.listen[i].own_acl);
+                assert_true(cfg_listen_same_acl(&got, &got.listen[i], &def,
+                                                &def.listen[i]));
             }
             break;
         }
     }
+    cfg_fini(&got);
 }
 
 /* echod(8) has an EXIT STATUS item for every code main() returns. */
