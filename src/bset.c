@@ -17,8 +17,113 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "bset.h"
 #include "log.h"
+
+/* ---- policies ---- */
+
+struct bset_pol *
+bset_pol_new(const struct cfg *c, const struct cfg_listen *cl)
+{
+    struct bset_pol *p = calloc(1, sizeof(*p));
+
+    if (p == NULL) {
+        return NULL;
+    }
+    atomic_init(&p->refs, 1);
+    /* The lists are immutable: sharing them is taking a reference. */
+    if (cl == NULL) {
+        p->allow = acl_ref(c->allow);
+        p->deny = acl_ref(c->deny);
+        return p;
+    }
+    p->allow = acl_ref((struct acl *)cfg_listen_allow(c, cl));
+    p->deny = acl_ref((struct acl *)cfg_listen_deny(c, cl));
+    p->proxy = cl->proxy_protocol;
+    p->proxy_from = acl_ref(cl->proxy_from);
+    p->proxy_timeout_ms = (uint32_t)cl->proxy_timeout * 1000;
+    return p;
+}
+
+struct bset_pol *
+bset_pol_ref(struct bset_pol *p)
+{
+    if (p != NULL) {
+        atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+    }
+    return p;
+}
+
+void
+bset_pol_unref(struct bset_pol *p)
+{
+    /* acq_rel: the thread that frees sees every other thread's reads
+     * of it done. */
+    if (p == NULL ||
+        atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1) {
+        return;
+    }
+    acl_free(p->allow);
+    acl_free(p->deny);
+    acl_free(p->proxy_from);
+    free(p);
+}
+
+int
+bset_pols_make(struct bset_pols *ps, const struct cfg *c)
+{
+    ps->n = 0;
+    for (size_t i = 0; i <= c->n_listen; i++) {
+        ps->p[i] = bset_pol_new(c, i < c->n_listen ? &c->listen[i] : NULL);
+        if (ps->p[i] == NULL) {
+            bset_pols_drop(ps);
+            errno = ENOMEM;
+            return -1;
+        }
+        ps->n = i + 1;
+    }
+    return 0;
+}
+
+void
+bset_pols_drop(struct bset_pols *ps)
+{
+    while (ps->n > 0) {
+        bset_pol_unref(ps->p[--ps->n]);
+    }
+}
+
+/* Make pol entry e's policy (a reference of its own). */
+static void
+bset_set_pol(struct bset_ent *e, struct bset_pol *pol)
+{
+    struct bset_pol *old = e->pol;
+
+    e->pol = bset_pol_ref(pol);
+    bset_pol_unref(old);
+}
+
+void
+bset_apply_pols(struct bset *s, const struct cfg *c, const struct bset_pols *ps)
+{
+    for (struct list *n = s->all.next; n != &s->all; n = n->next) {
+        struct bset_ent *e = list_entry(n, struct bset_ent, node);
+
+        if (e->adopted) {
+            bset_set_pol(e, ps->p[c->n_listen]);
+            continue;
+        }
+        for (size_t i = 0; i < c->n_listen; i++) {
+            if (cfg_listen_equal(&e->conf, &c->listen[i])) {
+                bset_set_pol(e, ps->p[i]);
+                break;
+            }
+        }
+    }
+}
+
+/* ---- the main thread's half ---- */
 
 void
 bset_init(struct bset *s, size_t n_workers)
@@ -39,6 +144,7 @@ bset_ent_free(struct bset *s, struct bset_ent *e)
         }
     }
     list_remove(&e->node);
+    bset_pol_unref(e->pol);
     free(e);
 }
 
@@ -225,8 +331,8 @@ bset_entry_name(const struct cfg_listen *cl, char *buf, size_t len)
 }
 
 int
-bset_sync(struct bset *s, const struct cfg *c, bool at_start,
-          struct bset_change *ch, char *fail, size_t faillen)
+bset_sync(struct bset *s, const struct cfg *c, const struct bset_pols *ps,
+          bool at_start, struct bset_change *ch, char *fail, size_t faillen)
 {
     char what[CFG_ADDR_MAX + 32];
     struct list *n, *next;
@@ -241,6 +347,7 @@ bset_sync(struct bset *s, const struct cfg *c, bool at_start,
         }
         e = bset_bind(s, cl, (int)c->listen_backlog);
         if (e != NULL) {
+            e->pol = bset_pol_ref(ps->p[i]);
             ch->added[ch->n_added++] = e;
             continue;
         }
@@ -352,7 +459,8 @@ bset_local_fini(struct bset_local *l)
 
 struct bset_sock *
 bset_sock_add(struct bset_local *l, uint32_t id, int fd, bool shared,
-              const struct bset_kind *kind, void *ctx, const char *name)
+              const struct bset_kind *kind, void *ctx, const char *name,
+              struct bset_pol *pol)
 {
     struct bset_sock *b = calloc(1, sizeof(*b));
     struct sockaddr_storage ss;
@@ -385,6 +493,7 @@ bset_sock_add(struct bset_local *l, uint32_t id, int fd, bool shared,
         errno = saved;
         return NULL;
     }
+    b->pol = pol;
     list_insert_tail(&l->all, &b->node);
     return b;
 }
@@ -396,7 +505,22 @@ bset_sock_close(struct bset_sock *b)
         b->kind->drain(b);
     }
     list_remove(&b->node);
+    bset_pol_unref(b->pol);
+    b->pol = NULL;
     loop_close(b->local->loop, &b->io);
+}
+
+void
+bset_local_repolicy(struct bset_local *l, uint32_t id, struct bset_pol *pol)
+{
+    struct bset_sock *b = bset_sock_find(l, id);
+    struct bset_pol *old = pol;
+
+    if (b != NULL) {
+        old = b->pol;
+        b->pol = pol;
+    }
+    bset_pol_unref(old);
 }
 
 struct bset_sock *

@@ -17,6 +17,7 @@
 #ifndef ECHOD_BSET_H
 #define ECHOD_BSET_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,6 +32,42 @@ enum bset_type {
     BSET_UDP, /* a bound UDP socket */
 };
 
+/*
+ * Who an entry lets in, from the configuration: immutable once made, and
+ * shared by reference (the main thread's entry, each worker's socket,
+ * and a connection still waiting for its PROXY header each hold one), so
+ * that a reload can swap it under running workers and the old one goes
+ * when its last holder lets go, in whichever thread that is.
+ */
+struct bset_pol {
+    _Atomic unsigned refs;
+    struct acl *allow;      /* clients served (NULL: everyone) */
+    struct acl *deny;       /* clients refused first (NULL: no one) */
+    bool proxy;             /* a PROXY protocol header comes first */
+    struct acl *proxy_from; /* who may send it (with proxy) */
+    uint32_t proxy_timeout_ms;
+};
+
+/* The policy of listen entry cl of c (NULL: an inherited socket, which
+ * takes c's top-level lists). Takes its own references to the lists.
+ * Returns it with one reference, or NULL with errno ENOMEM. */
+struct bset_pol *bset_pol_new(const struct cfg *c, const struct cfg_listen *cl);
+struct bset_pol *bset_pol_ref(struct bset_pol *p);
+/* Drop one reference (NULL is ignored); the last frees it. */
+void bset_pol_unref(struct bset_pol *p);
+
+/* The policies of one configuration, made before anything changes:
+ * p[i] for c->listen[i], p[c->n_listen] for inherited sockets. */
+struct bset_pols {
+    struct bset_pol *p[CFG_MAX_LISTEN + 1];
+    size_t n;
+};
+
+/* Returns 0, or -1 with errno ENOMEM and nothing held. */
+int bset_pols_make(struct bset_pols *ps, const struct cfg *c);
+/* Drop the references bset_pols_make took. */
+void bset_pols_drop(struct bset_pols *ps);
+
 /* ---- the main thread's half ---- */
 
 struct bset_ent {
@@ -39,6 +76,7 @@ struct bset_ent {
     enum bset_type type;
     bool adopted;           /* inherited: fd[0], shared by all, closed here */
     struct cfg_listen conf; /* what it was bound from (if not adopted) */
+    struct bset_pol *pol;   /* its reference; bset_sync renews it */
     char name[SOCK_NAME_MAX];
     /* One per worker until bset_hand_over (then -1: the worker owns it);
      * adopted: fd[0] only, kept until bset_fini. */
@@ -72,18 +110,25 @@ size_t bset_count(const struct bset *s);
 struct bset_ent *bset_adopt(struct bset *s, int fd, bool dgram);
 
 /*
- * Make the set match c->listen, all or nothing. Every entry not present
- * with exactly these options is bound first, one SO_REUSEPORT socket per
- * worker, beside the running ones; if one fails, everything just bound is
- * closed, `fail` names it ("cannot listen on ADDRESS port N"), and -1 is
- * returned with errno, nothing changed. Otherwise the entries c no longer
+ * Make the set match c->listen, all or nothing, and give every entry
+ * its policy from c (inherited entries take the top-level lists). Every entry
+ * not present with exactly these options is bound first, one SO_REUSEPORT
+ * socket per worker, beside the running ones; if one fails, everything just
+ * bound is closed, `fail` names it ("cannot listen on ADDRESS port N"), and -1
+ * is returned with errno, nothing changed. Otherwise the entries c no longer
  * lists (adopted ones excepted) are removed, and *ch says what to tell the
  * workers. At startup (at_start) an address family the host lacks is
  * skipped with a warning. A port something else holds is an error
  * (EADDRINUSE), although echod's own sockets share theirs.
  */
-int bset_sync(struct bset *s, const struct cfg *c, bool at_start,
-              struct bset_change *ch, char *fail, size_t faillen);
+int bset_sync(struct bset *s, const struct cfg *c, const struct bset_pols *ps,
+              bool at_start, struct bset_change *ch, char *fail,
+              size_t faillen);
+
+/* Give every entry its policy from ps (made from c): a bound entry the
+ * one of its listen entry in c, an inherited one the top-level one. */
+void bset_apply_pols(struct bset *s, const struct cfg *c,
+                     const struct bset_pols *ps);
 
 /* Worker w now owns ent's fd for it (or shares the adopted one): the fd
  * to give it; the set forgets bound fds once handed over. */
@@ -109,10 +154,11 @@ struct bset_sock {
     struct list node;  /* on local->all */
     struct bset_local *local;
     const struct bset_kind *kind;
-    void *ctx;     /* the kind's per-worker state */
-    uint32_t id;   /* the bset_ent it belongs to */
-    uint16_t port; /* local port */
-    bool readable; /* an edge said so and no EAGAIN since */
+    void *ctx;            /* the kind's per-worker state */
+    struct bset_pol *pol; /* its reference: who may connect */
+    uint32_t id;          /* the bset_ent it belongs to */
+    uint16_t port;        /* local port */
+    bool readable;        /* an edge said so and no EAGAIN since */
     bool writable;
     char name[SOCK_NAME_MAX];
 };
@@ -127,12 +173,19 @@ void bset_local_init(struct bset_local *l, struct loop *loop);
 void bset_local_fini(struct bset_local *l);
 
 /* Register fd (owned from now on, unless shared) as entry `id` of
- * `kind`. EPOLLEXCLUSIVE is added for a shared fd: every worker waits on
- * it, and one at a time is woken. Returns the socket, or NULL with errno
- * (the caller still owns fd). */
+ * `kind`, with policy pol (its reference passes to the socket).
+ * EPOLLEXCLUSIVE is added for a shared fd: every worker waits on it, and
+ * one at a time is woken. Returns the socket, or NULL with errno (the
+ * caller still owns fd and pol). */
 struct bset_sock *bset_sock_add(struct bset_local *l, uint32_t id, int fd,
                                 bool shared, const struct bset_kind *kind,
-                                void *ctx, const char *name);
+                                void *ctx, const char *name,
+                                struct bset_pol *pol);
+
+/* A reload's new policy for entry id (the reference passes on; dropped
+ * if this worker has no such socket). */
+void bset_local_repolicy(struct bset_local *l, uint32_t id,
+                         struct bset_pol *pol);
 
 /* Drain (kind->drain) and close; a shared fd is only deregistered. */
 void bset_sock_close(struct bset_sock *b);

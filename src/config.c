@@ -172,8 +172,29 @@ const struct cfg_key cfg_keys[] = {
      .off = CFG_LOFF(proxy_from),
      .required = false,
      .reload = CFG_RELOAD,
-     .doc = "Addresses or prefixes of proxies that may send a PROXY "
-            "protocol header to this entry (checked, not used yet)."},
+     .doc = "With proxy_protocol: the addresses or prefixes of the proxies "
+            "that may connect (required)."},
+    {.name = "proxy_protocol",
+     .type = CFG_BOOL,
+     .scope = CFG_ITEM,
+     .off = CFG_LOFF(proxy_protocol),
+     .def = 0,
+     .min = 0,
+     .max = 1,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "TCP: each connection starts with a PROXY protocol header (v1 "
+            "or v2) naming the client."},
+    {.name = "proxy_timeout",
+     .type = CFG_INT,
+     .scope = CFG_ITEM,
+     .off = CFG_LOFF(proxy_timeout),
+     .def = 5,
+     .min = 1,
+     .max = 3600,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "Seconds a PROXY header may take to arrive in full."},
     {.name = "idle_timeout",
      .type = CFG_INT,
      .scope = CFG_TOP,
@@ -361,12 +382,19 @@ const struct cfg_key cfg_keys[] = {
     {.name = NULL},
 };
 
+/* Every item key at its table default (proxy_timeout too, though these
+ * entries have no proxy_protocol): the fuzzer holds them to the ranges. */
 const struct cfg_listen cfg_default_listen[] = {
     {.address = "0.0.0.0",
      .port = 7,
      .ipv6_only = true,
-     .protocol = CFG_PROTO_TCP},
-    {.address = "::", .port = 7, .ipv6_only = true, .protocol = CFG_PROTO_TCP},
+     .protocol = CFG_PROTO_TCP,
+     .proxy_timeout = 5},
+    {.address = "::",
+     .port = 7,
+     .ipv6_only = true,
+     .protocol = CFG_PROTO_TCP,
+     .proxy_timeout = 5},
 };
 
 static const char *const cfg_proto_names[] = {
@@ -890,6 +918,30 @@ cfg_check_below(struct cfg_ctx *x, const config_setting_t *group, void *base,
     return 0;
 }
 
+/* The PROXY protocol is for TCP, and trusts only the proxies named:
+ * without proxy_from anybody could claim any address. */
+static int
+cfg_check_proxy(struct cfg_ctx *x, const config_setting_t *item,
+                const struct cfg_listen *l, const char *label)
+{
+    const config_setting_t *s =
+        config_setting_get_member(item, "proxy_protocol");
+
+    if (!l->proxy_protocol) {
+        return 0;
+    }
+    if (l->protocol != CFG_PROTO_TCP) {
+        return cfg_fail(x, s, "%s.proxy_protocol: TCP only", label);
+    }
+    if (config_setting_get_member(item, "proxy_from") == NULL) {
+        return cfg_fail(x, s,
+                        "%s.proxy_from: required with proxy_protocol (the "
+                        "proxies that may name the client)",
+                        label);
+    }
+    return 0;
+}
+
 static int
 cfg_load_item(struct cfg_ctx *x, const config_setting_t *item,
               struct cfg_listen *l, unsigned idx)
@@ -927,7 +979,8 @@ cfg_load_item(struct cfg_ctx *x, const config_setting_t *item,
                  config_setting_get_member(item, "deny") != NULL;
     snprintf(sublabel, sizeof(sublabel), "%s.", label);
     if (cfg_check_required(x, item, cfg_keys, CFG_ITEM, sublabel) < 0 ||
-        cfg_check_below(x, item, l, cfg_keys, CFG_ITEM, sublabel) < 0) {
+        cfg_check_below(x, item, l, cfg_keys, CFG_ITEM, sublabel) < 0 ||
+        cfg_check_proxy(x, item, l, label) < 0) {
         return -1;
     }
     return cfg_check_address(x, item, l, label);

@@ -62,7 +62,9 @@ struct cfg_listen {
     bool own_acl;
     struct acl *allow;
     struct acl *deny;
-    struct acl *proxy_from; /* PROXY protocol senders; only stored yet */
+    struct acl *proxy_from; /* who may send a PROXY header */
+    bool proxy_protocol;    /* a PROXY header first (TCP only) */
+    int64_t proxy_timeout;  /* seconds for the whole header */
 };
 
 struct cfg {
@@ -89,8 +91,8 @@ struct cfg {
     int64_t udp_per_source_rate;  /* UDP replies per second, one source */
     int64_t udp_per_source_burst;
     int64_t udp_per_source_rate_bytes; /* their bytes per second, 0 = off */
-    struct acl *allow; /* clients served; NULL: everyone */
-    struct acl *deny;  /* clients refused, before allow; NULL: no one */
+    struct acl *allow;                 /* clients served; NULL: everyone */
+    struct acl *deny; /* clients refused, before allow; NULL: no one */
 };
 
 enum cfg_type {

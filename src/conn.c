@@ -19,10 +19,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "admit.h"
+#include "bset.h"
 #include "conn.h"
 #include "counter.h"
 #include "log.h"
+#include "proxy.h"
 #include "sock.h"
 
 static const char *const conn_reason_names[] = {
@@ -33,6 +36,9 @@ static const char *const conn_reason_names[] = {
     [CONN_NOMEM] = "out-of-memory",
     [CONN_SHUTDOWN] = "shutdown",
     [CONN_SHUTDOWN_TIMEOUT] = "shutdown-timeout",
+    [CONN_PROXY] = "proxy",
+    [CONN_ACL] = "acl",
+    [CONN_PER_SOURCE] = "per-source",
 };
 
 const char *
@@ -43,13 +49,17 @@ conn_reason_name(enum conn_reason why)
 
 static void conn_idle_fire(struct loop_timer *t);
 
+static void conn_pend_fire(struct loop_timer *t);
+
 void
 conn_set_init(struct conn_set *set, struct loop *loop)
 {
     memset(set, 0, sizeof(*set));
     set->loop = loop;
     list_init(&set->lru);
+    list_init(&set->pending);
     loop_timer_init(&set->idle_timer, conn_idle_fire);
+    loop_timer_init(&set->pend_timer, conn_pend_fire);
 }
 
 /* ---- the per-worker pool ---- */
@@ -61,29 +71,43 @@ conn_set_init(struct conn_set *set, struct loop *loop)
 #define CONN_POOLED 1
 #endif
 
-/* The peer's name kept behind a named conn (see conn_alloc). */
-static char *
-conn_name(struct conn *c)
+/*
+ * What some conns carry behind the struct (c->ext): the client's address
+ * and its name, and while a PROXY header is awaited, the listener's
+ * policy and the deadline. A conn from a PROXY listener needs the
+ * address the header declares (getpeername() gives the proxy's); with
+ * debug logging on, every conn keeps its name for the close line (after
+ * a reset or our own FIN getpeername() no longer answers). Other conns
+ * spend nothing on it.
+ */
+struct conn_ext {
+    struct bset_pol *pol; /* pending: the listener's (a reference) */
+    struct list pend;     /* pending: on set->pending, by deadline */
+    uint64_t deadline;    /* pending: loop->now ms the header is due */
+    bool have_src;
+    struct sockaddr_storage src; /* the client */
+    char name[SOCK_NAME_MAX];    /* src as text */
+};
+
+static struct conn_ext *
+conn_ext(struct conn *c)
 {
-    return (char *)(c + 1);
+    return (struct conn_ext *)(void *)(c + 1);
 }
 
 /*
- * A fresh zeroed conn from the set's pool; NULL with errno ENOMEM. With
- * debug logging on, the conn is allocated with room for the peer's name
- * behind it (named): the close line needs it, and after a reset or our
- * own FIN getpeername() no longer answers. Without debug, nothing is
- * spent on a name.
+ * A fresh zeroed conn from the set's pool, or with a struct conn_ext
+ * behind it from calloc (ext); NULL with errno ENOMEM.
  */
 static struct conn *
-conn_alloc(struct conn_set *set)
+conn_alloc(struct conn_set *set, bool ext)
 {
     struct conn *c;
 
-    if (log_enabled(LOG_DEBUG)) {
-        c = calloc(1, sizeof(struct conn) + SOCK_NAME_MAX);
+    if (ext) {
+        c = calloc(1, sizeof(struct conn) + sizeof(struct conn_ext));
         if (c != NULL) {
-            c->named = true;
+            c->ext = true;
         }
         return c;
     }
@@ -120,9 +144,9 @@ conn_release(struct conn *c)
 {
     struct conn_set *set = c->set;
 
-    if (!CONN_POOLED || c->named) {
-        /* Only conns that calloc gave: a carved one is never named
-         * (named is set only on conn_alloc's calloc path). */
+    if (!CONN_POOLED || c->ext) {
+        /* Only conns that calloc gave: a carved one never has ext
+         * (it is set only on conn_alloc's calloc path). */
         free(c); // NOLINT(clang-analyzer-unix.Malloc)
         return;
     }
@@ -260,10 +284,104 @@ conn_set_configure(struct conn_set *set, size_t high, size_t low,
     conn_idle_arm(set);
 }
 
-struct conn *
-conn_new(struct conn_set *set, int fd, uint32_t source)
+/* ---- the PROXY header phase ---- */
+
+static void
+conn_pend_arm(struct conn_set *set)
 {
-    struct conn *c = conn_alloc(set);
+    struct list *head = list_first(&set->pending);
+
+    if (head == NULL) {
+        loop_timer_disarm(&set->pend_timer);
+        return;
+    }
+    loop_timer_arm(set->loop, &set->pend_timer,
+                   list_entry(head, struct conn_ext, pend)->deadline);
+}
+
+/* The header came, or the conn closes: off the pending list. */
+static void
+conn_unpend(struct conn *c)
+{
+    struct conn_ext *x = conn_ext(c);
+    bool head = list_first(&c->set->pending) == &x->pend;
+
+    c->pending = false;
+    list_remove(&x->pend);
+    bset_pol_unref(x->pol);
+    x->pol = NULL;
+    if (head) {
+        conn_pend_arm(c->set);
+    }
+}
+
+/* Close a conn whose PROXY header is wrong, late or missing. */
+static void
+conn_proxy_bad(struct conn *c, const char *why)
+{
+    struct conn_ext *x = conn_ext(c);
+
+    log_limited(&c->set->proxy_log, LOG_INFO, false,
+                "conn %d from %s: %s, closed", c->io.fd, x->name, why);
+    conn_close(c, CONN_PROXY);
+}
+
+static void
+conn_pend_fire(struct loop_timer *t)
+{
+    struct conn_set *set = list_entry(t, struct conn_set, pend_timer);
+    struct list *head;
+
+    while ((head = list_first(&set->pending)) != NULL) {
+        struct conn_ext *x = list_entry(head, struct conn_ext, pend);
+
+        if (x->deadline > set->loop->now) {
+            break;
+        }
+        /* The conn is right before its ext. */
+        conn_proxy_bad((struct conn *)(void *)x - 1,
+                       "no complete PROXY header within proxy_timeout");
+    }
+    conn_pend_arm(set);
+}
+
+/* Keep the client's address and name (ext conns). */
+static void
+conn_set_src(struct conn *c, const struct sockaddr *sa, socklen_t len)
+{
+    struct conn_ext *x = conn_ext(c);
+
+    memset(&x->src, 0, sizeof(x->src));
+    memcpy(&x->src, sa, len < sizeof(x->src) ? len : sizeof(x->src));
+    x->have_src = true;
+    sock_name((const struct sockaddr *)&x->src, x->name, sizeof(x->name));
+}
+
+/* Wait for c's PROXY header until the listener's deadline: the pending
+ * list is kept in deadline order (from the tail: listeners seldom differ
+ * in proxy_timeout), and its timer watches the head. */
+static void
+conn_pend(struct conn *c, struct bset_pol *pol)
+{
+    struct conn_set *set = c->set;
+    struct conn_ext *x = conn_ext(c);
+    struct list *n = set->pending.prev;
+
+    c->pending = true;
+    x->pol = bset_pol_ref(pol);
+    x->deadline = set->loop->now + pol->proxy_timeout_ms;
+    while (n != &set->pending &&
+           list_entry(n, struct conn_ext, pend)->deadline > x->deadline) {
+        n = n->prev;
+    }
+    list_insert_tail(n->next, &x->pend); /* i.e. right after n */
+    conn_pend_arm(set);
+}
+
+struct conn *
+conn_new(struct conn_set *set, int fd, uint32_t source, struct bset_pol *pol)
+{
+    struct conn *c = conn_alloc(set, pol != NULL || log_enabled(LOG_DEBUG));
 
     if (c == NULL) {
         return NULL;
@@ -282,14 +400,17 @@ conn_new(struct conn_set *set, int fd, uint32_t source)
         return NULL;
     }
     (void)sock_nodelay(fd); /* best effort: only latency depends on it */
-    if (c->named) {
+    if (c->ext) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
 
-        snprintf(conn_name(c), SOCK_NAME_MAX, "?");
+        list_init(&conn_ext(c)->pend);
+        snprintf(conn_ext(c)->name, SOCK_NAME_MAX, "?");
         if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
-            sock_name((const struct sockaddr *)&ss, conn_name(c),
-                      SOCK_NAME_MAX);
+            conn_set_src(c, (const struct sockaddr *)&ss, len);
+        }
+        if (pol != NULL) {
+            conn_pend(c, pol);
         }
     }
     c->source = source;
@@ -312,7 +433,7 @@ conn_log_close(struct conn *c, enum conn_reason why)
 
     log_debug("conn %d %s closed: %s in=%llu out=%llu queued=%zu "
               "age=%lu.%02lus worker=%u",
-              c->io.fd, c->named ? conn_name(c) : "?", conn_reason_name(why),
+              c->io.fd, c->ext ? conn_ext(c)->name : "?", conn_reason_name(why),
               (unsigned long long)c->rx, (unsigned long long)c->tx,
               c->out.bytes, (unsigned long)(age / 100),
               (unsigned long)(age % 100), c->set->worker);
@@ -330,6 +451,9 @@ conn_close(struct conn *c, enum conn_reason why)
         conn_log_close(c, why);
     }
     outq_clear(&c->out, &set->loop->pool);
+    if (c->pending) {
+        conn_unpend(c);
+    }
     if (set->adm != NULL) {
         /* Still on the LRU: a recount after a rebuilt table gives c a
          * handle in the new table, which is the one to release. */
@@ -448,6 +572,112 @@ conn_read_size(const struct conn *c, size_t budget)
     return want;
 }
 
+/* The client a PROXY header declared must pass the listener's allow
+ * and deny, and its source's limit, like a direct client at accept.
+ * Returns -1 if c was closed. */
+static int
+conn_admit_declared(struct conn *c, const struct bset_pol *pol)
+{
+    struct conn_set *set = c->set;
+    struct conn_ext *x = conn_ext(c);
+    const struct sockaddr *sa = (const struct sockaddr *)&x->src;
+    enum peer_verdict v = PEER_OK;
+
+    if (!acl_permits(pol->allow, pol->deny, sa)) {
+        log_limited(&set->proxy_log, LOG_INFO, false,
+                    "conn %d: %s refused by allow/deny", c->io.fd, x->name);
+        conn_close(c, CONN_ACL);
+        return -1;
+    }
+    if (set->adm != NULL) {
+        adm_lock(set->adm);
+        conn_set_sync_peers(set);
+        v = peer_acquire(&set->adm->peers, sa,
+                         atomic_load_explicit(&set->adm->max_per_source,
+                                              memory_order_relaxed),
+                         &c->source);
+        adm_unlock(set->adm);
+    }
+    if (v != PEER_OK) {
+        log_limited(&set->proxy_log, LOG_INFO, false,
+                    "conn %d: %s over max_connections_per_source, closed",
+                    c->io.fd, x->name);
+        conn_close(c, v == PEER_OVER ? CONN_PER_SOURCE : CONN_NOMEM);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Before any byte is echoed on a PROXY listener: peek at what has come,
+ * and once it holds a whole header, consume exactly that header (the
+ * bytes after it are the client's, read as usual) and take the declared
+ * client as the conn's source. Nothing is buffered per conn: the kernel
+ * keeps the bytes until the header is whole. Returns 1 when the header
+ * is done, 0 to wait for more, -1 if c was closed.
+ */
+static int
+conn_header(struct conn *c)
+{
+    struct conn_set *set = c->set;
+    struct conn_ext *x = conn_ext(c);
+    struct bset_pol *pol;
+    struct pxy_header h;
+    ssize_t n;
+    int rc;
+
+    if (!c->readable) {
+        return 0;
+    }
+    do {
+        n = recv(c->io.fd, set->loop->scratch, PXY_MAX, MSG_PEEK);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            c->readable = false;
+            return 0;
+        }
+        conn_fail(c, "recv");
+        return -1;
+    }
+    if (n == 0) {
+        conn_proxy_bad(c, "closed before its PROXY header");
+        return -1;
+    }
+    switch (
+        pxy_parse((const unsigned char *)set->loop->scratch, (size_t)n, &h)) {
+    case PXY_INCOMPLETE:
+        if (c->rdhup) {
+            conn_proxy_bad(c, "closed inside its PROXY header");
+            return -1;
+        }
+        /* Every byte there was has been seen: the next comes with an
+         * edge of its own. */
+        c->readable = false;
+        return 0;
+    case PXY_BAD:
+        conn_proxy_bad(c, h.why);
+        return -1;
+    case PXY_OK:
+        break;
+    }
+    do {
+        n = recv(c->io.fd, set->loop->scratch, h.len, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)h.len) {
+        conn_fail(c, "recv");
+        return -1;
+    }
+    if (!h.local) {
+        conn_set_src(c, (const struct sockaddr *)&h.src, sizeof(h.src));
+    }
+    pol = bset_pol_ref(x->pol);
+    conn_unpend(c);
+    rc = conn_admit_declared(c, pol);
+    bset_pol_unref(pol);
+    return rc < 0 ? -1 : 1;
+}
+
 /* One turn: flush, then read and echo until EAGAIN, EOF, backpressure or
  * the budget runs out (then requeue on the ready list). */
 static void
@@ -458,6 +688,9 @@ conn_run(struct conn *c)
     size_t want;
     ssize_t n;
 
+    if (c->pending && conn_header(c) <= 0) {
+        return;
+    }
     for (;;) {
         if (c->writable && !outq_empty(&c->out) && conn_flush(c) < 0) {
             return;
@@ -522,9 +755,18 @@ conn_run(struct conn *c)
 void
 conn_set_drain(struct conn_set *set)
 {
+    struct list *n, *next;
+
     set->draining = true;
-    for (struct list *n = set->lru.next; n != &set->lru; n = n->next) {
+    for (n = set->lru.next; n != &set->lru; n = next) {
         struct conn *c = conn_of_lru(n);
+
+        next = n->next;
+        if (c->pending) {
+            /* Nothing of the client's was echoed yet: nothing to drain. */
+            conn_close(c, CONN_SHUTDOWN);
+            continue;
+        }
         c->rd_paused = false;
         loop_ready(set->loop, &c->io);
     }
@@ -545,10 +787,17 @@ conn_set_sync_peers(struct conn_set *set)
         socklen_t len = sizeof(ss);
 
         c->source = PEER_NONE;
+        if (c->pending) {
+            continue; /* its source is not known yet */
+        }
         /* Not PEER_OVER (no limit), and not PEER_FULL: the table is
          * sized for max_connections and never shrinks. If it ever were,
          * the conn would just go uncounted. */
-        if (getpeername(c->io.fd, (struct sockaddr *)&ss, &len) == 0) {
+        if (c->ext && conn_ext(c)->have_src) {
+            (void)peer_acquire(&a->peers,
+                               (const struct sockaddr *)&conn_ext(c)->src, 0,
+                               &c->source);
+        } else if (getpeername(c->io.fd, (struct sockaddr *)&ss, &len) == 0) {
             (void)peer_acquire(&a->peers, (const struct sockaddr *)&ss, 0,
                                &c->source);
         }

@@ -27,6 +27,9 @@ enum conn_reason {
     CONN_NOMEM,
     CONN_SHUTDOWN,
     CONN_SHUTDOWN_TIMEOUT,
+    CONN_PROXY,      /* PROXY header bad, late or missing */
+    CONN_ACL,        /* the client a PROXY header declared is refused */
+    CONN_PER_SOURCE, /* ... or over max_connections_per_source */
     CONN_REASON_MAX,
 };
 
@@ -36,11 +39,14 @@ enum conn_reason {
 #define CONN_SLAB ((size_t)64 * 1024)
 
 struct adm;
+struct bset_pol;
 
 /* Everything the connections of one loop (one worker) share. */
 struct conn_set {
     struct loop *loop;
     struct list lru;              /* open conns, least recently active first */
+    struct list pending;          /* awaiting a PROXY header, by deadline */
+    struct loop_timer pend_timer; /* fires at the pending head's deadline */
     struct loop_timer idle_timer; /* fires at the LRU head's deadline */
     size_t high;                  /* output_high_watermark */
     size_t low;                   /* output_low_watermark */
@@ -57,6 +63,7 @@ struct conn_set {
     char *carve, *carve_end; /* the newest slab's unused part */
     struct log_limit nomem_log;
     struct log_limit error_log;
+    struct log_limit proxy_log;
     /* Written by this worker only, read by anyone (counter.h). */
     _Atomic uint64_t n_open;
     _Atomic uint64_t n_opened;
@@ -87,7 +94,8 @@ struct conn {
     bool eof : 1;       /* read returned 0: nothing more will come */
     bool rd_paused : 1; /* backpressure: output at or over the high mark */
     bool wr_shut : 1;   /* shutdown(SHUT_WR) done (draining) */
-    bool named : 1;     /* the peer's name follows (debug logging) */
+    bool ext : 1;       /* a struct conn_ext follows (see conn.c) */
+    bool pending : 1;   /* waiting for a PROXY header: nothing echoed */
 };
 
 const char *conn_reason_name(enum conn_reason why);
@@ -104,10 +112,15 @@ void conn_set_configure(struct conn_set *set, size_t high, size_t low,
 /*
  * Take ownership of an accepted, nonblocking socket and register it, and
  * of `source`, the handle of its source in set->adm's table (or
- * PEER_NONE), which conn_close releases. Returns the connection, or NULL
- * with errno (the caller still owns fd and source).
+ * PEER_NONE), which conn_close releases. With pol (a PROXY listener's
+ * policy; NULL otherwise) nothing is echoed until a PROXY header has
+ * come within pol->proxy_timeout_ms; then the client it declares must
+ * pass pol's allow and deny and its source's limit (closes with reason
+ * CONN_PROXY, CONN_ACL, CONN_PER_SOURCE). Returns the connection, or
+ * NULL with errno (the caller still owns fd and source).
  */
-struct conn *conn_new(struct conn_set *set, int fd, uint32_t source);
+struct conn *conn_new(struct conn_set *set, int fd, uint32_t source,
+                      struct bset_pol *pol);
 
 /* The only way a connection ends: unlinks it everywhere, counts it,
  * releases its source and its place under max_connections, closes the

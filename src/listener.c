@@ -20,6 +20,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "counter.h"
 #include "listener.h"
 
@@ -157,13 +158,54 @@ lsn_admit_source(struct bset_sock *l, int fd, const struct sockaddr *sa,
     return -1;
 }
 
+/* The access lists, right after accept4 and before anything is
+ * allocated: on a PROXY listener the peer must be a trusted proxy
+ * (proxy_from; the client's own address is judged once its header has
+ * come), on any other the client must pass allow and deny. Returns true
+ * when refused (fd closed, counted, logged through a limiter). */
+static bool
+lsn_refused(struct bset_sock *l, int fd, const struct sockaddr *sa)
+{
+    const struct bset_pol *pol = l->pol;
+    struct lsn_set *set = l->ctx;
+    char who[SOCK_NAME_MAX];
+
+    if (pol == NULL) {
+        return false; /* no policy (unit tests): everyone */
+    }
+    if (pol->proxy ? acl_match(pol->proxy_from, sa)
+                   : acl_permits(pol->allow, pol->deny, sa)) {
+        return false;
+    }
+    close(fd);
+    ctr_add(pol->proxy ? &set->n_untrusted : &set->n_acl, 1);
+    if (log_limit_pass(&set->acl_log, LOG_INFO)) {
+        sock_name(sa, who, sizeof(who));
+        log_limit_write(&set->acl_log, LOG_INFO, false,
+                        pol->proxy ? "%s: %s is not in proxy_from, "
+                                     "connection refused"
+                                   : "%s: %s refused by allow/deny",
+                        l->name, who);
+    }
+    return true;
+}
+
+static bool
+lsn_proxied(const struct bset_sock *l)
+{
+    return l->pol != NULL && l->pol->proxy;
+}
+
 static void
 lsn_admit(struct bset_sock *l, int fd, const struct sockaddr_storage *peer)
 {
     struct lsn_set *set = l->ctx;
     struct adm *a = set->adm;
-    uint32_t source;
+    uint32_t source = PEER_NONE;
 
+    if (lsn_refused(l, fd, (const struct sockaddr *)peer)) {
+        return;
+    }
     if (set->conns->draining || !adm_take(a)) {
         close(fd);
         ctr_add(&set->n_rejected, 1);
@@ -173,11 +215,14 @@ lsn_admit(struct bset_sock *l, int fd, const struct sockaddr_storage *peer)
                     atomic_load_explicit(&a->max_conns, memory_order_relaxed));
         return;
     }
-    if (lsn_admit_source(l, fd, (const struct sockaddr *)peer, &source) < 0) {
+    /* Behind a proxy the source is known only from its header. */
+    if (!lsn_proxied(l) &&
+        lsn_admit_source(l, fd, (const struct sockaddr *)peer, &source) < 0) {
         adm_give(a);
         return;
     }
-    if (conn_new(set->conns, fd, source) == NULL) {
+    if (conn_new(set->conns, fd, source, lsn_proxied(l) ? l->pol : NULL) ==
+        NULL) {
         int saved = errno;
         unsigned gen = set->conns->peer_gen; /* of the handle */
 

@@ -33,9 +33,12 @@ struct lsn_set {
     _Atomic uint64_t n_rejected;        /* over max_connections */
     _Atomic uint64_t n_rejected_source; /* over max_connections_per_source */
     _Atomic uint64_t n_shed;            /* dropped for lack of fds/memory */
+    _Atomic uint64_t n_acl;             /* refused by allow/deny */
+    _Atomic uint64_t n_untrusted;       /* not in proxy_from */
     struct log_limit reject_log;
     struct log_limit source_log;
     struct log_limit emfile_log;
+    struct log_limit acl_log;
 };
 
 /* The kind for bset_sock_add: a turn accepts, the drain before a close

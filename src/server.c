@@ -188,13 +188,20 @@ srv_configure(const struct cfg *c)
     }
 }
 
-/* Tell every worker about the sockets a bset_sync added and removed. */
+/* Tell every worker about the sockets a bset_sync added and removed,
+ * and every entry's policy. */
 static void
 srv_hand_over(const struct bset_change *ch)
 {
     for (size_t i = 0; i < srv.pool.n; i++) {
         struct wrk *w = &srv.pool.w[i];
 
+        for (struct list *n = srv.socks.all.next; n != &srv.socks.all;
+             n = n->next) {
+            if (wrk_post_policy(w, list_entry(n, struct bset_ent, node)) < 0) {
+                log_err("worker %zu: cannot post a new policy", i);
+            }
+        }
         for (size_t k = 0; k < ch->n_removed; k++) {
             if (wrk_post_del(w, ch->removed[k]) < 0) {
                 log_err("worker %zu: cannot post a socket removal", i);
@@ -224,7 +231,8 @@ srv_reload_failed(const char *why)
  * Returns 0 (*ch says what to hand over), or -1 with the reload failed
  * and reported, nothing changed. */
 static int
-srv_reload_sockets(const struct cfg *next, struct bset_change *ch)
+srv_reload_sockets(const struct cfg *next, const struct bset_pols *pols,
+                   struct bset_change *ch)
 {
     char err[CFG_ERR_MAX];
     char fail[CFG_ADDR_MAX + 48]; /* "cannot listen on ADDRESS port N (udp)" */
@@ -242,7 +250,7 @@ srv_reload_sockets(const struct cfg *next, struct bset_change *ch)
         srv_reload_failed(err);
         return -1;
     }
-    if (bset_sync(&srv.socks, next, false, ch, fail, sizeof(fail)) < 0) {
+    if (bset_sync(&srv.socks, next, pols, false, ch, fail, sizeof(fail)) < 0) {
         snprintf(err, sizeof(err), "%s: %s%s", fail, strerror(errno),
                  errno == EACCES && srv.dropped
                      ? " (echod gave up root after startup: a port below "
@@ -273,6 +281,7 @@ static void
 srv_reload(void)
 {
     static struct cfg next; /* large; the server is a singleton */
+    struct bset_pols pols;
     struct peer_table peers;
     struct bset_change ch;
     char err[CFG_ERR_MAX];
@@ -285,6 +294,11 @@ srv_reload(void)
         return;
     }
     /* Allocated now, put in place only once nothing else can fail. */
+    if (bset_pols_make(&pols, &next) < 0) {
+        cfg_fini(&next);
+        srv_reload_failed("out of memory for the access lists");
+        return;
+    }
     adm_lock(a);
     rebuilt = peer_rebuild(&a->peers, &peers, srv_peer_slots(&next),
                            (unsigned)next.source_prefix_ipv4,
@@ -293,13 +307,17 @@ srv_reload(void)
     if (rebuilt < 0) {
         snprintf(err, sizeof(err), "per-source table for %zu sources: %s",
                  srv_peer_slots(&next), strerror(errno));
+        bset_pols_drop(&pols);
+        cfg_fini(&next);
         srv_reload_failed(err);
         return;
     }
-    if (srv_reload_sockets(&next, &ch) < 0) {
+    if (srv_reload_sockets(&next, &pols, &ch) < 0) {
         if (rebuilt > 0) {
             peer_fini(&peers);
         }
+        bset_pols_drop(&pols);
+        cfg_fini(&next);
         return;
     }
     if (rebuilt > 0) {
@@ -320,9 +338,14 @@ srv_reload(void)
         log_set_level(srv_log_level(&next, &srv.opts));
     }
     srv.reload_failed = false;
+    /* The lists of the old snapshot go with it; the policies the workers
+     * hold keep references of their own to what they still use. */
+    cfg_fini(&srv.cfg);
     srv.cfg = next;
+    bset_apply_pols(&srv.socks, &srv.cfg, &pols);
+    bset_pols_drop(&pols);
     srv_hand_over(&ch);
-    srv_configure(&next);
+    srv_configure(&srv.cfg);
     /* READY=1 only once every worker runs it: sockets closed (a next
      * reload may bind their ports again), the per-source table whole. */
     if (wrk_pool_sync(&srv.pool, SRV_SYNC_MS) < 0) {
@@ -516,18 +539,26 @@ srv_open_sockets(void)
     bool dgram[CFG_MAX_LISTEN];
     size_t n = ntf_listen_fds(fds, dgram, CFG_MAX_LISTEN);
     struct bset_change ch;
+    struct bset_pols pols;
     struct adm *a = &srv.pool.adm;
     char fail[128];
     int rc;
 
+    if (bset_pols_make(&pols, &srv.cfg) < 0) {
+        return srv_fail(SRV_EX_OSERR, errno, "making the access lists");
+    }
     if (n > 0) {
         rc = srv_adopt(fds, dgram, n);
-        if (rc != 0) {
-            return rc;
-        }
-    } else if (bset_sync(&srv.socks, &srv.cfg, true, &ch, fail, sizeof(fail)) <
-               0) {
-        return srv_fail(SRV_EX_OSERR, errno, fail);
+    } else if (bset_sync(&srv.socks, &srv.cfg, &pols, true, &ch, fail,
+                         sizeof(fail)) < 0) {
+        rc = srv_fail(SRV_EX_OSERR, errno, fail);
+    } else {
+        rc = 0;
+    }
+    bset_apply_pols(&srv.socks, &srv.cfg, &pols);
+    bset_pols_drop(&pols);
+    if (rc != 0) {
+        return rc;
     }
     if (bset_count(&srv.socks) == 0) {
         return srv_fail(SRV_EX_CONFIG, EINVAL, "no listening sockets");
@@ -673,4 +704,5 @@ srv_fini(void)
         loop_fini(&srv.loop);
         srv.loop_ok = false;
     }
+    cfg_fini(&srv.cfg);
 }

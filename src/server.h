@@ -36,7 +36,8 @@ int srv_log_level(const struct cfg *cfg, const struct srv_opts *opts);
  * service manager (STATUS=, ERRNO=).
  */
 /* Signals, the main loop, the workers' loops (not running yet) and the
- * shared limits. Takes a copy of cfg. */
+ * shared limits. Takes a copy of cfg, and with it its access lists
+ * (srv_fini frees them: the caller must not cfg_fini its copy). */
 int srv_init(const struct cfg *cfg, const struct srv_opts *opts);
 /* Adopt the sockets the service manager passed, or bind the configured
  * ones (a socket per worker per entry), and size the limits. */

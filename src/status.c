@@ -79,7 +79,8 @@ st_workers_text(const struct st_sum *s, char *buf, size_t len)
 void
 st_text(const struct st_sum *s, char *buf, size_t len)
 {
-    uint64_t refused = s->rejected + s->rejected_source + s->shed;
+    uint64_t refused = s->rejected + s->rejected_source + s->shed + s->acl +
+                       s->untrusted;
     size_t used = 0;
 
     if (len == 0) {

@@ -24,6 +24,8 @@ struct st_sum {
     uint64_t rejected;        /* over max_connections */
     uint64_t rejected_source; /* over max_connections_per_source */
     uint64_t shed;            /* no fd or memory */
+    uint64_t acl;             /* refused by allow/deny at accept */
+    uint64_t untrusted;       /* not in proxy_from */
     uint64_t bytes_out;       /* TCP bytes echoed */
     uint64_t udp_rx;
     uint64_t udp_echoed;
@@ -42,6 +44,8 @@ struct st_sum {
  * part is added only once UDP is in use:
  *   "2 listener(s), 5 connection(s) open, 17 accepted, 0 refused (0 per
  *    source); udp: 1 socket(s), 40 received, 31 echoed, 9 dropped (9 rate)"
+ * "refused" counts every connection closed at accept: over a limit, by
+ * allow/deny, from an untrusted proxy, or shed for lack of fds.
  * Always NUL-terminates; a line that does not fit is cut.
  */
 void st_text(const struct st_sum *s, char *buf, size_t len);

@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "counter.h"
 #include "log.h"
 #include "udp.h"
@@ -77,6 +78,7 @@ static const char *const udp_drop_names[] = {
     [UDP_DROP_TRUNCATED] = "truncated",
     [UDP_DROP_LOOP] = "loop",
     [UDP_DROP_ADDRESS] = "address",
+    [UDP_DROP_ACL] = "acl",
     [UDP_DROP_PER_SOURCE] = "per-source",
     [UDP_DROP_PER_SOURCE_BYTES] = "per-source-bytes",
     [UDP_DROP_RATE] = "rate",
@@ -351,6 +353,12 @@ udp_drop(struct bset_sock *u, enum udp_drop why,
                         "not between unicast addresses",
                         u->name, who);
         break;
+    case UDP_DROP_ACL:
+        log_limit_write(lim, LOG_INFO, false,
+                        "%s: dropped a datagram from %s: refused by "
+                        "allow/deny",
+                        u->name, who);
+        break;
     case UDP_DROP_PER_SOURCE:
         log_limit_write(lim, LOG_WARNING, false,
                         "%s: replies to %s over "
@@ -429,6 +437,10 @@ udp_judge(struct bset_sock *u, struct msghdr *m, struct udp_dest *d)
     if ((m->msg_flags & MSG_CTRUNC) || !udp_source_ok(peer) ||
         !udp_dest_ok(m, d)) {
         return UDP_DROP_ADDRESS;
+    }
+    if (u->pol != NULL && !acl_permits(u->pol->allow, u->pol->deny,
+                                       (const struct sockaddr *)peer)) {
+        return UDP_DROP_ACL;
     }
     return -1;
 }

@@ -34,6 +34,7 @@ enum udp_drop {
     UDP_DROP_TRUNCATED,  /* larger than the receive buffer */
     UDP_DROP_LOOP,       /* source port of a service that answers, or ours */
     UDP_DROP_ADDRESS,    /* source or destination not a unicast address */
+    UDP_DROP_ACL,        /* the source is refused by allow/deny */
     UDP_DROP_PER_SOURCE, /* over udp_per_source_rate */
     UDP_DROP_PER_SOURCE_BYTES, /* over udp_per_source_rate_bytes */
     UDP_DROP_RATE,             /* over udp_rate_limit */

@@ -33,6 +33,7 @@ enum wrk_cmd {
     WRK_DRAIN,
     WRK_CLOSE_ALL,
     WRK_SYNC,
+    WRK_POLICY,
     WRK_STOP,
 };
 
@@ -40,7 +41,8 @@ struct wrk_msg {
     struct wrk_msg *next;
     enum wrk_cmd cmd;
     struct wrk_conf conf;     /* WRK_CONF */
-    uint32_t id;              /* WRK_ADD, WRK_DEL */
+    uint32_t id;              /* WRK_ADD, WRK_DEL, WRK_POLICY */
+    struct bset_pol *pol;     /* WRK_ADD, WRK_POLICY: a reference */
     uint64_t seq;             /* WRK_SYNC */
     int fd;                   /* WRK_ADD */
     bool shared;              /* WRK_ADD */
@@ -84,13 +86,15 @@ wrk_apply_add(struct wrk *w, struct wrk_msg *m)
     const struct bset_kind *kind = m->type == BSET_UDP ? &udp_kind : &lsn_kind;
     void *ctx = m->type == BSET_UDP ? (void *)&w->udps : (void *)&w->lsns;
 
-    if (bset_sock_add(&w->socks, m->id, m->fd, m->shared, kind, ctx, m->name) ==
-        NULL) {
+    if (bset_sock_add(&w->socks, m->id, m->fd, m->shared, kind, ctx, m->name,
+                      m->pol) == NULL) {
         log_err("worker %u: cannot serve %s", w->id, m->name);
         if (!m->shared) {
             close(m->fd);
         }
+        bset_pol_unref(m->pol);
     }
+    m->pol = NULL; /* the socket's now, or dropped */
 }
 
 /* Close every socket of this worker: the listeners' accept queues are
@@ -113,6 +117,10 @@ wrk_apply(struct wrk *w, struct wrk_msg *m)
         break;
     case WRK_ADD:
         wrk_apply_add(w, m);
+        break;
+    case WRK_POLICY:
+        bset_local_repolicy(&w->socks, m->id, m->pol);
+        m->pol = NULL;
         break;
     case WRK_DEL:
         b = bset_sock_find(&w->socks, m->id);
@@ -277,6 +285,7 @@ wrk_fini(struct wrk *w)
         if (m->cmd == WRK_ADD && !m->shared) {
             close(m->fd);
         }
+        bset_pol_unref(m->pol);
         free(m);
     }
     conn_set_close_all(&w->conns, CONN_SHUTDOWN);
@@ -420,7 +429,21 @@ wrk_post_add(struct wrk *w, const struct bset_ent *e, int fd)
     m->fd = fd;
     m->shared = e->adopted;
     m->type = e->type;
+    m->pol = bset_pol_ref(e->pol);
     snprintf(m->name, sizeof(m->name), "%s", e->name);
+    return wrk_post(w, m);
+}
+
+int
+wrk_post_policy(struct wrk *w, const struct bset_ent *e)
+{
+    struct wrk_msg *m = wrk_msg_new(WRK_POLICY);
+
+    if (m == NULL) {
+        return -1;
+    }
+    m->id = e->id;
+    m->pol = bset_pol_ref(e->pol);
     return wrk_post(w, m);
 }
 
@@ -563,6 +586,8 @@ wrk_pool_sum(const struct wrk_pool *p, struct st_sum *s)
         s->rejected += ctr_get(&w->lsns.n_rejected);
         s->rejected_source += ctr_get(&w->lsns.n_rejected_source);
         s->shed += ctr_get(&w->lsns.n_shed);
+        s->acl += ctr_get(&w->lsns.n_acl);
+        s->untrusted += ctr_get(&w->lsns.n_untrusted);
         s->udp_rx += rx;
         s->udp_echoed += ctr_get(&w->udps.n_echoed);
         s->udp_bytes += ctr_get(&w->udps.bytes_echoed);

@@ -96,6 +96,8 @@ int wrk_post_conf(struct wrk *w, const struct wrk_conf *c);
  * socket of entry `id`; on failure the fd is closed unless shared. */
 int wrk_post_add(struct wrk *w, const struct bset_ent *e, int fd);
 int wrk_post_del(struct wrk *w, uint32_t id);
+/* Entry e's policy (allow/deny, PROXY) changed on reload. */
+int wrk_post_policy(struct wrk *w, const struct bset_ent *e);
 /* Close every socket, then let connections finish (graceful shutdown). */
 int wrk_post_drain(struct wrk *w);
 /* Close every connection now (the shutdown deadline passed). */

@@ -82,7 +82,7 @@ new_tcp_conn(int *client, int small)
     t_tcp_pair(client, &srv, &peer, &plen, small);
     cli[n_cli++] = *client;
     (void)plen;
-    c = conn_new(&cs, srv, PEER_NONE);
+    c = conn_new(&cs, srv, PEER_NONE, NULL);
     assert_non_null(c);
     return c;
 }
@@ -97,7 +97,7 @@ new_unix_conn(int *client)
     t_unix_pair(sv);
     *client = sv[1];
     cli[n_cli++] = *client;
-    c = conn_new(&cs, sv[0], PEER_NONE);
+    c = conn_new(&cs, sv[0], PEER_NONE, NULL);
     assert_non_null(c);
     return c;
 }
@@ -568,7 +568,7 @@ test_new_fails_cleanly(void **state)
     assert_true(fd >= 0);
     memset(&peer, 0, sizeof(peer));
     errno = 0;
-    assert_null(conn_new(&cs, fd, PEER_NONE));
+    assert_null(conn_new(&cs, fd, PEER_NONE, NULL));
     assert_int_equal(errno, EPERM);
     assert_int_equal(fcntl(fd, F_GETFD) >= 0, 1);
     assert_int_equal(cs.n_open, 0);

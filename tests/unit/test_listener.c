@@ -101,7 +101,7 @@ setup(void **state)
                     false, 512);
     lsn = fd < 0 ? NULL
                  : bset_sock_add(&socks, 1, fd, false, &lsn_kind, &ls,
-                                 "127.0.0.1");
+                                 "127.0.0.1", NULL);
     if (lsn == NULL ||
         getsockname(lsn->io.fd, (struct sockaddr *)&addr, &len) < 0) {
         return -1;

@@ -106,7 +106,7 @@ open_udp(const char *addr, bool v6only, struct sockaddr_storage *where)
     if (ss.ss_family == AF_INET6) {
         assert_int_equal(sock_pktinfo(fd, AF_INET), 0);
     }
-    u = bset_sock_add(&socks, ++id, fd, false, &udp_kind, &us, addr);
+    u = bset_sock_add(&socks, ++id, fd, false, &udp_kind, &us, addr, NULL);
     assert_non_null(u);
     len = sizeof(*where);
     assert_int_equal(getsockname(u->io.fd, (struct sockaddr *)where, &len), 0);
@@ -404,7 +404,7 @@ test_adopted_with_datagrams_queued(void **state)
 
             assert_non_null(e);
             assert_non_null(bset_sock_add(&socks, e->id, e->fd[0], true,
-                                          &udp_kind, &us, e->name));
+                                          &udp_kind, &us, e->name, NULL));
         }
         assert_int_equal(await_reply(c, back, sizeof(back)), 5);
         assert_memory_equal(back, "early", 5);
@@ -928,8 +928,8 @@ static void
 test_drop_names(void **state)
 {
     static const char *const want[UDP_DROP_MAX] = {
-        "truncated", "loop",       "address", "per-source", "per-source-bytes",
-        "rate",      "rate-bytes", "blocked", "error",
+        "truncated",  "loop",     "address",    "acl",     "per-source",
+        "per-source-bytes", "rate", "rate-bytes", "blocked", "error",
     };
 
     (void)state;
