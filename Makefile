@@ -357,5 +357,6 @@ $(B)/bench/aclbench: bench/aclbench.c $(B)/libechod.a $(HDRS) | $(B)
 	    $(ALL_LDFLAGS) $(DEPS_LIBS)
 
 .PHONY: bench
-bench: $(ECHOD) $(B)/bench/echoload $(B)/bench/refecho
+bench: $(ECHOD) $(B)/bench/echoload $(B)/bench/refecho $(B)/bench/aclbench
 	$(PYTHON) bench/run.py ./$(ECHOD) $(B)/bench/echoload $(B)/bench/refecho
+	$(B)/bench/aclbench -n 100000

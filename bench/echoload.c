@@ -12,8 +12,10 @@
  *   the server registered it, prints "holding N", then holds them for
  *   SECONDS (for memory-per-connection measurements).
  *
- * Prints one line of key=value figures. Every run stops by itself after
- * SECONDS (and a hard alarm). Exit 1 on any mismatch or error.
+ * Prints one line of key=value figures (msgs= round trips done, bytes=
+ * bytes echoed back: the exact work behind the rate). Every run stops by
+ * itself after SECONDS (and a hard alarm). Exit 1 on any mismatch or
+ * error.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -225,8 +227,9 @@ main(int argc, char **argv)
         bytes += cs[i].recvd;
     }
     if (stream) {
-        printf("mode=stream conns=%d secs=%.2f MiB/s=%.1f\n", conns, el,
-               (double)bytes / el / (1 << 20));
+        printf("mode=stream conns=%d secs=%.2f MiB/s=%.1f bytes=%llu\n",
+               conns, el, (double)bytes / el / (1 << 20),
+               (unsigned long long)bytes);
         return 0;
     }
     uint64_t acc = 0, p50 = 0, p99 = 0;
@@ -235,8 +238,9 @@ main(int argc, char **argv)
         if (!p50 && acc * 2 >= rtts) p50 = (uint64_t)us;
         if (!p99 && acc * 100 >= rtts * 99) p99 = (uint64_t)us;
     }
-    printf("mode=pingpong conns=%d size=%zu secs=%.2f rtt/s=%.0f p50_us=%llu "
-           "p99_us=%llu\n", conns, size, el, (double)rtts / el,
-           (unsigned long long)p50, (unsigned long long)p99);
+    printf("mode=pingpong conns=%d size=%zu secs=%.2f rtt/s=%.0f msgs=%llu "
+           "p50_us=%llu p99_us=%llu\n", conns, size, el, (double)rtts / el,
+           (unsigned long long)rtts, (unsigned long long)p50,
+           (unsigned long long)p99);
     return 0;
 }

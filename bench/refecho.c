@@ -6,7 +6,11 @@
  * daemon must never do; for a benchmark on loopback it is the upper bound
  * of what one thread can do.
  *
- *   refecho PORT
+ *   refecho PORT [THREADS]
+ *
+ * With THREADS > 1 (default 1), each thread has its own SO_REUSEPORT
+ * listening socket and its own epoll loop, as echod's workers do: the
+ * floor for a multi-threaded echo server on the same machine.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -14,36 +18,29 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-int
-main(int argc, char **argv)
-{
-    static char buf[1 << 16];
-    struct sockaddr_in sin = { .sin_family = AF_INET };
-    struct epoll_event ev, evs[256];
-    int lfd, ep, one = 1;
+#define MAX_THREADS 256
 
-    if (argc != 2) {
-        fprintf(stderr, "usage: refecho PORT\n");
-        return 2;
-    }
-    signal(SIGPIPE, SIG_IGN);
-    lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    sin.sin_port = htons((uint16_t)atoi(argv[1]));
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
-        listen(lfd, 4096) < 0) {
-        perror("refecho: listen");
-        return 1;
-    }
+static void *
+serve(void *arg)
+{
+    static __thread char buf[1 << 16];
+    struct epoll_event ev, evs[256];
+    int lfd = (int)(intptr_t)arg, ep, one = 1;
+
     ep = epoll_create1(0);
+    if (ep < 0) {
+        perror("refecho: epoll_create1");
+        exit(1);
+    }
     ev.events = EPOLLIN;
     ev.data.fd = lfd;
     epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
@@ -83,4 +80,47 @@ main(int argc, char **argv)
             }
         }
     }
+    return NULL;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET };
+    int lfds[MAX_THREADS], nthreads = 1, one = 1;
+    pthread_t tid;
+
+    if (argc < 2 || argc > 3) {
+        fprintf(stderr, "usage: refecho PORT [THREADS]\n");
+        return 2;
+    }
+    if (argc == 3) {
+        nthreads = atoi(argv[2]);
+        if (nthreads < 1 || nthreads > MAX_THREADS) {
+            fprintf(stderr, "refecho: THREADS is 1..%d\n", MAX_THREADS);
+            return 2;
+        }
+    }
+    signal(SIGPIPE, SIG_IGN);
+    sin.sin_port = htons((uint16_t)atoi(argv[1]));
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    /* Every socket listens before any thread runs. */
+    for (int i = 0; i < nthreads; i++) {
+        lfds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        setsockopt(lfds[i], SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        setsockopt(lfds[i], SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+        if (bind(lfds[i], (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+            listen(lfds[i], 4096) < 0) {
+            perror("refecho: listen");
+            return 1;
+        }
+    }
+    for (int i = 1; i < nthreads; i++) {
+        if (pthread_create(&tid, NULL, serve, (void *)(intptr_t)lfds[i])) {
+            fprintf(stderr, "refecho: pthread_create failed\n");
+            return 1;
+        }
+    }
+    serve((void *)(intptr_t)lfds[0]);
+    return 0;
 }

@@ -1,19 +1,43 @@
 #!/usr/bin/python3
-"""echod benchmark: echod against a bare epoll echo loop (refecho), both on
-loopback, measured in the same run, alternating A B A B, median of RUNS.
+"""echod benchmark: echod at workers = 1 and at workers = N (N = the CPUs
+in the affinity mask) against the floor, a bare epoll echo loop
+(refecho), all three on loopback and measured in the same interleaved run.
 
   make bench            (or: bench/run.py ECHOD ECHOLOAD REFECHO)
 
-Scenarios (each run bounded by -d seconds and a hard timeout):
+See bench/README.md for the method and the figures. Scenarios (each run
+bounded by -d SECS and a hard subprocess timeout):
   pingpong-64   200 connections, 64-byte messages, round trips per second
+  pingpong-512  50 connections, 512-byte messages, round trips per second
   pingpong-16k  20 connections, 16 KiB messages, round trips per second
   stream        8 connections, 256 KiB in flight each, MiB/s echoed
-  hold          N idle connections: echod's VmRSS growth per connection
-Prints one table; ratio = echod / refecho (higher is better for speed).
-The second table is the server's own CPU time (user + system) per unit of
-work, which a busy shared machine disturbs less than throughput does;
-there a ratio below 1 means echod spent less CPU than the reference."""
+  hold          HOLD idle connections: VmRSS growth per connection
+Each round runs every server once, the order rotated round by round
+(ref w1 wN, w1 wN ref, wN ref w1, ...); RUNS rounds; medians per server.
+
+Environment:
+  RUNS=5 SECS=3 HOLD=10000   rounds, seconds per run, idle connections
+  SCENARIOS=a,b              only these scenarios (names above, and
+                             "spread")
+  SYSCALLS=1                 count syscalls per message (0: skip);
+                             SYSCALL_TOOL=strace forces the fallback
+  SPREAD=1                   accepted connections per worker, socket-
+                             activated (EPOLLEXCLUSIVE) against echod's
+                             own SO_REUSEPORT sockets (0: skip)
+  SPREAD_WORKERS="2 4" SPREAD_CONNS=1000 SPREAD_BURSTS=3
+  REFN=1                     also refecho with N threads (SO_REUSEPORT, one
+                             epoll loop each): the floor at N threads
+  WORKERS_LIST="1 2 4 8"     scaling mode instead: msgs/s and CPU per
+                             message of echod at each worker count
+  LOADERS=1                  echoload processes per run (connections split)
+  CLIENT_CPUS=LIST           pin loader i to the i-th CPU of LIST (taskset)
+  SERVER_CPUS=LIST           pin the servers to LIST (taskset -c); N is
+                             then the number of CPUs in LIST
+"""
 import os
+import re
+import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -24,6 +48,45 @@ import time
 RUNS = int(os.environ.get("RUNS", "5"))
 SECS = int(os.environ.get("SECS", "3"))
 HOLD = int(os.environ.get("HOLD", "10000"))
+SYSCALLS = os.environ.get("SYSCALLS", "1") != "0"
+SPREAD = os.environ.get("SPREAD", "1") != "0"
+SPREAD_WORKERS = [int(w) for w in
+                  os.environ.get("SPREAD_WORKERS", "2 4").split()]
+SPREAD_CONNS = int(os.environ.get("SPREAD_CONNS", "1000"))
+SPREAD_BURSTS = int(os.environ.get("SPREAD_BURSTS", "3"))
+WORKERS_LIST = [int(w) for w in os.environ.get("WORKERS_LIST", "").split()]
+LOADERS = max(1, int(os.environ.get("LOADERS", "1")))
+CLIENT_CPUS = os.environ.get("CLIENT_CPUS", "")
+SERVER_CPUS = os.environ.get("SERVER_CPUS", "")
+ONLY = [s for s in os.environ.get("SCENARIOS", "").split(",") if s]
+REFN = os.environ.get("REFN", "0") != "0"
+
+# name, echoload arguments, unit of the rate, unit of work
+SCENARIOS = [
+    ("pingpong-64", ["-m", "pingpong", "-c", "200", "-s", "64"], "msg/s"),
+    ("pingpong-512", ["-m", "pingpong", "-c", "50", "-s", "512"], "msg/s"),
+    ("pingpong-16k", ["-m", "pingpong", "-c", "20", "-s", "16384"], "msg/s"),
+    ("stream", ["-m", "stream", "-c", "8"], "MiB/s"),
+]
+# Key figure: server CPU per message at workers = N within this factor of
+# workers = 1 (no contention tax), for these scenarios.
+TAX_LIMIT = 1.10
+TAX_SCENARIOS = ("pingpong-64", "pingpong-512")
+RSS_TARGET = 128  # bytes per idle echod connection
+
+STARTED = []  # every server process this script started, to end by PID
+
+
+def cpu_list(text):
+    """CPUs of a taskset-style list ("0-3,6")."""
+    cpus = []
+    for part in text.split(","):
+        if "-" in part:
+            a, b = part.split("-")
+            cpus.extend(range(int(a), int(b) + 1))
+        elif part.strip():
+            cpus.append(int(part))
+    return cpus
 
 
 def free_port():
@@ -53,103 +116,523 @@ def rss_kb(pid):
 
 
 def cpu_s(pid):
-    """utime + stime of a process, in seconds."""
+    """utime + stime of a process (all its threads), in seconds."""
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def load(echoload, port, args):
-    out = subprocess.run([echoload, "-p", str(port), "-d", str(SECS)] + args,
-                         capture_output=True, text=True, timeout=SECS + 60)
-    if out.returncode != 0:
-        raise SystemExit("echoload failed: " + out.stderr)
-    kv = dict(f.split("=", 1) for f in out.stdout.split() if "=" in f)
-    return kv
+def threads(pid):
+    return len(os.listdir("/proc/%d/task" % pid))
+
+
+def ctx_switches(pid):
+    """Voluntary + involuntary context switches of all threads of pid."""
+    n = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                for line in f:
+                    if "ctxt_switches:" in line:
+                        n += int(line.split()[1])
+        except OSError:
+            pass
+    return n
+
+
+class Server:
+    """One server process, started here, ended by its PID."""
+
+    def __init__(self, name, argv, port, stderr=None):
+        self.name, self.port = name, port
+        if SERVER_CPUS:
+            argv = ["taskset", "-c", SERVER_CPUS] + argv
+        self.errf = open(stderr, "w") if stderr else subprocess.DEVNULL
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
+                                     stderr=self.errf)
+        STARTED.append(self)
+        self.pid = self.proc.pid  # taskset and socket-activate exec
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+        if self.errf is not subprocess.DEVNULL:
+            self.errf.close()
+        if self in STARTED:
+            STARTED.remove(self)
+
+
+def echod_conf(tmp, name, port, workers, debug=False):
+    path = os.path.join(tmp, name + ".conf")
+    with open(path, "w") as f:
+        f.write('listen = ( { address = "127.0.0.1"; port = %d; } );\n'
+                'workers = %d;\n'
+                'max_connections = 100000;\nlog_level = "%s";\n'
+                # every load client connects from 127.0.0.1
+                'max_connections_per_source = 0;\n'
+                'idle_timeout = 0;\nlisten_backlog = 4096;\n'
+                % (port, workers, "debug" if debug else "notice"))
+    return path
+
+
+def start_echod(tmp, echod, name, workers):
+    port = free_port()
+    conf = echod_conf(tmp, name, port, workers)
+    s = Server(name, [echod, "-c", conf], port)
+    wait_port(port, s.proc)
+    return s
+
+
+def start_ref(refecho, name="ref", nthreads=1):
+    port = free_port()
+    s = Server(name, [refecho, str(port), str(nthreads)], port)
+    wait_port(port, s.proc)
+    return s
+
+
+def load(echoload, port, args, secs=None):
+    """Run LOADERS echoload processes at once (connections split between
+    them, each pinned to one CPU of CLIENT_CPUS if set); returns the summed
+    rate and work (round trips, or bytes for stream)."""
+    secs = secs or SECS
+    argv = list(args)
+    conns = int(argv[argv.index("-c") + 1])
+    pins = cpu_list(CLIENT_CPUS) if CLIENT_CPUS else []
+    procs = []
+    for i in range(LOADERS):
+        share = conns // LOADERS + (1 if i < conns % LOADERS else 0)
+        if share == 0:
+            continue
+        a = list(argv)
+        a[a.index("-c") + 1] = str(share)
+        cmd = [echoload, "-p", str(port), "-d", str(secs)] + a
+        if pins:
+            cmd = ["taskset", "-c", str(pins[i % len(pins)])] + cmd
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    rate, work = 0.0, 0.0
+    try:
+        for p in procs:
+            try:
+                out, err = p.communicate(timeout=secs + 60)
+            except subprocess.TimeoutExpired:
+                raise SystemExit("echoload timed out")
+            if p.returncode != 0:
+                raise SystemExit("echoload failed: " + err)
+            kv = dict(f.split("=", 1) for f in out.split() if "=" in f)
+            if "MiB/s" in kv:
+                rate += float(kv["MiB/s"])
+                work += float(kv["bytes"]) / (1 << 20)  # MiB
+            else:
+                rate += float(kv["rtt/s"])
+                work += float(kv["msgs"])
+    finally:
+        for p in procs:  # after a failure: the loaders still running
+            if p.poll() is None:
+                p.kill()
+                p.communicate(timeout=30)
+    return rate, work
+
+
+def measure(srv, echoload, args):
+    """One timed run: (rate, server CPU us per message or per MiB)."""
+    c0 = cpu_s(srv.pid)
+    rate, work = load(echoload, srv.port, args)
+    used = cpu_s(srv.pid) - c0
+    return rate, used / work * 1e6
+
+
+# ---- syscall counting ----
+
+def syscall_counter():
+    """'perf' when perf counts the raw_syscalls:sys_enter tracepoint here,
+    else 'strace', else None; SYSCALL_TOOL=perf|strace forces one."""
+    forced = os.environ.get("SYSCALL_TOOL")
+    if forced in ("perf", "strace"):
+        return forced
+    if shutil.which("perf"):
+        try:
+            r = subprocess.run(["perf", "stat", "-x", ",", "-e",
+                                "raw_syscalls:sys_enter", "true"],
+                               capture_output=True, text=True, timeout=30)
+            m = re.search(r"^(\d+),.*raw_syscalls:sys_enter", r.stderr,
+                          re.M)
+            if r.returncode == 0 and m and int(m.group(1)) > 0:
+                return "perf"
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    if shutil.which("strace"):
+        return "strace"
+    return None
+
+
+def count_syscalls(tool, tmp, srv, echoload, args):
+    """Syscalls (all, and epoll_wait) and context switches of every thread
+    of srv during one load run, and the work of that run. perf stat -p
+    and strace -f -p both follow all threads."""
+    out = os.path.join(tmp, "sys-%s.txt" % srv.name)
+    if tool == "perf":
+        cmd = ["perf", "stat", "-x", ",", "-e", "raw_syscalls:sys_enter",
+               "-e", "syscalls:sys_enter_epoll_wait",
+               "-o", out, "-p", str(srv.pid)]
+    else:
+        cmd = ["strace", "-f", "-c", "-o", out, "-p", str(srv.pid)]
+    tracer = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)  # let it attach (idle server: few syscalls)
+        cs0 = ctx_switches(srv.pid)
+        _, work = load(echoload, srv.port, args)
+        cs = ctx_switches(srv.pid) - cs0
+    finally:
+        tracer.send_signal(signal.SIGINT)
+        try:
+            tracer.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            tracer.kill()
+            tracer.wait(timeout=30)
+    with open(out) as f:
+        text = f.read()
+    n, waits = None, 0
+    if tool == "perf":
+        m = re.search(r"^(\d+),.*raw_syscalls:sys_enter", text, re.M)
+        n = int(m.group(1)) if m else None
+        m = re.search(r"^(\d+),.*syscalls:sys_enter_epoll_wait", text, re.M)
+        waits = int(m.group(1)) if m else 0
+    else:
+        for line in text.splitlines():
+            t = line.split()
+            if t and t[-1] == "total":
+                n = int(t[3])
+            elif t and t[-1] == "epoll_wait":
+                waits = int(t[3])
+    if n is None:
+        raise SystemExit("could not read the syscall count:\n" + text)
+    return n, waits, cs, work
+
+
+# ---- reports ----
+
+def fmt_rate(v):
+    return "%.0f" % v if v >= 1000 else "%.1f" % v
+
+
+def ratio_pair(a, b, ra):
+    """"medians / median of per-round ratios" for a / b."""
+    return "%.3f/%.3f" % (a / b, statistics.median(ra))
+
+
+def interleaved(servers, echoload, scen):
+    """RUNS rounds of every scenario, every server once per round, the
+    order rotated each round. Returns {scenario: {server: [(rate, cpu)]}}."""
+    res = {}
+    names = [s.name for s in servers]
+    for name, args, unit in scen:
+        res[name] = {n: [] for n in names}
+        for r in range(RUNS):
+            k = r % len(servers)
+            for srv in servers[k:] + servers[:k]:
+                res[name][srv.name].append(measure(srv, echoload, args))
+        print("  %s done" % name, file=sys.stderr, flush=True)
+    return res
+
+
+def table(title, scen, res, names, idx, unit_of, pairs, fmt):
+    """A table of medians (column idx of the samples) plus ratio columns;
+    pairs is a list of (a, b): a/b of the medians / median of the
+    per-round ratios."""
+    print(title)
+    head = "%-13s %-7s" % ("scenario", "unit")
+    head += "".join("%11s" % n for n in names)
+    head += "".join("%14s" % ("%s/%s" % p) for p in pairs)
+    print(head)
+    meds = {}
+    for name, _, unit in scen:
+        row = "%-13s %-7s" % (name, unit_of(unit))
+        m = {n: statistics.median(v[idx] for v in res[name][n])
+             for n in names}
+        meds[name] = m
+        row += "".join("%11s" % fmt(m[n]) for n in names)
+        for a, b in pairs:
+            per_round = [x[idx] / y[idx] for x, y in
+                         zip(res[name][a], res[name][b])]
+            row += "%14s" % ratio_pair(m[a], m[b], per_round)
+        print(row)
+    print()
+    return meds
+
+
+def hold_rss(srv, echoload):
+    """(VmRSS during - before) / HOLD, in bytes, on a fresh server."""
+    time.sleep(0.2)
+    before = rss_kb(srv.pid)
+    h = subprocess.Popen([echoload, "-p", str(srv.port), "-m", "hold",
+                          "-c", str(HOLD), "-d", "2"],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        line = h.stdout.readline()
+        during = rss_kb(srv.pid)
+        h.wait(timeout=120)
+    finally:
+        if h.poll() is None:
+            h.kill()
+            h.wait(timeout=30)
+    if not line.startswith("holding"):
+        raise SystemExit("hold failed on %s" % srv.name)
+    return (during - before) * 1024 / HOLD, before, during
+
+
+PER_WORKER = re.compile(r"per worker \(accepted/udp received\): (.*)$")
+
+
+def spread_run(tmp, echod, echoload, workers, activated):
+    """Accepted connections per worker after SPREAD_BURSTS pingpong runs
+    of SPREAD_CONNS new connections each, from echod's debug log."""
+    port = free_port()
+    tag = "spread-%s-w%d" % ("act" if activated else "own", workers)
+    conf = echod_conf(tmp, tag, port, workers, debug=True)
+    log = os.path.join(tmp, tag + ".log")
+    argv = [echod, "-f", "-c", conf]
+    if activated:
+        argv = ["systemd-socket-activate", "-l", "127.0.0.1:%d" % port] + argv
+    srv = Server(tag, argv, port, stderr=log)
+    try:
+        if activated:
+            # The listening socket is socket-activate's until the first
+            # connection execs echod (same PID): wait for echod's log.
+            wait_port(port, srv.proc)
+            deadline = time.monotonic() + 10
+            while True:
+                with open(log) as f:
+                    if " ready: " in f.read():
+                        break
+                if time.monotonic() > deadline or srv.proc.poll() is not None:
+                    raise SystemExit("%s did not start" % tag)
+                time.sleep(0.05)
+        else:
+            wait_port(port, srv.proc)
+        for _ in range(SPREAD_BURSTS):
+            load(echoload, port, ["-m", "pingpong", "-c", str(SPREAD_CONNS),
+                                  "-s", "64"], secs=1)
+        time.sleep(2.5)  # the debug line comes with the 1 s status tick
+        last = None
+        with open(log) as f:
+            for line in f:
+                m = PER_WORKER.search(line)
+                if m:
+                    last = m.group(1)
+        if last is None:
+            raise SystemExit("%s: no per-worker line in %s" % (tag, log))
+        counts = [int(a) for a in re.findall(r"w\d+ (\d+)/\d+", last)]
+        return counts
+    finally:
+        srv.stop()
+
+
+def spread_report(tmp, echod, echoload):
+    if not shutil.which("systemd-socket-activate"):
+        print("spread: systemd-socket-activate not found, skipped\n")
+        return
+    print("Accepted connections per worker (%d bursts of %d new connections,"
+          " 64-byte ping-pong 1 s each;\n+1 probe connection; from echod's"
+          " debug line \"per worker (accepted/udp received)\")"
+          % (SPREAD_BURSTS, SPREAD_CONNS))
+    print("%-46s %-24s %9s" % ("server", "accepted per worker",
+                               "max/mean"))
+    for w in SPREAD_WORKERS:
+        for activated in (True, False):
+            counts = spread_run(tmp, echod, echoload, w, activated)
+            mean = sum(counts) / len(counts)
+            what = ("socket-activated (EPOLLEXCLUSIVE)" if activated
+                    else "own SO_REUSEPORT sockets")
+            print("%-46s %-24s %9.2f" % (
+                "workers=%d %s" % (w, what),
+                " ".join(str(c) for c in counts),
+                max(counts) / mean if mean else 0))
+            sys.stdout.flush()
+    print()
+
+
+# ---- modes ----
+
+def compare(tmp, echod, echoload, refecho, n):
+    scen = [s for s in SCENARIOS if not ONLY or s[0] in ONLY]
+    if scen:
+        timed(tmp, echod, echoload, refecho, n, scen)
+    if "hold" in ONLY or not ONLY:
+        hold_report(tmp, echod, echoload, refecho, n)
+    if SPREAD and (not ONLY or "spread" in ONLY):
+        spread_report(tmp, echod, echoload)
+
+
+def timed(tmp, echod, echoload, refecho, n, scen):
+    """The interleaved runs, the tax summary and the syscall counts."""
+    wn = "w%d" % n
+    servers = [start_ref(refecho), start_echod(tmp, echod, "w1", 1)]
+    pairs = [("w1", "ref")]
+    if n > 1:
+        servers.append(start_echod(tmp, echod, wn, n))
+        pairs += [(wn, "ref"), (wn, "w1")]
+        if REFN:
+            # refecho with N threads: the floor for N threads here
+            servers.append(start_ref(refecho, "ref%d" % n, n))
+            pairs += [("ref%d" % n, "ref"), (wn, "ref%d" % n)]
+    names = [s.name for s in servers]
+    print("echod threads (main + workers): %s\n" % ", ".join(
+        "%s %d" % (s.name, threads(s.pid)) for s in servers[1:]))
+    try:
+        res = interleaved(servers, echoload, scen)
+        table("Throughput, median of %d runs (ratios: of the medians / "
+              "median of per-round ratios; higher is faster)" % RUNS,
+              scen, res, names, 0, lambda u: u, pairs, fmt_rate)
+        cpu = table("Server CPU (user+system, all threads) per message, "
+                    "us (stream: per MiB); lower is better",
+                    scen, res, names, 1,
+                    lambda u: "us/MiB" if u == "MiB/s" else "us/msg",
+                    pairs, lambda v: "%.2f" % v)
+        taxed = [x for x in TAX_SCENARIOS if x in res and n > 1]
+        if taxed:
+            print("Contention tax: server CPU per message at workers=%d "
+                  "over workers=1 (target <= %.2f)" % (n, TAX_LIMIT))
+        for name in taxed:
+            per_round = [x[1] / y[1] for x, y in
+                         zip(res[name][wn], res[name]["w1"])]
+            r = cpu[name][wn] / cpu[name]["w1"]
+            print("  %-13s W=%d/W=1 CPU per message = %.3f (median of "
+                  "per-round ratios %.3f)  %s" % (
+                      name, n, r, statistics.median(per_round),
+                      "ok" if r <= TAX_LIMIT else "OVER %.2f" % TAX_LIMIT))
+            rn = "ref%d" % n
+            if rn in res[name]:
+                # the same split in the bare loop: the machine's share
+                per_round = [x[1] / y[1] for x, y in
+                             zip(res[name][rn], res[name]["ref"])]
+                print("  %-13s floor %s/ref = %.3f (%.3f); echod %s/%s = "
+                      "%.3f" % (name, rn, cpu[name][rn] / cpu[name]["ref"],
+                                statistics.median(per_round), wn, rn,
+                                cpu[name][wn] / cpu[name][rn]))
+        if taxed and not REFN:
+            print("  (REFN=1 adds refecho at %d threads: how much of this "
+                  "the bare loop pays too)" % n)
+        if taxed:
+            print()
+        sys.stdout.flush()
+        if SYSCALLS:
+            tool = syscall_counter()
+            if tool is None:
+                print("Syscalls: neither perf nor strace works here; "
+                      "skipped\n")
+            else:
+                print("Syscalls per message (stream: per MiB), all threads "
+                      "of the server, one extra run each, counted with %s"
+                      % ("perf stat -e raw_syscalls:sys_enter -p PID"
+                         if tool == "perf" else "strace -f -c -p PID"))
+                if tool == "strace":
+                    print("(strace slows the run a lot and stops the "
+                          "server at every syscall: only the syscall counts "
+                          "per message matter, not its speed nor the "
+                          "context switches)")
+                print("and context switches (all threads, from /proc). "
+                      "Each cell: syscalls / epoll_waits / context switches")
+                print("%-13s %-7s" % ("scenario", "per") +
+                      "".join("%24s" % x for x in names))
+                for name, args, unit in scen:
+                    row = "%-13s %-7s" % (name, "MiB" if unit == "MiB/s"
+                                          else "msg")
+                    for srv in servers:
+                        cnt, waits, cs, work = count_syscalls(
+                            tool, tmp, srv, echoload, args)
+                        row += "%24s" % ("%.2f / %.2f / %.2f" % (
+                            cnt / work, waits / work, cs / work))
+                    print(row)
+                    sys.stdout.flush()
+                print()
+    finally:
+        for s in servers:
+            s.stop()
+
+
+def hold_report(tmp, echod, echoload, refecho, n):
+    """RSS per idle connection of each server, a fresh one each."""
+    wn = "w%d" % n
+    print("RSS per idle connection: (VmRSS during - before) / %d, fresh "
+          "server each (echod target <= %d B)" % (HOLD, RSS_TARGET))
+    print("%-6s %8s  %s" % ("server", "B/conn", "VmRSS before -> during"))
+    makers = [lambda: start_ref(refecho),
+              lambda: start_echod(tmp, echod, "w1", 1)]
+    if n > 1:
+        makers.append(lambda: start_echod(tmp, echod, wn, n))
+    for make in makers:
+        srv = make()
+        try:
+            per, before, during = hold_rss(srv, echoload)
+        finally:
+            srv.stop()
+        note = ""
+        if srv.name != "ref":
+            note = "  ok" if per <= RSS_TARGET else "  OVER %d" % RSS_TARGET
+        print("%-6s %8.0f  %dk -> %dk%s" % (srv.name, per, before,
+                                             during, note))
+        sys.stdout.flush()
+    print()
+
+
+def scaling(tmp, echod, echoload, refecho):
+    """msgs/s and CPU per message of echod at each count of WORKERS_LIST
+    (and refecho), interleaved the same way. For a machine with spare
+    cores: pin the loaders apart from the servers (CLIENT_CPUS,
+    SERVER_CPUS) so the load generator is not the bottleneck."""
+    scen = [s for s in SCENARIOS if (s[0] in ONLY if ONLY
+                                      else s[0].startswith("pingpong"))]
+    servers = [start_ref(refecho)] + [
+        start_echod(tmp, echod, "w%d" % w, w) for w in WORKERS_LIST]
+    names = [s.name for s in servers]
+    base = names[1]
+    pairs = [(x, base) for x in names[2:]]
+    print("Scaling: LOADERS=%d CLIENT_CPUS=%s SERVER_CPUS=%s\n" % (
+        LOADERS, CLIENT_CPUS or "-", SERVER_CPUS or "-"))
+    try:
+        res = interleaved(servers, echoload, scen)
+        table("Throughput, median of %d runs (ratios: of the medians / "
+              "median of per-round ratios)" % RUNS,
+              scen, res, names, 0, lambda u: u, pairs, fmt_rate)
+        table("Server CPU per message, us (stream: per MiB)",
+              scen, res, names, 1,
+              lambda u: "us/MiB" if u == "MiB/s" else "us/msg",
+              pairs, lambda v: "%.2f" % v)
+    finally:
+        for s in servers:
+            s.stop()
 
 
 def main():
     echod, echoload, refecho = sys.argv[1:4]
+    if SERVER_CPUS:
+        n = len(cpu_list(SERVER_CPUS))
+    else:
+        n = len(os.sched_getaffinity(0))
+    print("echod bench %s: %d CPU(s) in the affinity mask (%s), N = %d, "
+          "RUNS=%d SECS=%d HOLD=%d LOADERS=%d\n" % (
+              time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+              len(os.sched_getaffinity(0)),
+              ",".join(map(str, sorted(os.sched_getaffinity(0)))), n, RUNS,
+              SECS, HOLD, LOADERS))
+    sys.stdout.flush()
     tmp = tempfile.mkdtemp(prefix="echod-bench")
-    ep, rp = free_port(), free_port()
-    conf = os.path.join(tmp, "bench.conf")
-    with open(conf, "w") as f:
-        f.write('listen = ( { address = "127.0.0.1"; port = %d; } );\n'
-                'max_connections = 100000;\nlog_level = "notice";\n'
-                # every load client connects from 127.0.0.1
-                'max_connections_per_source = 0;\n'
-                'idle_timeout = 0;\n' % ep)
-    procs = {
-        "echod": subprocess.Popen([echod, "-c", conf],
-                                  stderr=subprocess.DEVNULL),
-        "refecho": subprocess.Popen([refecho, str(rp)]),
-    }
-    ports = {"echod": ep, "refecho": rp}
     try:
-        for name, p in procs.items():
-            wait_port(ports[name], p)
-        scen = [
-            ("pingpong-64", ["-m", "pingpong", "-c", "200", "-s", "64"],
-             "rtt/s"),
-            ("pingpong-16k", ["-m", "pingpong", "-c", "20", "-s", "16384"],
-             "rtt/s"),
-            ("stream", ["-m", "stream", "-c", "8"], "MiB/s"),
-        ]
-        print("%-14s %-6s %14s %14s %8s" % ("scenario", "unit", "echod",
-                                           "refecho", "ratio"))
-        cpu_rows = []
-        for name, args, key in scen:
-            vals = {"echod": [], "refecho": []}
-            cost = {"echod": [], "refecho": []}
-            ratios, cost_ratios = [], []
-            for _ in range(RUNS):
-                run = {}
-                for srv in ("echod", "refecho"):
-                    pid = procs[srv].pid
-                    c0 = cpu_s(pid)
-                    kv = load(echoload, ports[srv], args)
-                    used = cpu_s(pid) - c0
-                    rate = float(kv[key])
-                    work = rate * float(kv["secs"])  # trips or MiB done
-                    vals[srv].append(rate)
-                    # CPU microseconds per round trip, or CPU ms per MiB.
-                    per = used / work * (1e6 if key == "rtt/s" else 1e3)
-                    cost[srv].append(per)
-                    run[srv] = (rate, per)
-                ratios.append(run["echod"][0] / run["refecho"][0])
-                cost_ratios.append(run["echod"][1] / run["refecho"][1])
-            print("%-14s %-6s %14.1f %14.1f %8.3f" % (
-                name, key, statistics.median(vals["echod"]),
-                statistics.median(vals["refecho"]), statistics.median(ratios)))
-            cpu_rows.append((name, "us/rtt" if key == "rtt/s" else "ms/MiB",
-                             statistics.median(cost["echod"]),
-                             statistics.median(cost["refecho"]),
-                             statistics.median(cost_ratios)))
-            sys.stdout.flush()
-        print("\n%-14s %-6s %14s %14s %8s" % ("server CPU", "unit", "echod",
-                                             "refecho", "ratio"))
-        for row in cpu_rows:
-            print("%-14s %-6s %14.2f %14.2f %8.3f" % row)
-        print()
-        # Memory per held connection (userland RSS of each server).
-        for name in ("echod", "refecho"):
-            pid = procs[name].pid
-            before = rss_kb(pid)
-            h = subprocess.Popen([echoload, "-p", str(ports[name]), "-m",
-                                  "hold", "-c", str(HOLD), "-d", "3"],
-                                 stdout=subprocess.PIPE, text=True)
-            line = h.stdout.readline()
-            during = rss_kb(pid)
-            h.wait(timeout=120)
-            if not line.startswith("holding"):
-                raise SystemExit("hold failed")
-            print("hold-%-9s %-6s %14d %14s %8s" % (
-                name, "B/conn", (during - before) * 1024 // HOLD,
-                "rss %dk->%dk" % (before, during), ""))
+        if WORKERS_LIST:
+            scaling(tmp, echod, echoload, refecho)
+        else:
+            compare(tmp, echod, echoload, refecho, n)
     finally:
-        for p in procs.values():
-            p.terminate()
-            p.wait(timeout=30)
+        for s in list(STARTED):
+            s.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
