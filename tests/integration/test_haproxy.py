@@ -108,11 +108,13 @@ class BehindHaproxy(harness.TestCase):
             cport = s.getsockname()[1]
         d.wait_log(r"conn \d+ 127\.0\.0\.4:%d closed: \S+ in=100000 "
                    r"out=100000" % cport)
-        # Health checks came too and were served, not refused as bad
-        # headers: v1 declares HAProxy's own address, v2 sends LOCAL.
-        harness.wait_for(lambda: len(re.findall(
-            r"conn \d+ 127\.0\.0\.1:\d+ closed: (?:eof|reset) ",
-            d.log())) >= 2, 10, "two served health checks")
+        # Health checks came too and were taken as good headers (v1
+        # declares HAProxy's own address, v2 sends LOCAL), not closed as
+        # bad ones. A check hangs up at once, often with a reset, and may
+        # be gone before echod can even ask for its peer's name ("?").
+        harness.wait_for(lambda: re.search(
+            r"conn \d+ (?:127\.0\.0\.1:\d+|\?) closed: (?:eof|reset) ",
+            d.log()), 10, "a health check")
         self.assertNotIn("closed: proxy ", d.log())
         self.assertEqual(d.stop(), 0)
 

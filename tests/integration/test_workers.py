@@ -27,20 +27,23 @@ def per_worker(d, want_tcp, want_udp, timeout=10.0):
     """The last per-worker debug line once its figures add up to at least
     want_tcp accepted connections and want_udp received datagrams:
     a list of (accepted, udp) per worker."""
-    deadline = time.monotonic() + timeout * harness.SLOW
-    while True:
+    found = []
+
+    def added_up():
         lines = re.findall(r"per worker \(accepted/udp received\): (.*)",
                            d.log())
-        if lines:
-            figs = [(int(a), int(u)) for a, u in
-                    re.findall(r"w\d+ (\d+)/(\d+)", lines[-1])]
-            if sum(a for a, _ in figs) >= want_tcp and \
-                    sum(u for _, u in figs) >= want_udp:
-                return figs
-        if time.monotonic() > deadline:
-            raise AssertionError("no per-worker line adding up to %d/%d; "
-                                 "log:\n%s" % (want_tcp, want_udp, d.log()))
-        time.sleep(0.05)
+        if not lines:
+            return False
+        figs = [(int(a), int(u)) for a, u in
+                re.findall(r"w\d+ (\d+)/(\d+)", lines[-1])]
+        found[:] = figs
+        return sum(a for a, _ in figs) >= want_tcp and \
+            sum(u for _, u in figs) >= want_udp
+
+    # The line comes with the STATUS tick: no readiness signal to wait on.
+    harness.wait_for(added_up, timeout, "a per-worker line adding up to "
+                     "%d/%d" % (want_tcp, want_udp))
+    return found
 
 
 def echoed(s, data=b"ping"):
