@@ -52,19 +52,19 @@ enum cfg_proto {
 struct cfg_listen {
     char address[CFG_ADDR_MAX]; /* numeric IPv4 or IPv6 address */
     int64_t port;
-    bool ipv6_only;
-    int64_t protocol; /* enum cfg_proto */
+    int64_t protocol;      /* enum cfg_proto */
+    int64_t proxy_timeout; /* seconds for the whole PROXY header */
     /* Who may connect through this entry (acl_permits): when own_acl is
      * set (the entry has an allow or a deny key, even an empty one), its
      * allow and deny replace the top-level lists for this entry, both of
      * them; else they are NULL and the top-level ones apply (use
      * cfg_listen_allow/_deny). Not part of the socket's identity. */
-    bool own_acl;
     struct acl *allow;
     struct acl *deny;
     struct acl *proxy_from; /* who may send a PROXY header */
-    bool proxy_protocol;    /* a PROXY header first (TCP only) */
-    int64_t proxy_timeout;  /* seconds for the whole header */
+    bool own_acl;
+    bool ipv6_only;
+    bool proxy_protocol; /* a PROXY header first (TCP only) */
 };
 
 struct cfg {
