@@ -445,6 +445,7 @@ bset_local_init(struct bset_local *l, struct loop *loop)
 {
     l->loop = loop;
     list_init(&l->all);
+    l->tab = NULL;
 }
 
 void
@@ -494,6 +495,7 @@ bset_sock_add(struct bset_local *l, uint32_t id, int fd, bool shared,
         return NULL;
     }
     b->pol = pol;
+    b->slot = l->tab != NULL ? sts_take(l->tab, id) : 0;
     list_insert_tail(&l->all, &b->node);
     return b;
 }
@@ -505,6 +507,9 @@ bset_sock_close(struct bset_sock *b)
         b->kind->drain(b);
     }
     list_remove(&b->node);
+    if (b->local->tab != NULL) {
+        sts_put(b->local->tab, b->slot); /* its conns may hold it on */
+    }
     bset_pol_unref(b->pol);
     b->pol = NULL;
     loop_close(b->local->loop, &b->io);

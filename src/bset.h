@@ -26,6 +26,7 @@
 #include "list.h"
 #include "loop.h"
 #include "sock.h"
+#include "stats.h"
 
 enum bset_type {
     BSET_TCP, /* a listening TCP socket */
@@ -158,6 +159,7 @@ struct bset_sock {
     struct bset_pol *pol; /* its reference: who may connect */
     uint32_t id;          /* the bset_ent it belongs to */
     uint16_t port;        /* local port */
+    uint8_t slot;         /* its counters: local->tab->slot[slot] */
     bool readable;        /* an edge said so and no EAGAIN since */
     bool writable;
     char name[SOCK_NAME_MAX];
@@ -165,7 +167,8 @@ struct bset_sock {
 
 struct bset_local {
     struct loop *loop;
-    struct list all; /* struct bset_sock */
+    struct list all;     /* struct bset_sock */
+    struct sts_tab *tab; /* the worker's counter slots (NULL: none) */
 };
 
 void bset_local_init(struct bset_local *l, struct loop *loop);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bset.h"
@@ -55,6 +56,10 @@ static struct srv {
     bool loop_ok; /* what srv_fini must undo */
     bool pool_ok;
     bool reload_failed;
+    int64_t start_time;  /* unix seconds */
+    int64_t config_time; /* of the last successful load */
+    uint64_t reloads_ok;
+    uint64_t reloads_failed;
     char status[512];
 } srv;
 
@@ -95,21 +100,47 @@ srv_peer_slots(const struct cfg *c)
                                                     : srv.nofile);
 }
 
+/* One listen entry's part of the snapshot. */
+static void
+srv_status_entry(struct st_lsn *l, const struct bset_ent *e)
+{
+    size_t len = strlen(e->name);
+
+    l->udp = e->type == BSET_UDP;
+    /* The label is ADDRESS:PORT; the protocol is a label of its own. */
+    if (l->udp && len >= 4 && strcmp(e->name + len - 4, "/udp") == 0) {
+        len -= 4;
+    }
+    snprintf(l->name, sizeof(l->name), "%.*s", (int)len, e->name);
+    l->service = ST_SVC_ECHO;
+    wrk_pool_sum_entry(&srv.pool, e->id, &l->c);
+}
+
+/* The snapshot every view renders (status.h). */
 static void
 srv_status_sum(struct st_sum *s)
 {
     memset(s, 0, sizeof(*s));
     for (struct list *n = srv.socks.all.next; n != &srv.socks.all;
          n = n->next) {
-        if (list_entry(n, struct bset_ent, node)->type == BSET_UDP) {
+        const struct bset_ent *e = list_entry(n, struct bset_ent, node);
+
+        if (e->type == BSET_UDP) {
             s->n_udp++;
         } else {
             s->n_tcp++;
+        }
+        if (s->n_lsn < ST_LISTENERS) {
+            srv_status_entry(&s->lsn[s->n_lsn++], e);
         }
     }
     s->stopping = srv.stopping;
     s->reload_failed = srv.reload_failed;
     s->per_worker = log_enabled(LOG_DEBUG);
+    s->start_time = srv.start_time;
+    s->config_time = srv.config_time;
+    s->reloads_ok = srv.reloads_ok;
+    s->reloads_failed = srv.reloads_failed;
     wrk_pool_sum(&srv.pool, s);
 }
 
@@ -223,6 +254,7 @@ srv_reload_failed(const char *why)
 {
     log_errx("reload failed, keeping the current configuration: %s", why);
     srv.reload_failed = true;
+    srv.reloads_failed++;
     srv_status_text(srv.status, sizeof(srv.status));
     ntf_ready(srv.status);
 }
@@ -338,6 +370,8 @@ srv_reload(void)
         log_set_level(srv_log_level(&next, &srv.opts));
     }
     srv.reload_failed = false;
+    srv.reloads_ok++;
+    srv.config_time = (int64_t)time(NULL);
     /* The lists of the old snapshot go with it; the policies the workers
      * hold keep references of their own to what they still use. */
     cfg_fini(&srv.cfg);
@@ -477,6 +511,8 @@ srv_init(const struct cfg *cfg, const struct srv_opts *opts)
 
     srv.cfg = *cfg;
     srv.opts = *opts;
+    srv.start_time = (int64_t)time(NULL);
+    srv.config_time = srv.start_time; /* main loaded it just now */
     loop_io_init(&srv.sigio, -1, &srv_signal_ops);
     loop_io_init(&srv.drainio, -1, &srv_drained_ops);
     srv.nofile = sock_fit_nofile();
