@@ -76,6 +76,7 @@ struct bset_ent {
     uint32_t id;      /* names the entry to the workers; never reused */
     enum bset_type type;
     bool adopted;           /* inherited: fd[0], shared by all, closed here */
+    bool metrics;           /* service = "metrics": fd[0], the main thread's */
     struct cfg_listen conf; /* what it was bound from (if not adopted) */
     struct bset_pol *pol;   /* its reference; bset_sync renews it */
     char name[SOCK_NAME_MAX];
@@ -132,7 +133,8 @@ void bset_apply_pols(struct bset *s, const struct cfg *c,
                      const struct bset_pols *ps);
 
 /* Worker w now owns ent's fd for it (or shares the adopted one): the fd
- * to give it; the set forgets bound fds once handed over. */
+ * to give it; the set forgets bound fds once handed over. A metrics
+ * entry has one fd (w = 0), for the main thread. */
 int bset_hand_over(struct bset_ent *ent, size_t w);
 
 /* ---- each worker's half ---- */
