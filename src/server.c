@@ -143,8 +143,8 @@ srv_status_sum(struct st_sum *s)
 
         if (e->type == BSET_UDP) {
             s->n_udp++;
-        } else {
-            s->n_tcp++;
+        } else if (!e->metrics) {
+            s->n_tcp++; /* echo listeners; metrics ones are not */
         }
         if (s->n_lsn < ST_LISTENERS) {
             srv_status_entry(&s->lsn[s->n_lsn++], e);
@@ -704,7 +704,7 @@ srv_start_workers(void)
          p = p->next) {
         struct bset_ent *e = list_entry(p, struct bset_ent, node);
 
-        n_tcp += e->type == BSET_TCP;
+        n_tcp += e->type == BSET_TCP && !e->metrics;
         if (e->metrics) {
             if (srv_scr_add(e) < 0) {
                 return srv_fail(SRV_EX_OSERR, errno, "serving metrics");

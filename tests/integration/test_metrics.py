@@ -184,8 +184,10 @@ class Metrics(harness.TestCase):
                      frozenset({("le", "+Inf")}))]
         self.assertEqual(count, inf)
         self.assertGreaterEqual(count, n + 2)
-        # STATUS renders the same snapshot.
-        d.wait_notify_match(r"%d accepted, 2 refused \(1 per source\)"
+        # STATUS renders the same snapshot; the metrics entry is not an
+        # echo listener.
+        d.wait_notify_match(r"STATUS=1 listener\(s\), 2 connection\(s\) "
+                            r"open, %d accepted, 2 refused \(1 per source\)"
                             % (n + 2))
         for s in held:
             s.close()
