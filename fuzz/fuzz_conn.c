@@ -404,7 +404,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
              "socketpair: %s", strerror(errno));
     fz_setbuf(sv[0], fz_u8(&f));
     fz_setbuf(sv[1], fz_u8(&f));
-    f.c = conn_new(&f.cs, sv[0], PEER_NONE, NULL);
+    f.c = conn_new(&f.cs, sv[0], PEER_NONE, NULL, 0);
     FZ_CHECK(f.c != NULL, "conn_new: %s", strerror(errno));
     f.srv = sv[0];
     f.cli = sv[1];

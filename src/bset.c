@@ -133,10 +133,18 @@ bset_init(struct bset *s, size_t n_workers)
     s->next_id = 0;
 }
 
+/* Sockets an entry binds: one per worker, but one for an inherited
+ * socket and for a metrics listener (the main thread serves it). */
+static size_t
+bset_nfd(const struct bset *s, const struct bset_ent *e)
+{
+    return e->adopted || e->metrics ? 1 : s->n_workers;
+}
+
 static void
 bset_ent_free(struct bset *s, struct bset_ent *e)
 {
-    size_t n = e->adopted ? 1 : s->n_workers;
+    size_t n = bset_nfd(s, e);
 
     for (size_t i = 0; i < n; i++) {
         if (e->fd[i] >= 0) {
@@ -290,12 +298,13 @@ bset_bind(struct bset *s, const struct cfg_listen *cl, int backlog)
         sock_probe((struct sockaddr *)&ss, len, st, cl->ipv6_only) < 0) {
         return NULL;
     }
-    e = bset_ent_new(s, type, s->n_workers);
+    e = bset_ent_new(s, type, cfg_listen_metrics(cl) ? 1 : s->n_workers);
     if (e == NULL) {
         return NULL;
     }
     e->conf = *cl;
-    for (size_t i = 0; i < s->n_workers; i++) {
+    e->metrics = cfg_listen_metrics(cl);
+    for (size_t i = 0; i < bset_nfd(s, e); i++) {
         e->fd[i] = sock_bound((struct sockaddr *)&ss, len, st, cl->ipv6_only,
                               true, backlog);
         if (e->fd[i] < 0 || bset_setup(e, e->fd[i]) < 0) {
@@ -445,6 +454,7 @@ bset_local_init(struct bset_local *l, struct loop *loop)
 {
     l->loop = loop;
     list_init(&l->all);
+    l->tab = NULL;
 }
 
 void
@@ -494,6 +504,7 @@ bset_sock_add(struct bset_local *l, uint32_t id, int fd, bool shared,
         return NULL;
     }
     b->pol = pol;
+    b->slot = l->tab != NULL ? sts_take(l->tab, id) : 0;
     list_insert_tail(&l->all, &b->node);
     return b;
 }
@@ -505,6 +516,9 @@ bset_sock_close(struct bset_sock *b)
         b->kind->drain(b);
     }
     list_remove(&b->node);
+    if (b->local->tab != NULL) {
+        sts_put(b->local->tab, b->slot); /* its conns may hold it on */
+    }
     bset_pol_unref(b->pol);
     b->pol = NULL;
     loop_close(b->local->loop, &b->io);

@@ -26,6 +26,7 @@
 #include "list.h"
 #include "loop.h"
 #include "sock.h"
+#include "stats.h"
 
 enum bset_type {
     BSET_TCP, /* a listening TCP socket */
@@ -75,6 +76,7 @@ struct bset_ent {
     uint32_t id;      /* names the entry to the workers; never reused */
     enum bset_type type;
     bool adopted;           /* inherited: fd[0], shared by all, closed here */
+    bool metrics;           /* service = "metrics": fd[0], the main thread's */
     struct cfg_listen conf; /* what it was bound from (if not adopted) */
     struct bset_pol *pol;   /* its reference; bset_sync renews it */
     char name[SOCK_NAME_MAX];
@@ -131,7 +133,8 @@ void bset_apply_pols(struct bset *s, const struct cfg *c,
                      const struct bset_pols *ps);
 
 /* Worker w now owns ent's fd for it (or shares the adopted one): the fd
- * to give it; the set forgets bound fds once handed over. */
+ * to give it; the set forgets bound fds once handed over. A metrics
+ * entry has one fd (w = 0), for the main thread. */
 int bset_hand_over(struct bset_ent *ent, size_t w);
 
 /* ---- each worker's half ---- */
@@ -158,6 +161,7 @@ struct bset_sock {
     struct bset_pol *pol; /* its reference: who may connect */
     uint32_t id;          /* the bset_ent it belongs to */
     uint16_t port;        /* local port */
+    uint8_t slot;         /* its counters: local->tab->slot[slot] */
     bool readable;        /* an edge said so and no EAGAIN since */
     bool writable;
     char name[SOCK_NAME_MAX];
@@ -165,7 +169,8 @@ struct bset_sock {
 
 struct bset_local {
     struct loop *loop;
-    struct list all; /* struct bset_sock */
+    struct list all;     /* struct bset_sock */
+    struct sts_tab *tab; /* the worker's counter slots (NULL: none) */
 };
 
 void bset_local_init(struct bset_local *l, struct loop *loop);

@@ -185,6 +185,17 @@ const struct cfg_key cfg_keys[] = {
      .reload = CFG_RELOAD,
      .doc = "TCP: each connection starts with a PROXY protocol header (v1 "
             "or v2) naming the client."},
+    {.name = "service",
+     .type = CFG_STRING,
+     .scope = CFG_ITEM,
+     .off = CFG_LOFF(service),
+     .def_str = "echo",
+     .min = 1,
+     .max = CFG_SERVICE_MAX - 1,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "What a listen entry serves: \"echo\", or \"metrics\" (TCP: "
+            "Prometheus metrics at GET /metrics)."},
     {.name = "proxy_timeout",
      .type = CFG_INT,
      .scope = CFG_ITEM,
@@ -527,7 +538,14 @@ bool
 cfg_listen_equal(const struct cfg_listen *a, const struct cfg_listen *b)
 {
     return strcmp(a->address, b->address) == 0 && a->port == b->port &&
-           a->ipv6_only == b->ipv6_only && a->protocol == b->protocol;
+           a->ipv6_only == b->ipv6_only && a->protocol == b->protocol &&
+           cfg_listen_metrics(a) == cfg_listen_metrics(b);
+}
+
+bool
+cfg_listen_metrics(const struct cfg_listen *l)
+{
+    return strcmp(l->service, "metrics") == 0;
 }
 
 const struct acl *
@@ -942,6 +960,28 @@ cfg_check_proxy(struct cfg_ctx *x, const config_setting_t *item,
     return 0;
 }
 
+/* service: "echo" or "metrics"; metrics is TCP and speaks HTTP itself,
+ * so no PROXY header comes first. */
+static int
+cfg_check_service(struct cfg_ctx *x, const config_setting_t *item,
+                  const struct cfg_listen *l, const char *label)
+{
+    const config_setting_t *s = config_setting_get_member(item, "service");
+
+    if (strcmp(l->service, "echo") != 0 && !cfg_listen_metrics(l)) {
+        return cfg_fail(x, s, "%s.service: expected one of echo, metrics",
+                        label);
+    }
+    if (cfg_listen_metrics(l) && l->protocol != CFG_PROTO_TCP) {
+        return cfg_fail(x, s, "%s.service: metrics is TCP only", label);
+    }
+    if (cfg_listen_metrics(l) && l->proxy_protocol) {
+        return cfg_fail(x, s, "%s.service: metrics takes no proxy_protocol",
+                        label);
+    }
+    return 0;
+}
+
 static int
 cfg_load_item(struct cfg_ctx *x, const config_setting_t *item,
               struct cfg_listen *l, unsigned idx)
@@ -980,7 +1020,8 @@ cfg_load_item(struct cfg_ctx *x, const config_setting_t *item,
     snprintf(sublabel, sizeof(sublabel), "%s.", label);
     if (cfg_check_required(x, item, cfg_keys, CFG_ITEM, sublabel) < 0 ||
         cfg_check_below(x, item, l, cfg_keys, CFG_ITEM, sublabel) < 0 ||
-        cfg_check_proxy(x, item, l, label) < 0) {
+        cfg_check_proxy(x, item, l, label) < 0 ||
+        cfg_check_service(x, item, l, label) < 0) {
         return -1;
     }
     return cfg_check_address(x, item, l, label);

@@ -29,6 +29,7 @@
 
 #define CFG_MAX_LISTEN 64
 #define CFG_ADDR_MAX 64
+#define CFG_SERVICE_MAX 16
 #define CFG_IDENT_MAX 32
 #define CFG_NAME_MAX 33 /* a user or group name (32) and its NUL */
 #define CFG_ERR_MAX 512
@@ -51,6 +52,9 @@ enum cfg_proto {
 
 struct cfg_listen {
     char address[CFG_ADDR_MAX]; /* numeric IPv4 or IPv6 address */
+    /* What it serves: "echo" (also ""), or "metrics" (TCP: GET /metrics
+     * for Prometheus, served by the main thread). Part of its identity. */
+    char service[CFG_SERVICE_MAX];
     int64_t port;
     int64_t protocol;      /* enum cfg_proto */
     int64_t proxy_timeout; /* seconds for the whole PROXY header */
@@ -181,6 +185,9 @@ const char *cfg_proto_name(int64_t proto);
 /* Same address, port, protocol and options: the socket's identity. The
  * access lists are not part of it (see cfg_listen_same_acl). */
 bool cfg_listen_equal(const struct cfg_listen *a, const struct cfg_listen *b);
+
+/* True for a listen entry with service = "metrics". */
+bool cfg_listen_metrics(const struct cfg_listen *l);
 
 /* The allow and deny lists that apply to entry l of config c: its own
  * when l->own_acl, else c's top-level ones. NULL is an empty list. */

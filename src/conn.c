@@ -60,6 +60,31 @@ conn_set_init(struct conn_set *set, struct loop *loop)
     list_init(&set->pending);
     loop_timer_init(&set->idle_timer, conn_idle_fire);
     loop_timer_init(&set->pend_timer, conn_pend_fire);
+    sts_tab_init(&set->tab);
+}
+
+_Static_assert(CONN_REASON_MAX == STS_CLOSE_MAX, "stats.h counts closes");
+
+/* c's listener's counters. */
+static struct sts_ctr *
+conn_ctr(struct conn *c)
+{
+    return &c->set->tab.slot[c->slot].c;
+}
+
+/* Backpressure on or off, with its gauge. */
+static void
+conn_pause(struct conn *c, bool on)
+{
+    if (c->rd_paused == on) {
+        return;
+    }
+    c->rd_paused = on;
+    if (on) {
+        ctr_add(&conn_ctr(c)->paused, 1);
+    } else {
+        ctr_sub(&conn_ctr(c)->paused, 1);
+    }
 }
 
 /* ---- the per-worker pool ---- */
@@ -277,7 +302,7 @@ conn_set_configure(struct conn_set *set, size_t high, size_t low,
         struct conn *c = conn_of_lru(n);
         /* The edge was used up while paused: resuming means requeueing. */
         if (c->rd_paused && c->out.bytes <= low) {
-            c->rd_paused = false;
+            conn_pause(c, false);
             loop_ready(set->loop, &c->io);
         }
     }
@@ -379,7 +404,8 @@ conn_pend(struct conn *c, struct bset_pol *pol)
 }
 
 struct conn *
-conn_new(struct conn_set *set, int fd, uint32_t source, struct bset_pol *pol)
+conn_new(struct conn_set *set, int fd, uint32_t source, struct bset_pol *pol,
+         uint8_t slot)
 {
     struct conn *c = conn_alloc(set, pol != NULL || log_enabled(LOG_DEBUG));
 
@@ -419,6 +445,10 @@ conn_new(struct conn_set *set, int fd, uint32_t source, struct bset_pol *pol)
     list_insert_tail(&set->lru, &c->lru);
     ctr_add(&set->n_open, 1);
     ctr_add(&set->n_opened, 1);
+    c->slot = slot;
+    sts_hold(&set->tab, slot);
+    ctr_add(&conn_ctr(c)->open, 1);
+    ctr_add(&conn_ctr(c)->accepted, 1);
     if (set->idle_ms != 0 && !loop_timer_armed(&set->idle_timer)) {
         conn_idle_arm(set);
     }
@@ -450,6 +480,8 @@ conn_close(struct conn *c, enum conn_reason why)
     if (log_enabled(LOG_DEBUG)) {
         conn_log_close(c, why);
     }
+    ctr_sub(&conn_ctr(c)->queued, c->out.bytes);
+    conn_pause(c, false);
     outq_clear(&c->out, &set->loop->pool);
     if (c->pending) {
         conn_unpend(c);
@@ -467,6 +499,9 @@ conn_close(struct conn *c, enum conn_reason why)
     c->source = PEER_NONE;
     ctr_sub(&set->n_open, 1);
     ctr_add(&set->n_closed[why], 1);
+    ctr_sub(&conn_ctr(c)->open, 1);
+    ctr_add(&conn_ctr(c)->closed[why], 1);
+    sts_put(&set->tab, c->slot);
     loop_close(set->loop, &c->io);
 }
 
@@ -488,9 +523,19 @@ static int
 conn_flush(struct conn *c)
 {
     struct conn_set *set = c->set;
+    uint32_t born[OUTQ_IOV];
+    size_t len[OUTQ_IOV];
+    size_t n = 0;
     bool short_write;
     ssize_t w;
 
+    /* What each chunk it may complete holds, and since when: freed by
+     * the flush, so noted before. */
+    for (const struct outq_chunk *k = c->out.head; k != NULL && n < OUTQ_IOV;
+         k = k->next, n++) {
+        born[n] = k->born;
+        len[n] = k->end - k->start;
+    }
     w = outq_flush(&c->out, &set->loop->pool, c->io.fd, &short_write);
     if (w < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -502,6 +547,13 @@ conn_flush(struct conn *c)
     }
     c->tx += (uint64_t)w;
     ctr_add(&set->bytes_out, (uint64_t)w);
+    ctr_add(&conn_ctr(c)->bytes_out, (uint64_t)w);
+    ctr_sub(&conn_ctr(c)->queued, (uint64_t)w);
+    /* One delay per chunk whose last byte left: since its first came. */
+    for (size_t i = 0, left = (size_t)w; i < n && left >= len[i]; i++) {
+        left -= len[i];
+        sts_delay_ms(&set->tab, (uint32_t)set->loop->now - born[i]);
+    }
     if (short_write) {
         c->writable = false;
     }
@@ -535,17 +587,30 @@ conn_echo(struct conn *c, const char *buf, size_t n)
             off = (size_t)w;
             c->tx += off;
             ctr_add(&set->bytes_out, off);
+            ctr_add(&conn_ctr(c)->bytes_out, off);
+            if (off == n) {
+                sts_delay_zero(&set->tab);
+            }
         }
     }
-    if (off < n &&
-        outq_append(&c->out, &set->loop->pool, buf + off, n - off) < 0) {
-        log_limited(&set->nomem_log, LOG_WARNING, true,
-                    "conn %d: cannot queue output", c->io.fd);
-        conn_close(c, CONN_NOMEM);
-        return -1;
+    if (off < n) {
+        struct outq_chunk *tail = c->out.tail;
+
+        if (outq_append(&c->out, &set->loop->pool, buf + off, n - off) < 0) {
+            log_limited(&set->nomem_log, LOG_WARNING, true,
+                        "conn %d: cannot queue output", c->io.fd);
+            conn_close(c, CONN_NOMEM);
+            return -1;
+        }
+        ctr_add(&conn_ctr(c)->queued, n - off);
+        /* New chunks are stamped with the loop's clock (ms). */
+        for (struct outq_chunk *k = tail != NULL ? tail->next : c->out.head;
+             k != NULL; k = k->next) {
+            k->born = (uint32_t)set->loop->now;
+        }
     }
     if (outq_footprint(&c->out) >= set->high) {
-        c->rd_paused = true;
+        conn_pause(c, true);
     }
     return 0;
 }
@@ -699,7 +764,7 @@ conn_run(struct conn *c)
             if (c->out.bytes > set->low) {
                 break;
             }
-            c->rd_paused = false;
+            conn_pause(c, false);
         }
         if (c->set->draining && !c->wr_shut && outq_empty(&c->out)) {
             (void)shutdown(c->io.fd, SHUT_WR);
@@ -720,6 +785,7 @@ conn_run(struct conn *c)
             budget -= (size_t)n;
             c->rx += (uint64_t)n;
             ctr_add(&set->bytes_in, (uint64_t)n);
+            ctr_add(&conn_ctr(c)->bytes_in, (uint64_t)n);
             conn_touch(c);
             /* A short read means the receive queue was empty just now;
              * any later byte raises a new edge. Not so after RDHUP: keep
@@ -767,7 +833,7 @@ conn_set_drain(struct conn_set *set)
             conn_close(c, CONN_SHUTDOWN);
             continue;
         }
-        c->rd_paused = false;
+        conn_pause(c, false);
         loop_ready(set->loop, &c->io);
     }
 }

@@ -15,6 +15,7 @@
 #include "loop.h"
 #include "outq.h"
 #include "peers.h"
+#include "stats.h"
 
 /* Bytes one turn of a connection may read before yielding (ready list). */
 #define CONN_READ_BUDGET ((size_t)64 * 1024)
@@ -70,6 +71,9 @@ struct conn_set {
     _Atomic uint64_t n_closed[CONN_REASON_MAX];
     _Atomic uint64_t bytes_in;
     _Atomic uint64_t bytes_out;
+    /* Per listen entry and the echo delay histogram (stats.h); each
+     * conn holds its slot. */
+    struct sts_tab tab;
 };
 
 /*
@@ -96,6 +100,7 @@ struct conn {
     bool wr_shut : 1;   /* shutdown(SHUT_WR) done (draining) */
     bool ext : 1;       /* a struct conn_ext follows (see conn.c) */
     bool pending : 1;   /* waiting for a PROXY header: nothing echoed */
+    uint8_t slot;       /* its listener's counters: set->tab.slot[slot] */
 };
 
 const char *conn_reason_name(enum conn_reason why);
@@ -110,7 +115,8 @@ void conn_set_configure(struct conn_set *set, size_t high, size_t low,
                         uint64_t idle_ms);
 
 /*
- * Take ownership of an accepted, nonblocking socket and register it, and
+ * Take ownership of an accepted, nonblocking socket and register it
+ * (counted in set->tab's slot `slot`, which it holds until closed), and
  * of `source`, the handle of its source in set->adm's table (or
  * PEER_NONE), which conn_close releases. With pol (a PROXY listener's
  * policy; NULL otherwise) nothing is echoed until a PROXY header has
@@ -120,7 +126,7 @@ void conn_set_configure(struct conn_set *set, size_t high, size_t low,
  * NULL with errno (the caller still owns fd and source).
  */
 struct conn *conn_new(struct conn_set *set, int fd, uint32_t source,
-                      struct bset_pol *pol);
+                      struct bset_pol *pol, uint8_t slot);
 
 /* The only way a connection ends: unlinks it everywhere, counts it,
  * releases its source and its place under max_connections, closes the

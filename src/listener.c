@@ -83,6 +83,15 @@ lsn_pause_end(struct loop_timer *t)
     }
 }
 
+/* The counters of l's listen entry (slot 0 without a table). */
+static struct sts_ctr *
+lsn_ctr(const struct bset_sock *l)
+{
+    struct lsn_set *set = l->ctx;
+
+    return &set->conns->tab.slot[l->slot].c;
+}
+
 /* Out of fds (or memory): give up the reserve fd, accept-and-close what is
  * pending so those clients get an answer instead of hanging in the
  * backlog, take the reserve back, and pause. */
@@ -104,6 +113,7 @@ lsn_shed(struct bset_sock *l, int err)
         set->reserve_fd = lsn_reserve_open();
     }
     ctr_add(&set->n_shed, shed);
+    ctr_add(&lsn_ctr(l)->refused[STS_REF_EMFILE], shed);
     errno = err;
     log_limited(&set->emfile_log, LOG_WARNING, true,
                 "%s: accept failed, shed %u pending connection(s), pausing "
@@ -140,6 +150,9 @@ lsn_admit_source(struct bset_sock *l, int fd, const struct sockaddr *sa,
     }
     close(fd);
     ctr_add(v == PEER_OVER ? &set->n_rejected_source : &set->n_shed, 1);
+    ctr_add(&lsn_ctr(l)->refused[v == PEER_OVER ? STS_REF_PER_SOURCE
+                                                : STS_REF_EMFILE],
+            1);
     if (!say) {
         return -1;
     }
@@ -179,6 +192,8 @@ lsn_refused(struct bset_sock *l, int fd, const struct sockaddr *sa)
     }
     close(fd);
     ctr_add(pol->proxy ? &set->n_untrusted : &set->n_acl, 1);
+    ctr_add(&lsn_ctr(l)->refused[pol->proxy ? STS_REF_UNTRUSTED : STS_REF_ACL],
+            1);
     if (log_limit_pass(&set->acl_log, LOG_INFO)) {
         sock_name(sa, who, sizeof(who));
         log_limit_write(&set->acl_log, LOG_INFO, false,
@@ -209,6 +224,7 @@ lsn_admit(struct bset_sock *l, int fd, const struct sockaddr_storage *peer)
     if (set->conns->draining || !adm_take(a)) {
         close(fd);
         ctr_add(&set->n_rejected, 1);
+        ctr_add(&lsn_ctr(l)->refused[STS_REF_MAX_CONNS], 1);
         log_limited(&set->reject_log, LOG_WARNING, false,
                     "%s: max_connections (%zu) reached, connection refused",
                     l->name,
@@ -221,8 +237,8 @@ lsn_admit(struct bset_sock *l, int fd, const struct sockaddr_storage *peer)
         adm_give(a);
         return;
     }
-    if (conn_new(set->conns, fd, source, lsn_proxied(l) ? l->pol : NULL) ==
-        NULL) {
+    if (conn_new(set->conns, fd, source, lsn_proxied(l) ? l->pol : NULL,
+                 l->slot) == NULL) {
         int saved = errno;
         unsigned gen = set->conns->peer_gen; /* of the handle */
 
@@ -235,6 +251,7 @@ lsn_admit(struct bset_sock *l, int fd, const struct sockaddr_storage *peer)
         adm_unlock(a);
         adm_give(a);
         ctr_add(&set->n_shed, 1);
+        ctr_add(&lsn_ctr(l)->refused[STS_REF_EMFILE], 1);
         errno = saved;
         log_limited(&set->emfile_log, LOG_WARNING, true,
                     "%s: cannot set up connection", l->name);

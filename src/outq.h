@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define OUTQ_CHUNK ((size_t)16 * 1024) /* payload bytes per chunk */
@@ -17,8 +18,9 @@
 
 struct outq_chunk {
     struct outq_chunk *next;
-    size_t start; /* first unsent byte */
-    size_t end;   /* one past the last stored byte */
+    size_t start;  /* first unsent byte */
+    size_t end;    /* one past the last stored byte */
+    uint32_t born; /* loop time (ms) its first byte came: the owner's */
     char data[OUTQ_CHUNK];
 };
 

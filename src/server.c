@@ -15,13 +15,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bset.h"
 #include "log.h"
 #include "loop.h"
 #include "notify.h"
+#include "metrics.h"
 #include "priv.h"
+#include "scrape.h"
 #include "server.h"
 #include "signals.h"
 #include "sock.h"
@@ -43,6 +46,7 @@ static struct srv {
     struct srv_opts opts;
     struct loop_io sigio;
     struct loop_io drainio; /* pool.main_fd: a worker drained */
+    struct scr scr;         /* the metrics listeners (main thread) */
     struct loop_timer status_timer;
     struct loop_timer watchdog_timer;
     struct loop_timer shutdown_timer;
@@ -55,6 +59,10 @@ static struct srv {
     bool loop_ok; /* what srv_fini must undo */
     bool pool_ok;
     bool reload_failed;
+    int64_t start_time;  /* unix seconds */
+    int64_t config_time; /* of the last successful load */
+    uint64_t reloads_ok;
+    uint64_t reloads_failed;
     char status[512];
 } srv;
 
@@ -95,22 +103,74 @@ srv_peer_slots(const struct cfg *c)
                                                     : srv.nofile);
 }
 
+/* Serve metrics entry e on this thread (its one fd, a policy ref). */
+static int
+srv_scr_add(struct bset_ent *e)
+{
+    return scr_add(&srv.scr, e->id, bset_hand_over(e, 0), e->name,
+                   bset_pol_ref(e->pol));
+}
+
+/* One listen entry's part of the snapshot. */
+static void
+srv_status_entry(struct st_lsn *l, const struct bset_ent *e)
+{
+    size_t len = strlen(e->name);
+
+    l->udp = e->type == BSET_UDP;
+    /* The label is ADDRESS:PORT; the protocol is a label of its own. */
+    if (l->udp && len >= 4 && strcmp(e->name + len - 4, "/udp") == 0) {
+        len -= 4;
+    }
+    snprintf(l->name, sizeof(l->name), "%.*s", (int)len, e->name);
+    if (e->metrics) {
+        l->service = ST_SVC_METRICS;
+        scr_sum(&srv.scr, e->id, &l->c);
+    } else {
+        l->service = ST_SVC_ECHO;
+        wrk_pool_sum_entry(&srv.pool, e->id, &l->c);
+    }
+}
+
+/* The snapshot every view renders (status.h). */
 static void
 srv_status_sum(struct st_sum *s)
 {
     memset(s, 0, sizeof(*s));
     for (struct list *n = srv.socks.all.next; n != &srv.socks.all;
          n = n->next) {
-        if (list_entry(n, struct bset_ent, node)->type == BSET_UDP) {
+        const struct bset_ent *e = list_entry(n, struct bset_ent, node);
+
+        if (e->type == BSET_UDP) {
             s->n_udp++;
-        } else {
-            s->n_tcp++;
+        } else if (!e->metrics) {
+            s->n_tcp++; /* echo listeners; metrics ones are not */
+        }
+        if (s->n_lsn < ST_LISTENERS) {
+            srv_status_entry(&s->lsn[s->n_lsn++], e);
         }
     }
     s->stopping = srv.stopping;
     s->reload_failed = srv.reload_failed;
     s->per_worker = log_enabled(LOG_DEBUG);
+    s->start_time = srv.start_time;
+    s->config_time = srv.config_time;
+    s->reloads_ok = srv.reloads_ok;
+    s->reloads_failed = srv.reloads_failed;
     wrk_pool_sum(&srv.pool, s);
+}
+
+/* The text of /metrics: the same snapshot as STATUS. The struct is too
+ * big for comfort on the stack, and only this thread renders. */
+static int
+srv_metrics_render(struct mtr_buf *b)
+{
+    static struct st_sum s;
+    struct mtr_proc p;
+
+    srv_status_sum(&s);
+    mtr_proc_read(&p);
+    return mtr_render(b, &s, &p, ECHOD_VERSION);
 }
 
 static void
@@ -198,11 +258,22 @@ srv_hand_over(const struct bset_change *ch)
 
         for (struct list *n = srv.socks.all.next; n != &srv.socks.all;
              n = n->next) {
-            if (wrk_post_policy(w, list_entry(n, struct bset_ent, node)) < 0) {
+            const struct bset_ent *e = list_entry(n, struct bset_ent, node);
+
+            if (e->metrics) {
+                if (i == 0) {
+                    scr_repolicy(&srv.scr, e->id, bset_pol_ref(e->pol));
+                }
+                continue;
+            }
+            if (wrk_post_policy(w, e) < 0) {
                 log_err("worker %zu: cannot post a new policy", i);
             }
         }
         for (size_t k = 0; k < ch->n_removed; k++) {
+            if (i == 0) {
+                scr_del(&srv.scr, ch->removed[k]); /* if it was metrics */
+            }
             if (wrk_post_del(w, ch->removed[k]) < 0) {
                 log_err("worker %zu: cannot post a socket removal", i);
             }
@@ -210,6 +281,12 @@ srv_hand_over(const struct bset_change *ch)
         for (size_t k = 0; k < ch->n_added; k++) {
             struct bset_ent *e = ch->added[k];
 
+            if (e->metrics) {
+                if (i == 0 && srv_scr_add(e) < 0) {
+                    log_err("cannot serve metrics on %s", e->name);
+                }
+                continue;
+            }
             if (wrk_post_add(w, e, bset_hand_over(e, i)) < 0) {
                 log_err("worker %zu: cannot hand over %s", i, e->name);
             }
@@ -223,6 +300,7 @@ srv_reload_failed(const char *why)
 {
     log_errx("reload failed, keeping the current configuration: %s", why);
     srv.reload_failed = true;
+    srv.reloads_failed++;
     srv_status_text(srv.status, sizeof(srv.status));
     ntf_ready(srv.status);
 }
@@ -338,6 +416,8 @@ srv_reload(void)
         log_set_level(srv_log_level(&next, &srv.opts));
     }
     srv.reload_failed = false;
+    srv.reloads_ok++;
+    srv.config_time = (int64_t)time(NULL);
     /* The lists of the old snapshot go with it; the policies the workers
      * hold keep references of their own to what they still use. */
     cfg_fini(&srv.cfg);
@@ -477,6 +557,8 @@ srv_init(const struct cfg *cfg, const struct srv_opts *opts)
 
     srv.cfg = *cfg;
     srv.opts = *opts;
+    srv.start_time = (int64_t)time(NULL);
+    srv.config_time = srv.start_time; /* main loaded it just now */
     loop_io_init(&srv.sigio, -1, &srv_signal_ops);
     loop_io_init(&srv.drainio, -1, &srv_drained_ops);
     srv.nofile = sock_fit_nofile();
@@ -487,6 +569,7 @@ srv_init(const struct cfg *cfg, const struct srv_opts *opts)
         return srv_fail(SRV_EX_OSERR, errno, "creating the event loop");
     }
     srv.loop_ok = true;
+    scr_init(&srv.scr, &srv.loop, srv_metrics_render);
     fd = sig_init();
     if (fd < 0) {
         return srv_fail(SRV_EX_OSERR, errno, "setting up signals");
@@ -621,7 +704,13 @@ srv_start_workers(void)
          p = p->next) {
         struct bset_ent *e = list_entry(p, struct bset_ent, node);
 
-        n_tcp += e->type == BSET_TCP;
+        n_tcp += e->type == BSET_TCP && !e->metrics;
+        if (e->metrics) {
+            if (srv_scr_add(e) < 0) {
+                return srv_fail(SRV_EX_OSERR, errno, "serving metrics");
+            }
+            continue;
+        }
         for (size_t i = 0; i < srv.pool.n; i++) {
             if (wrk_post_add(&srv.pool.w[i], e, bset_hand_over(e, i)) < 0) {
                 return srv_fail(SRV_EX_OSERR, ENOMEM,
@@ -700,6 +789,7 @@ srv_fini(void)
         srv.pool_ok = false;
     }
     if (srv.loop_ok) {
+        scr_fini(&srv.scr);
         loop_close(&srv.loop, &srv.sigio);
         loop_fini(&srv.loop);
         srv.loop_ok = false;

@@ -9,11 +9,34 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sock.h"
+#include "stats.h"
 #include "udp.h"
 
 #define ST_WORKERS_SHOWN 16 /* per-worker figures in the debug log */
+#define ST_LISTENERS 128    /* listen entries in a snapshot */
 
-/* What STATUS says, summed over the workers. */
+/* What a listen entry serves (the `service` key). */
+enum st_service {
+    ST_SVC_ECHO,
+    ST_SVC_METRICS,
+};
+
+/* One listen entry's counters, summed over the workers. */
+struct st_lsn {
+    char name[SOCK_NAME_MAX]; /* ADDRESS:PORT ([v6]:PORT) */
+    bool udp;
+    enum st_service service;
+    struct sts_ctr c;
+};
+
+/*
+ * One snapshot of every counter, summed over the workers by the main
+ * thread: STATUS (st_text) and /metrics (metrics.h) both render it, so
+ * they cannot disagree. Totals come from each worker's running totals
+ * and so include listeners a reload removed; per-listener figures are
+ * those of the entries in force.
+ */
 struct st_sum {
     size_t n_tcp; /* TCP listen entries */
     size_t n_udp; /* UDP listen entries */
@@ -31,6 +54,20 @@ struct st_sum {
     uint64_t udp_echoed;
     uint64_t udp_bytes;
     uint64_t udp_drop[UDP_DROP_MAX];
+    uint64_t bytes_in;                   /* TCP bytes received */
+    uint64_t closed[STS_CLOSE_MAX];      /* TCP closes by reason */
+    uint64_t paused;                     /* TCP conns in backpressure */
+    uint64_t queued;                     /* TCP bytes queued now */
+    uint64_t hist[STS_HIST_BUCKETS + 1]; /* echo delay; last: +Inf only */
+    uint64_t hist_sum_us;
+    /* Per listen entry in force (n_lsn of them, at most ST_LISTENERS). */
+    size_t n_lsn;
+    struct st_lsn lsn[ST_LISTENERS];
+    /* The process. */
+    int64_t start_time;  /* unix seconds */
+    int64_t config_time; /* unix seconds of the last successful load */
+    uint64_t reloads_ok;
+    uint64_t reloads_failed;
     /* With per_worker set: each worker's accepted connections and
      * received datagrams, for the first ST_WORKERS_SHOWN workers. */
     bool per_worker;

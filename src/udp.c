@@ -91,6 +91,15 @@ _Static_assert(sizeof(udp_drop_names) / sizeof(udp_drop_names[0]) ==
                    UDP_DROP_MAX,
                "udp_drop_names must name every enum udp_drop");
 
+_Static_assert(UDP_DROP_MAX == STS_UDP_DROP_MAX, "stats.h counts drops");
+
+/* The counters of u's listen entry, or NULL (no table: unit tests). */
+static struct sts_ctr *
+udp_ctr(const struct bset_sock *u)
+{
+    return u->local->tab != NULL ? &u->local->tab->slot[u->slot].c : NULL;
+}
+
 const char *
 udp_drop_name(enum udp_drop why)
 {
@@ -325,6 +334,9 @@ udp_drop(struct bset_sock *u, enum udp_drop why,
     int saved = errno;
 
     ctr_add(&set->n_drop[why], 1);
+    if (udp_ctr(u) != NULL) {
+        ctr_add(&udp_ctr(u)->udp_drop[why], 1);
+    }
     /* What the peer did wrong is info; what echod had to shed, warning.
      * Ask the limiter first: under a flood nearly every drop is
      * suppressed, and the address need not be formatted for those. */
@@ -498,10 +510,17 @@ udp_send(struct bset_sock *u, unsigned n)
         }
         r = sendmmsg(u->io.fd, out + k, n - k, 0);
         if (r > 0) {
+            uint64_t bytes = 0;
+
             for (unsigned j = k; j < k + (unsigned)r; j++) {
-                ctr_add(&set->bytes_echoed, out[j].msg_len);
+                bytes += out[j].msg_len;
             }
+            ctr_add(&set->bytes_echoed, bytes);
             ctr_add(&set->n_echoed, (uint64_t)r);
+            if (udp_ctr(u) != NULL) {
+                ctr_add(&udp_ctr(u)->bytes_out, bytes);
+                ctr_add(&udp_ctr(u)->udp_echoed, (uint64_t)r);
+            }
             k += (unsigned)r;
         } else if (r < 0 && errno == EINTR) {
             continue;
@@ -546,6 +565,15 @@ udp_answer(struct bset_sock *u, unsigned n)
         (void)pthread_mutex_unlock(&set->lim->lock);
     }
     ctr_add(&set->n_rx, n);
+    if (udp_ctr(u) != NULL) {
+        uint64_t bytes = 0;
+
+        for (unsigned i = 0; i < n; i++) {
+            bytes += b->in[i].msg_len;
+        }
+        ctr_add(&udp_ctr(u)->udp_rx, n);
+        ctr_add(&udp_ctr(u)->bytes_in, bytes);
+    }
     for (unsigned i = 0; i < n; i++) {
         struct msghdr *m = &b->in[i].msg_hdr;
         struct msghdr *o = &b->out[nout].msg_hdr;

@@ -247,6 +247,7 @@ wrk_init(struct wrk_pool *p, struct wrk *w, unsigned id)
     }
     bset_local_init(&w->socks, &w->loop);
     conn_set_init(&w->conns, &w->loop);
+    w->socks.tab = &w->conns.tab;
     w->conns.adm = &p->adm;
     w->conns.worker = id;
     if (lsn_set_init(&w->lsns, &w->loop, &w->conns, &w->socks) < 0) {
@@ -590,6 +591,16 @@ wrk_pool_sum(const struct wrk_pool *p, struct st_sum *s)
         s->untrusted += ctr_get(&w->lsns.n_untrusted);
         s->udp_rx += rx;
         s->udp_echoed += ctr_get(&w->udps.n_echoed);
+        s->bytes_in += ctr_get(&w->conns.bytes_in);
+        for (int k = 0; k < CONN_REASON_MAX; k++) {
+            s->closed[k] += ctr_get(&w->conns.n_closed[k]);
+        }
+        /* Gauges: every slot, live or left by a reload. */
+        for (size_t k = 0; k < STS_SLOTS; k++) {
+            s->paused += ctr_get(&w->conns.tab.slot[k].c.paused);
+            s->queued += ctr_get(&w->conns.tab.slot[k].c.queued);
+        }
+        sts_sum_hist(&w->conns.tab, s->hist, &s->hist_sum_us);
         s->udp_bytes += ctr_get(&w->udps.bytes_echoed);
         for (int k = 0; k < UDP_DROP_MAX; k++) {
             s->udp_drop[k] += ctr_get(&w->udps.n_drop[k]);
@@ -598,6 +609,14 @@ wrk_pool_sum(const struct wrk_pool *p, struct st_sum *s)
             s->w_opened[i] = opened;
             s->w_udp_rx[i] = rx;
         }
+    }
+}
+
+void
+wrk_pool_sum_entry(const struct wrk_pool *p, uint32_t id, struct sts_ctr *sum)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        sts_sum_entry(&p->w[i].conns.tab, id, sum);
     }
 }
 

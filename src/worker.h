@@ -107,6 +107,10 @@ int wrk_post_close_all(struct wrk *w);
  * per-worker figures too when s->per_worker. Reads while they run. */
 void wrk_pool_sum(const struct wrk_pool *p, struct st_sum *s);
 
+/* Add entry id's counters of every worker into sum. */
+void wrk_pool_sum_entry(const struct wrk_pool *p, uint32_t id,
+                        struct sts_ctr *sum);
+
 /* True once every worker has applied a drain and holds no connection. */
 bool wrk_pool_drained(const struct wrk_pool *p);
 

@@ -15,8 +15,9 @@ PKG="git debhelper fakeroot lintian rpm rpmlint devscripts mandoc"
 # Fuzzing (make fuzz, and the fuzz smoke in make check): clang-14 only
 # recommends libclang-rt-14-dev, which holds the libFuzzer runtime.
 FUZZ="clang-14 libclang-rt-14-dev"
-# Integration peers: a real HAProxy sends PROXY headers (test_haproxy.py).
-PEERS="haproxy"
+# Integration peers: a real HAProxy sends PROXY headers (test_haproxy.py);
+# Prometheus scrapes /metrics and promtool checks its text (test_metrics.py).
+PEERS="haproxy prometheus"
 CHECK="$BUILD libcmocka-dev python3 cppcheck clang-tidy systemd util-linux $PKG $FUZZ $PEERS"
 
 case "${1:-build}" in

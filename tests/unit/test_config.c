@@ -605,6 +605,39 @@ test_empty_listen_list_is_valid(void **state)
     assert_int_equal(c.n_listen, 0);
 }
 
+/* service: "echo" by default, "metrics" for TCP without PROXY; a
+ * different service is a different entry (rebound on reload). */
+static void
+test_listen_service(void **state)
+{
+    struct cfg c;
+    struct cfg_listen echo;
+
+    (void)state;
+    if (load(&c, "listen = ( { address = \"127.0.0.1\"; port = 7; },\n"
+                 "  { address = \"127.0.0.1\"; port = 9; "
+                 "service = \"metrics\"; } );\n") != 0) {
+        fail_msg("%s", err);
+    }
+    assert_string_equal(c.listen[0].service, "echo");
+    assert_false(cfg_listen_metrics(&c.listen[0]));
+    assert_true(cfg_listen_metrics(&c.listen[1]));
+    echo = c.listen[1];
+    snprintf(echo.service, sizeof(echo.service), "echo");
+    assert_false(cfg_listen_equal(&echo, &c.listen[1]));
+    cfg_fini(&c);
+    expect_error("listen = (\n { address = \"::1\"; port = 7;\n"
+                 "   service = \"discard\"; } );\n",
+                 3, "listen[0].service: expected one of echo, metrics");
+    expect_error("listen = (\n { address = \"::1\"; port = 7;\n"
+                 "   protocol = \"udp\"; service = \"metrics\"; } );\n",
+                 3, "listen[0].service: metrics is TCP only");
+    expect_error("listen = (\n { address = \"::1\"; port = 7;\n"
+                 "   proxy_protocol = true; proxy_from = [ \"::1\" ];\n"
+                 "   service = \"metrics\"; } );\n",
+                 4, "listen[0].service: metrics takes no proxy_protocol");
+}
+
 static void
 test_port_defaults_in_a_listen_item(void **state)
 {
@@ -1697,6 +1730,7 @@ main(void)
         cmocka_unit_test(test_workers_valid),
         cmocka_unit_test(test_missing_keys_keep_defaults),
         cmocka_unit_test(test_empty_listen_list_is_valid),
+        cmocka_unit_test(test_listen_service),
         cmocka_unit_test(test_port_defaults_in_a_listen_item),
         cmocka_unit_test(test_error_syntax),
         cmocka_unit_test(test_error_unknown_top_level_key),

@@ -82,7 +82,7 @@ new_tcp_conn(int *client, int small)
     t_tcp_pair(client, &srv, &peer, &plen, small);
     cli[n_cli++] = *client;
     (void)plen;
-    c = conn_new(&cs, srv, PEER_NONE, NULL);
+    c = conn_new(&cs, srv, PEER_NONE, NULL, 0);
     assert_non_null(c);
     return c;
 }
@@ -97,7 +97,7 @@ new_unix_conn(int *client)
     t_unix_pair(sv);
     *client = sv[1];
     cli[n_cli++] = *client;
-    c = conn_new(&cs, sv[0], PEER_NONE, NULL);
+    c = conn_new(&cs, sv[0], PEER_NONE, NULL, 0);
     assert_non_null(c);
     return c;
 }
@@ -166,6 +166,12 @@ test_echo_byte_exact(void **state)
     assert_int_equal(cs.bytes_in, len);
     assert_int_equal(cs.bytes_out, len);
     assert_int_equal(cs.n_open, 1);
+    /* The same in its listener's slot (0: none), and nothing queued. */
+    assert_int_equal(cs.tab.slot[0].c.bytes_in, len);
+    assert_int_equal(cs.tab.slot[0].c.bytes_out, len);
+    assert_int_equal(cs.tab.slot[0].c.open, 1);
+    assert_int_equal(cs.tab.slot[0].c.accepted, 1);
+    assert_int_equal(cs.tab.slot[0].c.queued, 0);
     free(src);
     free(dst);
 }
@@ -263,6 +269,9 @@ test_pause_resume_watermarks(void **state)
     run_until_paused(c, fd, src, len, &off);
     assert_true(c->rd_paused);
     assert_true(c->out.bytes > cs.low);
+    /* The gauges show it paused, with what it has queued. */
+    assert_int_equal(cs.tab.slot[0].c.paused, 1);
+    assert_int_equal(cs.tab.slot[0].c.queued, c->out.bytes);
     assert_true(c->readable); /* input is waiting; only the pause holds */
     rx = c->rx;
     for (int i = 0; i < 5; i++) {
@@ -273,6 +282,15 @@ test_pause_resume_watermarks(void **state)
     echo_through(fd, src, dst, len, off, false); /* resumes, all back */
     assert_false(c->rd_paused);
     assert_int_equal(c->rx, len);
+    assert_int_equal(cs.tab.slot[0].c.paused, 0);
+    assert_int_equal(cs.tab.slot[0].c.queued, 0);
+    /* Queued chunks were timed once their last byte left. */
+    uint64_t queued_obs = 0;
+    for (unsigned i = 1; i <= STS_HIST_BUCKETS; i++) {
+        queued_obs += i < STS_HIST_BUCKETS ? cs.tab.hist[i] : cs.tab.hist_inf;
+    }
+    assert_true(queued_obs > 0);
+    assert_true(cs.tab.hist_sum_us >= queued_obs * 1000);
     free(src);
     free(dst);
 }
@@ -403,6 +421,10 @@ test_eof_while_paused(void **state)
     assert_int_equal(cs.n_closed[CONN_EOF], 1);
     assert_int_equal(cs.n_open, 0);
     assert_int_equal(cs.bytes_out, len);
+    assert_int_equal(cs.tab.slot[0].c.closed[CONN_EOF], 1);
+    assert_int_equal(cs.tab.slot[0].c.open, 0);
+    assert_int_equal(cs.tab.slot[0].c.paused, 0);
+    assert_int_equal(cs.tab.slot[0].c.queued, 0);
     free(src);
     free(dst);
 }
@@ -568,7 +590,7 @@ test_new_fails_cleanly(void **state)
     assert_true(fd >= 0);
     memset(&peer, 0, sizeof(peer));
     errno = 0;
-    assert_null(conn_new(&cs, fd, PEER_NONE, NULL));
+    assert_null(conn_new(&cs, fd, PEER_NONE, NULL, 0));
     assert_int_equal(errno, EPERM);
     assert_int_equal(fcntl(fd, F_GETFD) >= 0, 1);
     assert_int_equal(cs.n_open, 0);
