@@ -397,11 +397,13 @@ const struct cfg_key cfg_keys[] = {
  * entries have no proxy_protocol): the fuzzer holds them to the ranges. */
 const struct cfg_listen cfg_default_listen[] = {
     {.address = "0.0.0.0",
+     .service = "echo",
      .port = 7,
      .ipv6_only = true,
      .protocol = CFG_PROTO_TCP,
      .proxy_timeout = 5},
     {.address = "::",
+     .service = "echo",
      .port = 7,
      .ipv6_only = true,
      .protocol = CFG_PROTO_TCP,
