@@ -108,6 +108,33 @@ def connect(port, host="127.0.0.1", timeout=10.0, rcvbuf=None):
     return s
 
 
+def tcp_from(src, port):
+    """A TCP client bound to source address src (127.0.0.x), connected
+    to 127.0.0.1:port."""
+    s = socket.socket()
+    try:
+        s.settimeout(10 * SLOW)
+        s.bind((src, 0))
+        s.connect(("127.0.0.1", port))
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+def udp_from(src, port, data=b"ping"):
+    """The reply to one datagram sent from src to 127.0.0.1:port, or None
+    when none comes within a second."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.bind((src, 0))
+        u.settimeout(1.0 * SLOW)
+        u.sendto(data, ("127.0.0.1", port))
+        try:
+            return u.recvfrom(65536)[0]
+        except socket.timeout:
+            return None
+
+
 def recv_exact(sock, n):
     buf = bytearray()
     while len(buf) < n:

@@ -3,21 +3,10 @@ after accept (never echoed), a refused datagram is dropped; a listen
 entry's own lists replace the top-level ones; a reload swaps the lists
 for every worker and keeps open connections; bad entries are config
 errors with file:line; a 100,000-prefix list works."""
-import os
-import re
 import signal
-import socket
 
 import harness
-from harness import recv_exact
-
-
-def tcp_from(src, port):
-    s = socket.socket()
-    s.settimeout(10 * harness.SLOW)
-    s.bind((src, 0))
-    s.connect(("127.0.0.1", port))
-    return s
+from harness import recv_exact, tcp_from, udp_from
 
 
 def served(s, data=b"hello"):
@@ -27,18 +16,6 @@ def served(s, data=b"hello"):
         return recv_exact(s, len(data)) == data
     except (ConnectionResetError, BrokenPipeError):
         return False
-
-
-def udp_from(src, port, data=b"ping"):
-    """The reply to one datagram, or None."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-        u.bind((src, 0))
-        u.settimeout(1.0 * harness.SLOW)
-        u.sendto(data, ("127.0.0.1", port))
-        try:
-            return u.recvfrom(100)[0]
-        except socket.timeout:
-            return None
 
 
 def listen(port="%(p)d", extra="", udp=False):

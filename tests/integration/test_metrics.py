@@ -20,7 +20,7 @@ import urllib.request
 import json
 
 import harness
-from harness import recv_exact
+from harness import recv_exact, tcp_from, udp_from
 
 SCR_TIMEOUT = 5.0  # SCR_TIMEOUT_MS in src/scrape.h
 LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
@@ -52,14 +52,6 @@ def get(mport, path="/metrics", method="GET", src="127.0.0.1"):
         c.close()
 
 
-def tcp_from(src, port):
-    s = socket.socket()
-    s.settimeout(10 * harness.SLOW)
-    s.bind((src, 0))
-    s.connect(("127.0.0.1", port))
-    return s
-
-
 def refused(s):
     """True if echod closed s at once, unanswered."""
     try:
@@ -67,17 +59,6 @@ def refused(s):
         return s.recv(1) == b""
     except (ConnectionResetError, BrokenPipeError):
         return True
-
-
-def udp_from(src, port, data):
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-        u.bind((src, 0))
-        u.settimeout(1.0 * harness.SLOW)
-        u.sendto(data, ("127.0.0.1", port))
-        try:
-            return u.recvfrom(65536)[0]
-        except socket.timeout:
-            return None
 
 
 class Metrics(harness.TestCase):
