@@ -108,9 +108,14 @@ class Emfile(harness.TestCase):
         harness.wait_for(lambda: len(os.listdir(fd_dir)) <= len(fds), 10,
                          "echod to release the client fds")
         again = [connect(d.port) for _ in range(free - 1)]
+        kinds = []
         for s in again:
             self.addCleanup(s.close)
-            self.assertEqual(classify(s, 10 * harness.SLOW), "echo")
+            kinds.append(classify(s, 10 * harness.SLOW))
+        # A worker that lost its reserve fd takes one back when it next
+        # needs it: with several, up to one slot each may go to that.
+        self.assertGreaterEqual(kinds.count("echo"),
+                                free - 1 - (workers - 1), kinds)
         for s in again:
             s.close()
         self.assertEqual(d.stop(), 0)

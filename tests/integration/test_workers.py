@@ -108,8 +108,11 @@ class Workers(harness.TestCase):
         self.assertEqual(served.count(True), 5, served)
         d.wait_notify_match(r"^STATUS=1 listener\(s\), 5 connection\(s\) "
                             r"open, 5 accepted, 11 refused \(0 per source\)")
-        # A place freed is a place given once, whichever worker accepts.
+        # A place freed is a place given once, whichever worker accepts
+        # (once echod has seen the close: STATUS says 4 open).
         [s for s, ok in zip(clients, served) if ok][0].close()
+        d.wait_notify_match(r"^STATUS=1 listener\(s\), 4 connection\(s\) "
+                            r"open")
         later = [connect(port) for _ in range(4)]
         for s in later:
             self.addCleanup(s.close)
