@@ -32,8 +32,11 @@ _Static_assert(sizeof(mtr_refuse_names) / sizeof(mtr_refuse_names[0]) ==
                    STS_REF_MAX,
                "every refusal reason has a name");
 
-static void mtr_put(struct mtr_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+const char *
+mtr_refuse_name(enum sts_refuse r)
+{
+    return mtr_refuse_names[r];
+}
 
 /* Make room for n more bytes and the NUL. */
 static int
@@ -61,17 +64,15 @@ mtr_grow(struct mtr_buf *b, size_t n)
 /* One line at a time: every line here is short (a name, its labels and
  * a number; a HELP text), so it is formatted on the stack once and then
  * appended. A line that would not fit fails the text, never cuts it. */
-#define MTR_LINE_MAX 1024
-
-static void
-mtr_put(struct mtr_buf *b, const char *fmt, ...)
+int
+mtr_printf(struct mtr_buf *b, const char *fmt, ...)
 {
     char line[MTR_LINE_MAX];
     va_list ap;
     int n;
 
     if (b->failed) {
-        return;
+        return -1;
     }
     va_start(ap, fmt);
     /* va_start is right above; clang 14's analyzer loses track. */
@@ -80,10 +81,11 @@ mtr_put(struct mtr_buf *b, const char *fmt, ...)
     va_end(ap);
     if (n < 0 || (size_t)n >= sizeof(line) || mtr_grow(b, (size_t)n) < 0) {
         b->failed = 1;
-        return;
+        return -1;
     }
     memcpy(b->p + b->len, line, (size_t)n + 1);
     b->len += (size_t)n;
+    return 0;
 }
 
 void
@@ -99,7 +101,7 @@ static void
 mtr_family(struct mtr_buf *b, const char *name, const char *type,
            const char *help)
 {
-    mtr_put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    mtr_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* listener="...",protocol="...",service="..." (names need no escaping:
@@ -129,8 +131,8 @@ mtr_per_lsn(struct mtr_buf *b, const struct st_sum *s, const char *name,
             continue;
         }
         mtr_labels(l, lab, sizeof(lab));
-        mtr_put(b, "%s{%s} %llu\n", name, lab,
-                (unsigned long long)ctr_get(f(&l->c)));
+        mtr_printf(b, "%s{%s} %llu\n", name, lab,
+                   (unsigned long long)ctr_get(f(&l->c)));
     }
 }
 
@@ -165,11 +167,11 @@ mtr_tcp(struct mtr_buf *b, const struct st_sum *s)
         }
         mtr_labels(&s->lsn[i], lab, sizeof(lab));
         for (int r = 0; r < STS_REF_MAX; r++) {
-            mtr_put(b,
-                    "echod_tcp_connections_refused_total{%s,reason=\"%s\"} "
-                    "%llu\n",
-                    lab, mtr_refuse_names[r],
-                    (unsigned long long)ctr_get(&s->lsn[i].c.refused[r]));
+            mtr_printf(b,
+                       "echod_tcp_connections_refused_total{%s,reason=\"%s\"} "
+                       "%llu\n",
+                       lab, mtr_refuse_name((enum sts_refuse)r),
+                       (unsigned long long)ctr_get(&s->lsn[i].c.refused[r]));
         }
     }
     mtr_family(b, "echod_tcp_connections_closed_total", "counter",
@@ -180,11 +182,11 @@ mtr_tcp(struct mtr_buf *b, const struct st_sum *s)
         }
         mtr_labels(&s->lsn[i], lab, sizeof(lab));
         for (int r = 0; r < CONN_REASON_MAX; r++) {
-            mtr_put(b,
-                    "echod_tcp_connections_closed_total{%s,reason=\"%s\"} "
-                    "%llu\n",
-                    lab, conn_reason_name((enum conn_reason)r),
-                    (unsigned long long)ctr_get(&s->lsn[i].c.closed[r]));
+            mtr_printf(b,
+                       "echod_tcp_connections_closed_total{%s,reason=\"%s\"} "
+                       "%llu\n",
+                       lab, conn_reason_name((enum conn_reason)r),
+                       (unsigned long long)ctr_get(&s->lsn[i].c.closed[r]));
         }
     }
     mtr_per_lsn(b, s, "echod_received_bytes_total", "counter",
@@ -218,11 +220,11 @@ mtr_udp(struct mtr_buf *b, const struct st_sum *s)
         }
         mtr_labels(&s->lsn[i], lab, sizeof(lab));
         for (int r = 0; r < UDP_DROP_MAX; r++) {
-            mtr_put(b,
-                    "echod_udp_datagrams_dropped_total{%s,reason=\"%s\"} "
-                    "%llu\n",
-                    lab, udp_drop_name((enum udp_drop)r),
-                    (unsigned long long)ctr_get(&s->lsn[i].c.udp_drop[r]));
+            mtr_printf(b,
+                       "echod_udp_datagrams_dropped_total{%s,reason=\"%s\"} "
+                       "%llu\n",
+                       lab, udp_drop_name((enum udp_drop)r),
+                       (unsigned long long)ctr_get(&s->lsn[i].c.udp_drop[r]));
         }
     }
 }
@@ -237,16 +239,16 @@ mtr_hist(struct mtr_buf *b, const struct st_sum *s)
                "that sent the last of them (1 ms resolution when queued).");
     for (unsigned i = 0; i < STS_HIST_BUCKETS; i++) {
         cum += s->hist[i];
-        mtr_put(b, "echod_echo_delay_seconds_bucket{le=\"%g\"} %llu\n",
-                sts_bucket_le(i), (unsigned long long)cum);
+        mtr_printf(b, "echod_echo_delay_seconds_bucket{le=\"%g\"} %llu\n",
+                   sts_bucket_le(i), (unsigned long long)cum);
     }
     cum += s->hist[STS_HIST_BUCKETS];
-    mtr_put(b, "echod_echo_delay_seconds_bucket{le=\"+Inf\"} %llu\n",
-            (unsigned long long)cum);
-    mtr_put(b, "echod_echo_delay_seconds_sum %.6f\n",
-            (double)s->hist_sum_us / 1e6);
-    mtr_put(b, "echod_echo_delay_seconds_count %llu\n",
-            (unsigned long long)cum);
+    mtr_printf(b, "echod_echo_delay_seconds_bucket{le=\"+Inf\"} %llu\n",
+               (unsigned long long)cum);
+    mtr_printf(b, "echod_echo_delay_seconds_sum %.6f\n",
+               (double)s->hist_sum_us / 1e6);
+    mtr_printf(b, "echod_echo_delay_seconds_count %llu\n",
+               (unsigned long long)cum);
 }
 
 static void
@@ -255,35 +257,36 @@ mtr_process(struct mtr_buf *b, const struct st_sum *s, const struct mtr_proc *p,
 {
     mtr_family(b, "echod_build_info", "gauge",
                "Always 1; the version is a label.");
-    mtr_put(b, "echod_build_info{version=\"%s\"} 1\n", version);
+    mtr_printf(b, "echod_build_info{version=\"%s\"} 1\n", version);
     mtr_family(b, "echod_workers", "gauge", "Worker threads.");
-    mtr_put(b, "echod_workers %zu\n", s->n_workers);
+    mtr_printf(b, "echod_workers %zu\n", s->n_workers);
     mtr_family(b, "echod_reloads_total", "counter",
                "Configuration reloads, by result.");
-    mtr_put(b, "echod_reloads_total{result=\"ok\"} %llu\n",
-            (unsigned long long)s->reloads_ok);
-    mtr_put(b, "echod_reloads_total{result=\"failed\"} %llu\n",
-            (unsigned long long)s->reloads_failed);
+    mtr_printf(b, "echod_reloads_total{result=\"ok\"} %llu\n",
+               (unsigned long long)s->reloads_ok);
+    mtr_printf(b, "echod_reloads_total{result=\"failed\"} %llu\n",
+               (unsigned long long)s->reloads_failed);
     mtr_family(b, "echod_config_load_time_seconds", "gauge",
                "Unix time of the last successful configuration load.");
-    mtr_put(b, "echod_config_load_time_seconds %lld\n",
-            (long long)s->config_time);
+    mtr_printf(b, "echod_config_load_time_seconds %lld\n",
+               (long long)s->config_time);
     mtr_family(b, "process_cpu_seconds_total", "counter",
                "Total user and system CPU time spent in seconds.");
-    mtr_put(b, "process_cpu_seconds_total %.2f\n", p->cpu_seconds);
+    mtr_printf(b, "process_cpu_seconds_total %.2f\n", p->cpu_seconds);
     mtr_family(b, "process_resident_memory_bytes", "gauge",
                "Resident memory size in bytes.");
-    mtr_put(b, "process_resident_memory_bytes %llu\n",
-            (unsigned long long)p->rss_bytes);
+    mtr_printf(b, "process_resident_memory_bytes %llu\n",
+               (unsigned long long)p->rss_bytes);
     mtr_family(b, "process_open_fds", "gauge",
                "Number of open file descriptors.");
-    mtr_put(b, "process_open_fds %llu\n", (unsigned long long)p->open_fds);
+    mtr_printf(b, "process_open_fds %llu\n", (unsigned long long)p->open_fds);
     mtr_family(b, "process_max_fds", "gauge",
                "Maximum number of open file descriptors.");
-    mtr_put(b, "process_max_fds %llu\n", (unsigned long long)p->max_fds);
+    mtr_printf(b, "process_max_fds %llu\n", (unsigned long long)p->max_fds);
     mtr_family(b, "process_start_time_seconds", "gauge",
                "Start time of the process since unix epoch in seconds.");
-    mtr_put(b, "process_start_time_seconds %lld\n", (long long)s->start_time);
+    mtr_printf(b, "process_start_time_seconds %lld\n",
+               (long long)s->start_time);
 }
 
 int

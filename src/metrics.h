@@ -17,6 +17,21 @@ struct mtr_buf {
     int failed; /* an allocation failed: the text is incomplete */
 };
 
+/* The longest piece one mtr_printf call may append, with its NUL. */
+#define MTR_LINE_MAX 1024
+
+/*
+ * Append printf-formatted text (under MTR_LINE_MAX bytes) to b, which
+ * then stays NUL-terminated. A longer piece or a failed allocation sets
+ * b->failed and appends nothing, now or later: the text is never cut
+ * silently. Returns 0, or -1 once b->failed is set.
+ */
+int mtr_printf(struct mtr_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* The reason label of a refusal ("max-connections", "acl", ...). */
+const char *mtr_refuse_name(enum sts_refuse r);
+
 /* What the process collector reports (process_*). */
 struct mtr_proc {
     double cpu_seconds; /* user + system */

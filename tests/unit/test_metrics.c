@@ -19,6 +19,7 @@
 #include "conn.h"
 #include "metrics.h"
 #include "status.h"
+#include "unit.h"
 
 static struct st_sum s;
 
@@ -69,22 +70,6 @@ render(void)
     return b.p;
 }
 
-static void
-has(const char *text, const char *line)
-{
-    if (strstr(text, line) == NULL) {
-        fail_msg("missing: %s\n--- text:\n%s", line, text);
-    }
-}
-
-static void
-lacks(const char *text, const char *part)
-{
-    if (strstr(text, part) != NULL) {
-        fail_msg("unexpected: %s", part);
-    }
-}
-
 #define TCP "listener=\"127.0.0.1:7\",protocol=\"tcp\",service=\"echo\""
 #define UDP "listener=\"[::1]:7\",protocol=\"udp\",service=\"echo\""
 
@@ -96,22 +81,22 @@ test_listener_series(void **state)
     (void)state;
     fill();
     t = render();
-    has(t, "# TYPE echod_tcp_connections_accepted_total counter\n");
-    has(t, "echod_tcp_connections_open{" TCP "} 2\n");
-    has(t, "echod_tcp_connections_accepted_total{" TCP "} 17\n");
-    has(t, "echod_tcp_connections_refused_total{" TCP ",reason=\"acl\"} 3\n");
-    has(t, "echod_tcp_connections_refused_total{" TCP
-           ",reason=\"per-source\"} 0\n");
-    has(t, "echod_tcp_connections_closed_total{" TCP ",reason=\"eof\"} 15\n");
-    has(t, "echod_received_bytes_total{" TCP "} 1000\n");
-    has(t, "echod_sent_bytes_total{" TCP "} 999\n");
-    has(t, "echod_tcp_queued_bytes{" TCP "} 1\n");
-    has(t, "echod_tcp_connections_paused{" TCP "} 0\n");
-    has(t, "echod_udp_datagrams_received_total{" UDP "} 40\n");
-    has(t, "echod_udp_datagrams_echoed_total{" UDP "} 31\n");
-    has(t, "echod_udp_datagrams_dropped_total{" UDP ",reason=\"rate\"} 9\n");
-    lacks(t, "echod_tcp_connections_open{" UDP);
-    lacks(t, "echod_udp_datagrams_received_total{" TCP);
+    t_has(t, "# TYPE echod_tcp_connections_accepted_total counter\n");
+    t_has(t, "echod_tcp_connections_open{" TCP "} 2\n");
+    t_has(t, "echod_tcp_connections_accepted_total{" TCP "} 17\n");
+    t_has(t, "echod_tcp_connections_refused_total{" TCP ",reason=\"acl\"} 3\n");
+    t_has(t, "echod_tcp_connections_refused_total{" TCP
+             ",reason=\"per-source\"} 0\n");
+    t_has(t, "echod_tcp_connections_closed_total{" TCP ",reason=\"eof\"} 15\n");
+    t_has(t, "echod_received_bytes_total{" TCP "} 1000\n");
+    t_has(t, "echod_sent_bytes_total{" TCP "} 999\n");
+    t_has(t, "echod_tcp_queued_bytes{" TCP "} 1\n");
+    t_has(t, "echod_tcp_connections_paused{" TCP "} 0\n");
+    t_has(t, "echod_udp_datagrams_received_total{" UDP "} 40\n");
+    t_has(t, "echod_udp_datagrams_echoed_total{" UDP "} 31\n");
+    t_has(t, "echod_udp_datagrams_dropped_total{" UDP ",reason=\"rate\"} 9\n");
+    t_lacks(t, "echod_tcp_connections_open{" UDP);
+    t_lacks(t, "echod_udp_datagrams_received_total{" TCP);
     free(t);
 }
 
@@ -123,14 +108,14 @@ test_histogram_cumulative(void **state)
     (void)state;
     fill();
     t = render();
-    has(t, "# TYPE echod_echo_delay_seconds histogram\n");
-    has(t, "echod_echo_delay_seconds_bucket{le=\"1e-06\"} 5\n");
-    has(t, "echod_echo_delay_seconds_bucket{le=\"0.0001\"} 5\n");
-    has(t, "echod_echo_delay_seconds_bucket{le=\"0.001\"} 7\n");
-    has(t, "echod_echo_delay_seconds_bucket{le=\"10\"} 7\n");
-    has(t, "echod_echo_delay_seconds_bucket{le=\"+Inf\"} 8\n");
-    has(t, "echod_echo_delay_seconds_count 8\n");
-    has(t, "echod_echo_delay_seconds_sum 12.000000\n");
+    t_has(t, "# TYPE echod_echo_delay_seconds histogram\n");
+    t_has(t, "echod_echo_delay_seconds_bucket{le=\"1e-06\"} 5\n");
+    t_has(t, "echod_echo_delay_seconds_bucket{le=\"0.0001\"} 5\n");
+    t_has(t, "echod_echo_delay_seconds_bucket{le=\"0.001\"} 7\n");
+    t_has(t, "echod_echo_delay_seconds_bucket{le=\"10\"} 7\n");
+    t_has(t, "echod_echo_delay_seconds_bucket{le=\"+Inf\"} 8\n");
+    t_has(t, "echod_echo_delay_seconds_count 8\n");
+    t_has(t, "echod_echo_delay_seconds_sum 12.000000\n");
     free(t);
 }
 
@@ -143,16 +128,16 @@ test_process(void **state)
     (void)state;
     fill();
     t = render();
-    has(t, "echod_build_info{version=\"1.2.3\"} 1\n");
-    has(t, "echod_workers 4\n");
-    has(t, "echod_reloads_total{result=\"ok\"} 2\n");
-    has(t, "echod_reloads_total{result=\"failed\"} 1\n");
-    has(t, "echod_config_load_time_seconds 1700000100\n");
-    has(t, "process_cpu_seconds_total 1.50\n");
-    has(t, "process_resident_memory_bytes 4096\n");
-    has(t, "process_open_fds 9\n");
-    has(t, "process_max_fds 1024\n");
-    has(t, "process_start_time_seconds 1700000000\n");
+    t_has(t, "echod_build_info{version=\"1.2.3\"} 1\n");
+    t_has(t, "echod_workers 4\n");
+    t_has(t, "echod_reloads_total{result=\"ok\"} 2\n");
+    t_has(t, "echod_reloads_total{result=\"failed\"} 1\n");
+    t_has(t, "echod_config_load_time_seconds 1700000100\n");
+    t_has(t, "process_cpu_seconds_total 1.50\n");
+    t_has(t, "process_resident_memory_bytes 4096\n");
+    t_has(t, "process_open_fds 9\n");
+    t_has(t, "process_max_fds 1024\n");
+    t_has(t, "process_start_time_seconds 1700000000\n");
     /* One snapshot, two views: STATUS says the same. */
     st_text(&s, line, sizeof(line));
     assert_string_equal(line, "1 listener(s), 2 connection(s) open, 17 "

@@ -1,7 +1,8 @@
 /*
  * unit.h - small helpers shared by the cmocka unit tests: a hard deadline,
  * a test clock that --wrap=clock_gettime cannot fake, deterministic
- * payloads, and real kernel socket pairs (AF_UNIX and loopback TCP).
+ * payloads, real kernel socket pairs (AF_UNIX and loopback TCP), and
+ * asserting that a rendered text holds (or lacks) a part.
  *
  * Include after <cmocka.h>. Everything is static inline so that a test
  * that uses only part of it compiles without unused-function warnings.
@@ -285,6 +286,23 @@ t_count_calls(struct loop_io *io)
     c->shim.on_ready = t_shim_ready;
     c->shim.on_free = io->ops->on_free;
     io->ops = &c->shim;
+}
+
+/* Fail, showing the whole text, unless text holds part. */
+static inline void
+t_has(const char *text, const char *part)
+{
+    if (strstr(text, part) == NULL) {
+        fail_msg("missing: %s\n--- text:\n%s", part, text);
+    }
+}
+
+static inline void
+t_lacks(const char *text, const char *part)
+{
+    if (strstr(text, part) != NULL) {
+        fail_msg("unexpected: %s\n--- text:\n%s", part, text);
+    }
 }
 
 #endif /* ECHOD_TEST_UNIT_H */
