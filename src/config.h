@@ -33,6 +33,8 @@
 #define CFG_IDENT_MAX 32
 #define CFG_NAME_MAX 33 /* a user or group name (32) and its NUL */
 #define CFG_ERR_MAX 512
+#define CFG_PATH_MAX 108 /* a UNIX socket path (sun_path) and its NUL */
+#define CFG_CONTROL_DEFAULT "/run/echod/control.sock"
 
 struct acl; /* acl.h: NULL stands for an empty list */
 
@@ -89,6 +91,9 @@ struct cfg {
     char syslog_ident[CFG_IDENT_MAX];
     char user[CFG_NAME_MAX];  /* "" = do not change user */
     char group[CFG_NAME_MAX]; /* "" = the user's primary group */
+    /* "" = none. CFG_CONTROL_DEFAULT may fail with a warning (no
+     * /run/echod outside the service); any other path must work. */
+    char control_socket[CFG_PATH_MAX];
     int64_t udp_rate_limit;   /* UDP replies per second, all sources */
     int64_t udp_rate_burst;
     int64_t udp_rate_limit_bytes; /* their bytes per second, 0 = off */

@@ -110,6 +110,7 @@ struct conn_ext {
     struct list pend;     /* pending: on set->pending, by deadline */
     uint64_t deadline;    /* pending: loop->now ms the header is due */
     bool have_src;
+    bool proxied;                /* src came from a PROXY header */
     struct sockaddr_storage src; /* the client */
     char name[SOCK_NAME_MAX];    /* src as text */
 };
@@ -368,6 +369,19 @@ conn_pend_fire(struct loop_timer *t)
                        "no complete PROXY header within proxy_timeout");
     }
     conn_pend_arm(set);
+}
+
+int
+conn_peer(struct conn *c, struct sockaddr_storage *ss)
+{
+    socklen_t len = sizeof(*ss);
+
+    if (c->ext && conn_ext(c)->have_src) {
+        *ss = conn_ext(c)->src;
+        return conn_ext(c)->proxied ? 1 : 0;
+    }
+    memset(ss, 0, sizeof(*ss));
+    return getpeername(c->io.fd, (struct sockaddr *)ss, &len) == 0 ? 0 : -1;
 }
 
 /* Keep the client's address and name (ext conns). */
@@ -735,6 +749,7 @@ conn_header(struct conn *c)
     }
     if (!h.local) {
         conn_set_src(c, (const struct sockaddr *)&h.src, sizeof(h.src));
+        x->proxied = true;
     }
     pol = bset_pol_ref(x->pol);
     conn_unpend(c);

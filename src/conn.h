@@ -133,6 +133,10 @@ struct conn *conn_new(struct conn_set *set, int fd, uint32_t source,
  * fd, logs one debug line with byte counts; freed after the batch. */
 void conn_close(struct conn *c, enum conn_reason why);
 
+/* The client's address: the one its PROXY header declared (returns 1),
+ * else the socket's peer (0); -1 with errno if it has none (reset). */
+int conn_peer(struct conn *c, struct sockaddr_storage *ss);
+
 /* Graceful shutdown: every connection stops echoing new input, flushes
  * what is queued, sends FIN and closes on the peer's EOF. */
 void conn_set_drain(struct conn_set *set);

@@ -77,30 +77,44 @@ priv_no_caps(void)
 }
 
 int
-priv_drop(const char *user, const char *group, bool *dropped, char *why,
-          size_t whylen)
+priv_lookup(const char *user, const char *group, uid_t *uid, gid_t *gid,
+            char *why, size_t whylen)
 {
     struct passwd pw, *pres = NULL;
     struct group gr, *gres = NULL;
     char pbuf[PRIV_BUF], gbuf[PRIV_BUF];
-    gid_t gid;
 
-    *dropped = false;
-    if (user[0] == '\0' || !priv_is_root()) {
-        return 0;
-    }
+    errno = 0;
     if (getpwnam_r(user, &pw, pbuf, sizeof(pbuf), &pres) != 0 || pres == NULL) {
         errno = errno != 0 ? errno : ENOENT;
         return priv_fail(why, whylen, "looking up the user");
     }
-    gid = pw.pw_gid;
+    *uid = pw.pw_uid;
+    *gid = pw.pw_gid;
     if (group[0] != '\0') {
         if (getgrnam_r(group, &gr, gbuf, sizeof(gbuf), &gres) != 0 ||
             gres == NULL) {
             errno = errno != 0 ? errno : ENOENT;
             return priv_fail(why, whylen, "looking up the group");
         }
-        gid = gr.gr_gid;
+        *gid = gr.gr_gid;
+    }
+    return 0;
+}
+
+int
+priv_drop(const char *user, const char *group, bool *dropped, char *why,
+          size_t whylen)
+{
+    uid_t uid;
+    gid_t gid;
+
+    *dropped = false;
+    if (user[0] == '\0' || !priv_is_root()) {
+        return 0;
+    }
+    if (priv_lookup(user, group, &uid, &gid, why, whylen) < 0) {
+        return -1;
     }
     /* glibc applies these to every thread; echod has only this one yet. */
     if (setgroups(1, &gid) < 0) {
@@ -109,15 +123,15 @@ priv_drop(const char *user, const char *group, bool *dropped, char *why,
     if (setgid(gid) < 0) {
         return priv_fail(why, whylen, "setgid");
     }
-    if (setuid(pw.pw_uid) < 0) {
+    if (setuid(uid) < 0) {
         return priv_fail(why, whylen, "setuid");
     }
     /* Trust, but verify: root must be gone for good. */
-    if (pw.pw_uid != 0 && setuid(0) == 0) {
+    if (uid != 0 && setuid(0) == 0) {
         errno = EPERM;
         return priv_fail(why, whylen, "root could be regained");
     }
-    if (pw.pw_uid != 0 && !priv_no_caps()) {
+    if (uid != 0 && !priv_no_caps()) {
         errno = EPERM;
         return priv_fail(why, whylen, "capabilities are left");
     }

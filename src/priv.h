@@ -15,6 +15,11 @@
 bool priv_user_exists(const char *name);
 bool priv_group_exists(const char *name);
 
+/* The IDs of user, and of group (or the user's primary group when group
+ * is ""). Returns 0, or -1 with errno and `why`. */
+int priv_lookup(const char *user, const char *group, uid_t *uid, gid_t *gid,
+                char *why, size_t whylen);
+
 /*
  * Become `user` (and `group`, or the user's primary group when group is
  * ""), if running as root and user is not "": setgroups to just that

@@ -124,13 +124,14 @@ static const struct loop_ops scr_cli_ops = {
 
 /* The whole answer: status line, headers and (unless HEAD) the body. */
 static int
-scr_answer(struct scr_cli *c, const struct http_req *r)
+scr_http_compose(const struct http_req *r, struct mtr_buf *out,
+                 scr_render_fn render)
 {
     struct mtr_buf body = {0};
     const char *type = "text/plain; charset=utf-8";
 
     if (r->status == 200) {
-        if (c->s->render(&body) < 0) {
+        if (render(&body) < 0) {
             mtr_buf_free(&body);
             return -1;
         }
@@ -164,21 +165,32 @@ scr_answer(struct scr_cli *c, const struct http_req *r)
         memcpy(p + hn, body.p, blen);
     }
     mtr_buf_free(&body);
-    c->out.p = p;
-    c->out.len = c->out.cap = (size_t)hn + blen;
-    c->sent = 0;
+    out->p = p;
+    out->len = out->cap = (size_t)hn + blen;
     return 0;
 }
 
-/* Read what has come; decide once the head is whole. Returns -1 if
+int
+scr_http_answer(const char *req, size_t got, struct mtr_buf *out,
+                scr_render_fn render)
+{
+    struct http_req r;
+
+    if (http_read(req, got, &r) != HTTP_DONE) {
+        return 0;
+    }
+    return scr_http_compose(&r, out, render) < 0 ? -1 : 1;
+}
+
+/* Read what has come; decide once the request is whole. Returns -1 if
  * closed, 0 while waiting, 1 once the answer is ready. */
 static int
 scr_cli_read(struct scr_cli *c)
 {
-    struct http_req r;
     ssize_t n;
+    int rc = c->s->answer(c->req, c->got, &c->out);
 
-    while (c->readable && c->got < sizeof(c->req)) {
+    while (rc == 0 && c->readable && c->got < sizeof(c->req)) {
         n = read(c->io.fd, c->req + c->got, sizeof(c->req) - c->got);
         if (n > 0) {
             c->got += (size_t)n;
@@ -186,9 +198,7 @@ scr_cli_read(struct scr_cli *c)
             if (k != NULL) {
                 ctr_add(&k->bytes_in, (uint64_t)n);
             }
-            if (http_read(c->req, c->got, &r) == HTTP_DONE) {
-                break;
-            }
+            rc = c->s->answer(c->req, c->got, &c->out);
         } else if (n == 0) {
             scr_cli_close(c, CONN_EOF); /* gave up before asking */
             return -1;
@@ -199,14 +209,15 @@ scr_cli_read(struct scr_cli *c)
             return -1;
         }
     }
-    if (http_read(c->req, c->got, &r) != HTTP_DONE) {
-        return 0;
-    }
-    if (scr_answer(c, &r) < 0) {
+    if (rc < 0) {
         scr_cli_close(c, CONN_NOMEM);
         return -1;
     }
-    return 1;
+    if (rc > 0) {
+        c->sent = 0;
+        c->answered = true;
+    }
+    return rc;
 }
 
 static void
@@ -217,7 +228,7 @@ scr_cli_run(struct scr_cli *c)
     if (c->io.closed) {
         return;
     }
-    if (c->out.p == NULL && scr_cli_read(c) <= 0) {
+    if (!c->answered && scr_cli_read(c) <= 0) {
         return;
     }
     while (c->writable && c->sent < c->out.len) {
@@ -274,8 +285,8 @@ scr_accept_one(struct scr_lsn *l, int fd, const struct sockaddr *sa)
         close(fd);
         ctr_add(&l->c.refused[STS_REF_MAX_CONNS], 1);
         log_limited(&s->refuse_log, LOG_WARNING, false,
-                    "%s: %d scrapes in progress, connection refused", l->name,
-                    SCR_CLIENTS);
+                    "%s: %d %s in progress, connection refused", l->name,
+                    SCR_CLIENTS, s->what);
         return;
     }
     memset(c, 0, sizeof(*c));
@@ -344,11 +355,13 @@ static const struct loop_ops scr_lsn_ops = {
 };
 
 void
-scr_init(struct scr *s, struct loop *loop, scr_render_fn render)
+scr_init(struct scr *s, struct loop *loop, scr_answer_fn answer,
+         const char *what)
 {
     memset(s, 0, sizeof(*s));
     s->loop = loop;
-    s->render = render;
+    s->answer = answer;
+    s->what = what;
     s->timeout_ms = SCR_TIMEOUT_MS;
     list_init(&s->lsns);
     loop_timer_init(&s->timer, scr_timer_fire);

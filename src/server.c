@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include "bset.h"
+#include "ctl.h"
+#include "ctlfmt.h"
 #include "log.h"
 #include "loop.h"
 #include "notify.h"
@@ -47,6 +49,8 @@ static struct srv {
     struct loop_io sigio;
     struct loop_io drainio; /* pool.main_fd: a worker drained */
     struct scr scr;         /* the metrics listeners (main thread) */
+    struct scr ctl;         /* the control socket's clients */
+    struct ctl_sock ctl_sock;
     struct loop_timer status_timer;
     struct loop_timer watchdog_timer;
     struct loop_timer shutdown_timer;
@@ -63,8 +67,12 @@ static struct srv {
     int64_t config_time; /* of the last successful load */
     uint64_t reloads_ok;
     uint64_t reloads_failed;
+    int64_t reload_time; /* of the last reload asked for, 0 = none */
+    char reload_error[256];
     char status[512];
 } srv;
+
+static int srv_fail(int code, int err, const char *what);
 
 int
 srv_log_level(const struct cfg *cfg, const struct srv_opts *opts)
@@ -171,6 +179,208 @@ srv_metrics_render(struct mtr_buf *b)
     srv_status_sum(&s);
     mtr_proc_read(&p);
     return mtr_render(b, &s, &p, ECHOD_VERSION);
+}
+
+static int
+srv_metrics_answer(const char *req, size_t got, struct mtr_buf *out)
+{
+    return scr_http_answer(req, got, out, srv_metrics_render);
+}
+
+/* ---- the control socket (ctl.h) ---- */
+
+static const char *
+srv_entry_name(uint32_t id)
+{
+    for (struct list *n = srv.socks.all.next; n != &srv.socks.all;
+         n = n->next) {
+        const struct bset_ent *e = list_entry(n, struct bset_ent, node);
+
+        if (e->id == id) {
+            return e->name;
+        }
+    }
+    return "-"; /* a listener a reload closed; its connections live on */
+}
+
+static int
+srv_ctl_status(struct mtr_buf *out, bool json)
+{
+    static struct st_sum s;
+    struct ctl_info i = {
+        .version = ECHOD_VERSION,
+        .pid = (long)getpid(),
+        .now = (int64_t)time(NULL),
+        .config = srv.opts.conf_path,
+        .reload_time = srv.reload_time,
+        .reload_ok = !srv.reload_failed,
+    };
+
+    snprintf(i.reload_error, sizeof(i.reload_error), "%s", srv.reload_error);
+    srv_status_sum(&s);
+    return ctl_fmt_status(out, &s, &i, json);
+}
+
+static int
+srv_ctl_stats(struct mtr_buf *out, bool json)
+{
+    static struct st_sum s;
+
+    srv_status_sum(&s);
+    return ctl_fmt_stats(out, &s, json);
+}
+
+/* One row of the listing, named for people. */
+static void
+srv_ctl_conn(struct ctl_conn *c, const struct snap_conn *e)
+{
+    memset(c, 0, sizeof(*c));
+    if (e->peer.ss_family == AF_UNSPEC) {
+        snprintf(c->source, sizeof(c->source), "?");
+    } else {
+        sock_name((const struct sockaddr *)&e->peer, c->source,
+                  sizeof(c->source));
+    }
+    snprintf(c->listener, sizeof(c->listener), "%s",
+             srv_entry_name(e->lsn_id));
+    c->worker = e->worker;
+    c->age_ms = e->age_ms;
+    c->idle_ms = e->idle_ms;
+    c->rx = e->rx;
+    c->tx = e->tx;
+    c->queued = e->queued;
+    c->paused = e->paused;
+    c->proxied = e->proxied;
+}
+
+/* The `limit` busiest of what every worker picked. */
+static int
+srv_ctl_merge(struct mtr_buf *out, struct snap *const *v, size_t limit,
+              bool json)
+{
+    size_t all = 0, n = 0;
+    uint64_t total = 0;
+    struct snap_conn *pick;
+    struct ctl_conn *c;
+    int rc;
+
+    for (size_t w = 0; w < srv.pool.n; w++) {
+        all += v[w]->n;
+        total += v[w]->total;
+    }
+    pick = calloc(all + 1, sizeof(*pick));
+    c = calloc(limit + 1, sizeof(*c));
+    if (pick == NULL || c == NULL) {
+        free(pick);
+        free(c);
+        out->failed = 1;
+        return -1;
+    }
+    for (size_t w = 0; w < srv.pool.n; w++) {
+        memcpy(pick + n, v[w]->v, v[w]->n * sizeof(*pick));
+        n += v[w]->n;
+    }
+    qsort(pick, n, sizeof(*pick), snap_cmp);
+    n = n < limit ? n : limit;
+    for (size_t k = 0; k < n; k++) {
+        srv_ctl_conn(&c[k], &pick[k]);
+    }
+    rc = ctl_fmt_conns(out, c, n, total, json);
+    free(pick);
+    free(c);
+    return rc;
+}
+
+/* Ask every worker for its busiest connections; the main thread waits
+ * for them (each answers within one turn of its loop). */
+static int
+srv_ctl_conns(struct mtr_buf *out, const struct ctl_req *r)
+{
+    struct snap *v[WRK_MAX];
+    int rc = wrk_pool_snap(&srv.pool, v, r->limit, SRV_SYNC_MS);
+
+    if (rc == 0) {
+        rc = srv_ctl_merge(out, v, r->limit, r->json);
+    } else if (errno == ETIMEDOUT) {
+        log_warnx("control: a worker did not answer within %d ms",
+                  SRV_SYNC_MS);
+    }
+    for (size_t w = 0; w < srv.pool.n; w++) {
+        snap_put(v[w]);
+    }
+    return rc;
+}
+
+/* One request line in, "OK\n" and a body or "ERR why\n" out. */
+static int
+srv_ctl_answer(const char *req, size_t got, struct mtr_buf *out)
+{
+    struct ctl_req r;
+    int rc = 0;
+
+    switch (ctl_parse(req, got, &r)) {
+    case CTL_INCOMPLETE:
+        return 0;
+    case CTL_BAD:
+        return mtr_printf(out, "ERR %s\n", r.error) < 0 ? -1 : 1;
+    case CTL_DONE:
+        break;
+    }
+    if (mtr_printf(out, "OK\n") < 0) {
+        return -1;
+    }
+    switch (r.cmd) {
+    case CTL_STATUS:
+        rc = srv_ctl_status(out, r.json);
+        break;
+    case CTL_STATS:
+        rc = srv_ctl_stats(out, r.json);
+        break;
+    case CTL_CONNECTIONS:
+        rc = srv_ctl_conns(out, &r);
+        break;
+    }
+    if (rc < 0 && !out->failed) {
+        /* Not memory: a worker is stalled. Say so instead. */
+        out->len = 0;
+        return mtr_printf(out, "ERR a worker did not answer in time\n") < 0
+                   ? -1
+                   : 1;
+    }
+    return rc < 0 ? -1 : 1;
+}
+
+/* The control socket, before root is given up (the file then goes to the
+ * user echod becomes). The built-in path may be missing (no /run/echod
+ * outside the service): a warning. A path the file names must work. */
+static int
+srv_ctl_open(void)
+{
+    const struct cfg *c = &srv.cfg;
+    uid_t uid = (uid_t)-1;
+    gid_t gid = (gid_t)-1;
+    char err[256];
+
+    srv.ctl_sock.fd = -1;
+    if (c->control_socket[0] == '\0') {
+        return 0;
+    }
+    if (c->user[0] != '\0' && priv_is_root() &&
+        priv_lookup(c->user, c->group, &uid, &gid, err, sizeof(err)) < 0) {
+        return srv_fail(SRV_EX_OSERR, errno, err);
+    }
+    if (ctl_sock_open(&srv.ctl_sock, c->control_socket, uid, gid, err,
+                      sizeof(err)) == 0) {
+        log_info("control socket %s ready", c->control_socket);
+        return 0;
+    }
+    if (strcmp(c->control_socket, CFG_CONTROL_DEFAULT) == 0) {
+        log_warnx("%s: %s; running without it (echodctl needs it: set "
+                  "control_socket in %s)",
+                  err, strerror(errno), srv.opts.conf_path);
+        return 0;
+    }
+    return srv_fail(SRV_EX_OSERR, errno, err);
 }
 
 static void
@@ -299,6 +509,7 @@ static void
 srv_reload_failed(const char *why)
 {
     log_errx("reload failed, keeping the current configuration: %s", why);
+    snprintf(srv.reload_error, sizeof(srv.reload_error), "%s", why);
     srv.reload_failed = true;
     srv.reloads_failed++;
     srv_status_text(srv.status, sizeof(srv.status));
@@ -353,6 +564,8 @@ srv_reload_kept(struct cfg *next)
                   keys, srv.opts.conf_path, srv.pool.n);
     }
     next->workers = srv.cfg.workers;
+    memcpy(next->control_socket, srv.cfg.control_socket,
+           sizeof(next->control_socket));
 }
 
 static void
@@ -367,6 +580,7 @@ srv_reload(void)
     int rebuilt;
 
     ntf_reloading();
+    srv.reload_time = (int64_t)time(NULL);
     if (cfg_load(&next, srv.opts.conf_path, err, sizeof(err)) < 0) {
         srv_reload_failed(err);
         return;
@@ -416,6 +630,7 @@ srv_reload(void)
         log_set_level(srv_log_level(&next, &srv.opts));
     }
     srv.reload_failed = false;
+    srv.reload_error[0] = '\0';
     srv.reloads_ok++;
     srv.config_time = (int64_t)time(NULL);
     /* The lists of the old snapshot go with it; the policies the workers
@@ -569,7 +784,9 @@ srv_init(const struct cfg *cfg, const struct srv_opts *opts)
         return srv_fail(SRV_EX_OSERR, errno, "creating the event loop");
     }
     srv.loop_ok = true;
-    scr_init(&srv.scr, &srv.loop, srv_metrics_render);
+    scr_init(&srv.scr, &srv.loop, srv_metrics_answer, "scrapes");
+    scr_init(&srv.ctl, &srv.loop, srv_ctl_answer, "control clients");
+    srv.ctl_sock.fd = -1;
     fd = sig_init();
     if (fd < 0) {
         return srv_fail(SRV_EX_OSERR, errno, "setting up signals");
@@ -656,7 +873,7 @@ srv_open_sockets(void)
                         "allocating the per-source "
                         "table");
     }
-    return 0;
+    return srv_ctl_open();
 }
 
 int
@@ -719,6 +936,14 @@ srv_start_workers(void)
             }
         }
     }
+    if (srv.ctl_sock.fd >= 0) {
+        int fd = srv.ctl_sock.fd;
+
+        srv.ctl_sock.fd = -1; /* the server's from now on */
+        if (scr_add(&srv.ctl, 0, fd, srv.ctl_sock.path, NULL) < 0) {
+            return srv_fail(SRV_EX_OSERR, errno, "serving the control socket");
+        }
+    }
     srv_configure(&srv.cfg);
     if (wrk_pool_start(&srv.pool) < 0) {
         return srv_fail(SRV_EX_OSERR, errno, "starting the workers");
@@ -777,6 +1002,11 @@ srv_close_sockets(void)
     if (srv.pool_ok) {
         bset_fini(&srv.socks);
     }
+    if (srv.ctl_sock.fd >= 0) {
+        close(srv.ctl_sock.fd); /* never handed over */
+        srv.ctl_sock.fd = -1;
+    }
+    ctl_sock_unlink(&srv.ctl_sock);
 }
 
 void
@@ -790,6 +1020,7 @@ srv_fini(void)
     }
     if (srv.loop_ok) {
         scr_fini(&srv.scr);
+        scr_fini(&srv.ctl);
         loop_close(&srv.loop, &srv.sigio);
         loop_fini(&srv.loop);
         srv.loop_ok = false;

@@ -20,10 +20,12 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "counter.h"
 #include "log.h"
+#include "snap.h"
 #include "worker.h"
 
 enum wrk_cmd {
@@ -34,6 +36,7 @@ enum wrk_cmd {
     WRK_CLOSE_ALL,
     WRK_SYNC,
     WRK_POLICY,
+    WRK_SNAP,
     WRK_STOP,
 };
 
@@ -44,6 +47,7 @@ struct wrk_msg {
     uint32_t id;              /* WRK_ADD, WRK_DEL, WRK_POLICY */
     struct bset_pol *pol;     /* WRK_ADD, WRK_POLICY: a reference */
     uint64_t seq;             /* WRK_SYNC */
+    struct snap *snap;        /* WRK_SNAP: a hold */
     int fd;                   /* WRK_ADD */
     bool shared;              /* WRK_ADD */
     enum bset_type type;      /* WRK_ADD */
@@ -143,6 +147,12 @@ wrk_apply(struct wrk *w, struct wrk_msg *m)
         conn_set_sync_peers(&w->conns);
         adm_unlock(&w->pool->adm);
         atomic_store(&w->acked, m->seq);
+        wrk_poke(w->pool->main_fd);
+        break;
+    case WRK_SNAP:
+        snap_fill(m->snap, &w->conns);
+        snap_put(m->snap);
+        m->snap = NULL;
         wrk_poke(w->pool->main_fd);
         break;
     case WRK_STOP:
@@ -287,6 +297,7 @@ wrk_fini(struct wrk *w)
             close(m->fd);
         }
         bset_pol_unref(m->pol);
+        snap_put(m->snap);
         free(m);
     }
     conn_set_close_all(&w->conns, CONN_SHUTDOWN);
@@ -526,12 +537,52 @@ wrk_pool_open(const struct wrk_pool *p)
     return n;
 }
 
+/* Wait on main's eventfd, which workers poke when they have answered,
+ * until done(p, arg) or timeout_ms have passed. Workers answer within
+ * one turn of their loop. Returns 0, or -1 with errno ETIMEDOUT. */
+static int
+wrk_pool_wait(struct wrk_pool *p, int timeout_ms,
+              bool (*done)(const struct wrk_pool *p, const void *arg),
+              const void *arg)
+{
+    struct pollfd pfd = {.fd = p->main_fd, .events = POLLIN};
+    struct timespec ts;
+    uint64_t count, until;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    until = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 +
+            (uint64_t)timeout_ms;
+    while (!done(p, arg)) {
+        uint64_t now;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+        if (now >= until || poll(&pfd, 1, (int)(until - now)) <= 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        (void)!read(p->main_fd, &count, sizeof(count));
+    }
+    return 0;
+}
+
+static bool
+wrk_pool_acked(const struct wrk_pool *p, const void *arg)
+{
+    uint64_t seq = *(const uint64_t *)arg;
+
+    for (size_t i = 0; i < p->n; i++) {
+        if (atomic_load(&p->w[i].acked) < seq) {
+            return false;
+        }
+    }
+    return true;
+}
+
 int
 wrk_pool_sync(struct wrk_pool *p, int timeout_ms)
 {
-    struct pollfd pfd = {.fd = p->main_fd, .events = POLLIN};
-    uint64_t seq = ++p->seq, count;
-    size_t done;
+    uint64_t seq = ++p->seq;
 
     for (size_t i = 0; i < p->n; i++) {
         struct wrk_msg *m = wrk_msg_new(WRK_SYNC);
@@ -542,22 +593,42 @@ wrk_pool_sync(struct wrk_pool *p, int timeout_ms)
         m->seq = seq;
         wrk_post(&p->w[i], m);
     }
-    /* Workers answer within one turn of their loop: wait for all, on the
-     * eventfd they poke, up to the deadline. */
-    for (;;) {
-        done = 0;
-        for (size_t i = 0; i < p->n; i++) {
-            done += atomic_load(&p->w[i].acked) >= seq;
+    return wrk_pool_wait(p, timeout_ms, wrk_pool_acked, &seq);
+}
+
+static bool
+wrk_pool_filled(const struct wrk_pool *p, const void *arg)
+{
+    struct snap *const *v = arg;
+
+    for (size_t i = 0; i < p->n; i++) {
+        if (!atomic_load_explicit(&v[i]->filled, memory_order_acquire)) {
+            return false;
         }
-        if (done == p->n) {
-            return 0;
-        }
-        if (poll(&pfd, 1, timeout_ms) <= 0) {
-            errno = ETIMEDOUT;
-            return -1;
-        }
-        (void)!read(p->main_fd, &count, sizeof(count));
     }
+    return true;
+}
+
+int
+wrk_pool_snap(struct wrk_pool *p, struct snap **v, size_t limit,
+              int timeout_ms)
+{
+    memset(v, 0, p->n * sizeof(*v));
+    for (size_t i = 0; i < p->n; i++) {
+        struct wrk_msg *m = wrk_msg_new(WRK_SNAP);
+
+        v[i] = snap_new(limit);
+        if (m == NULL || v[i] == NULL) {
+            free(m);
+            snap_put(v[i]); /* both holds: no worker has it */
+            snap_put(v[i]);
+            v[i] = NULL;
+            return -1; /* the ones posted are the caller's to put */
+        }
+        m->snap = v[i];
+        wrk_post(&p->w[i], m);
+    }
+    return wrk_pool_wait(p, timeout_ms, wrk_pool_filled, v);
 }
 
 bool

@@ -23,6 +23,7 @@
 #include "listener.h"
 #include "loop.h"
 #include "status.h"
+#include "snap.h"
 #include "udp.h"
 
 #define WRK_MAX 256       /* workers = 1..WRK_MAX */
@@ -123,6 +124,14 @@ uint64_t wrk_pool_open(const struct wrk_pool *p);
  * after a reload means every worker runs the new configuration. Returns
  * 0, or -1 with errno (ETIMEDOUT: a worker is stalled; ENOMEM). */
 int wrk_pool_sync(struct wrk_pool *p, int timeout_ms);
+
+/* The connection listing: each worker's `limit` busiest connections, in
+ * v[0..n) (one snapshot per worker, snap.h). Waits up to timeout_ms for
+ * them to be filled. Returns 0, or -1 with errno (ETIMEDOUT: a worker is
+ * stalled; ENOMEM). Either way the caller snap_puts every v[i] that is
+ * not NULL, filled or not. */
+int wrk_pool_snap(struct wrk_pool *p, struct snap **v, size_t limit,
+                  int timeout_ms);
 
 /* True when every worker stamped its heartbeat after `since` (ms). */
 bool wrk_pool_alive(const struct wrk_pool *p, uint64_t since);

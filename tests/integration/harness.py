@@ -371,6 +371,7 @@ class Daemon:
         if conf is None:
             conf = listen_conf(self.port) + extra
         self.conf_path = os.path.join(self.dir, "echod.conf")
+        self.ctl_path = os.path.join(self.dir, "control.sock")
         self.write_conf(conf)
         self.notify_path = os.path.join(self.dir, "notify")
         self.ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -388,8 +389,28 @@ class Daemon:
     def write_conf(self, text):
         if WORKERS and not re.search(r"(?m)^\s*workers\s*=", text):
             text += "workers = %d;\n" % WORKERS
+        # Every echod gets a control socket of its own, in its temp dir,
+        # unless the test says otherwise: never the machine's /run/echod.
+        if not re.search(r"(?m)^\s*control_socket\s*=", text):
+            text += 'control_socket = "%s";\n' % self.ctl_path
         with open(self.conf_path, "w") as f:
             f.write(text)
+
+    def control(self, line, timeout=10.0):
+        """Send one request line to the control socket; return the whole
+        answer (bytes) once echod closes."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(self.ctl_path)
+            s.sendall(line.encode() + b"\n")
+            data = b""
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return data
+                data += chunk
+            raise AssertionError("control answer not closed in %.0fs" % timeout)
 
     def workers(self):
         """How many workers this echod runs (from its ready line)."""

@@ -326,11 +326,14 @@ test_table_columns(void **state)
             assert_true(k->def < o->def);
         }
         /* Every key applies on reload (see srv_reload) but workers (a
-         * thread's loop and sockets stay until a restart) and user and
-         * group (root is gone once dropped). */
+         * thread's loop and sockets stay until a restart), user and
+         * group (root is gone once dropped) and control_socket (made
+         * before root is given up). */
         assert_int_equal(k->reload, strcmp(k->name, "workers") == 0 ||
                                             strcmp(k->name, "user") == 0 ||
-                                            strcmp(k->name, "group") == 0
+                                            strcmp(k->name, "group") == 0 ||
+                                            strcmp(k->name,
+                                                   "control_socket") == 0
                                         ? CFG_RESTART
                                         : CFG_RELOAD);
     }
