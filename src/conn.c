@@ -515,6 +515,10 @@ conn_close(struct conn *c, enum conn_reason why)
     ctr_add(&set->n_closed[why], 1);
     ctr_sub(&conn_ctr(c)->open, 1);
     ctr_add(&conn_ctr(c)->closed[why], 1);
+    if (why == CONN_PROXY) {
+        /* Accepted by the kernel, but never served. */
+        ctr_add(&conn_ctr(c)->refused[STS_REF_PROXY], 1);
+    }
     sts_put(&set->tab, c->slot);
     loop_close(set->loop, &c->io);
 }

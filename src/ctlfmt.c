@@ -390,6 +390,7 @@ ctl_total(const struct st_sum *s, struct sts_ctr *t)
     t->refused[STS_REF_ACL] = s->acl;
     t->refused[STS_REF_UNTRUSTED] = s->untrusted;
     t->refused[STS_REF_EMFILE] = s->shed;
+    t->refused[STS_REF_PROXY] = s->closed[CONN_PROXY];
     for (int r = 0; r < CONN_REASON_MAX; r++) {
         t->closed[r] = s->closed[r];
     }

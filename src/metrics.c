@@ -27,6 +27,7 @@ static const char *const mtr_refuse_names[] = {
     [STS_REF_ACL] = "acl",
     [STS_REF_UNTRUSTED] = "proxy-untrusted",
     [STS_REF_EMFILE] = "emfile",
+    [STS_REF_PROXY] = "proxy",
 };
 _Static_assert(sizeof(mtr_refuse_names) / sizeof(mtr_refuse_names[0]) ==
                    STS_REF_MAX,

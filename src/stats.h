@@ -34,6 +34,8 @@ enum sts_refuse {
     STS_REF_ACL,        /* refused by allow/deny */
     STS_REF_UNTRUSTED,  /* a PROXY listener's peer not in proxy_from */
     STS_REF_EMFILE,     /* shed: no fd or memory */
+    STS_REF_PROXY,      /* its PROXY header was bad, late or missing
+                           (also counted as closed: proxy) */
     STS_REF_MAX,
 };
 

@@ -114,6 +114,28 @@ class Control(harness.TestCase):
         for s in held:
             s.close()
 
+    def test_bad_proxy_header_counted_refused(self):
+        port = harness.free_port()
+        d = self.daemon(port=port, conf=(
+            'listen = ( { address = "127.0.0.1"; port = %d; '
+            'proxy_protocol = true; proxy_from = [ "127.0.0.0/8" ]; } );\n'
+            % port))
+        for _ in range(3):
+            with tcp_from("127.0.0.3", port) as s:
+                s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                try:  # closed unread: a reset is as good as a FIN
+                    self.assertEqual(harness.recv_until_eof(s), b"")
+                except ConnectionResetError:
+                    pass
+
+        def lsn():
+            st = json.loads(body(d.control("stats json")))
+            return st["listeners"][0]
+        harness.wait_for(lambda: lsn()["tcp_connections_closed_total"]
+                         ["proxy"] == 3, 10, "three closed: proxy")
+        self.assertEqual(lsn()["tcp_connections_refused_total"]["proxy"], 3)
+        self.assertEqual(lsn()["tcp_connections_accepted_total"], 3)
+
     def test_bad_requests_answered_err(self):
         d, port, _ = self.start()
         for line, why in (("reboot", "unknown command"),

@@ -601,11 +601,11 @@ test_totals(void **state)
                "\"tcp_connections_accepted_total\":1002,"
                "\"tcp_connections_refused_total\":{\"max-connections\":1003,"
                "\"per-source\":1004,\"acl\":1006,\"proxy-untrusted\":1007,"
-               "\"emfile\":1005},"
+               "\"emfile\":1005,\"proxy\":2007},"
                "\"tcp_connections_closed_total\":{\"eof\":2000,");
-    /* TCP 1012 + the UDP listener's 217 (bytes_in is counter 17 of
+    /* TCP 1012 + the UDP listener's 218 (bytes_in is counter 18 of
      * struct sts_ctr); TCP 1008 + UDP 1011. */
-    t_has(tot, "\"received_bytes_total\":1229,\"sent_bytes_total\":2019,"
+    t_has(tot, "\"received_bytes_total\":1230,\"sent_bytes_total\":2019,"
                "\"tcp_queued_bytes\":1014,\"tcp_connections_paused\":1013,"
                "\"udp_datagrams_received_total\":1009,"
                "\"udp_datagrams_echoed_total\":1010,"
@@ -617,8 +617,8 @@ test_totals(void **state)
     x = squeeze(t);
     t_has(x, "total (echo, with listeners removed by reloads)\n"
              " connections open 1001\n connections accepted 1002\n"
-             " connections refused 5025\n max-connections 1003\n");
-    t_has(x, " bytes received 1229\n bytes sent 2019\n");
+             " connections refused 7032\n max-connections 1003\n");
+    t_has(x, " bytes received 1230\n bytes sent 2019\n");
     t_has(x, "reloads: 2 ok, 1 failed\nworkers: 4\n"
              "started: 2023-11-14T22:13:20Z\n"
              "config loaded: 2023-11-14T22:15:00Z\n");
@@ -645,7 +645,7 @@ test_text_zero_reasons(void **state)
              " connections accepted 0\n connections refused 3\n acl 3\n"
              " connections closed 4\n idle-timeout 4\n bytes received 0\n"
              " bytes sent 0\n bytes queued 0\n connections paused 0\n"
-             "listener [::1]:7 (udp, echo)\n bytes received 217\n");
+             "listener [::1]:7 (udp, echo)\n bytes received 218\n");
     t_lacks(x, " per-source 0");
     free(x);
     free(t);
