@@ -1,13 +1,13 @@
 # echod - RFC 862 echo daemon.
 #
-#   make            build ./echod
+#   make            build ./echod and ./echodctl (the control client)
 #   make run        install missing build dependencies, run echod in the
 #                   foreground with conf/echod-dev.conf (127.0.0.1:7007)
 #   make check      install missing dependencies, build, run every test
 #   make check SANITIZE=1   the same under AddressSanitizer + UBSan
 #   make check TSAN=1       unit and integration tests (4 workers) under
 #                   ThreadSanitizer
-#   make install    install binary, config, man pages, systemd units
+#   make install    install binaries, config, man pages, systemd units
 #   make lint       cppcheck + clang-tidy (fails on findings)
 #   make fuzz       build the libFuzzer targets (clang-14) and run each for
 #                   FUZZ_SECONDS (default 20)
@@ -15,13 +15,14 @@
 #   make deb        Debian binary package from that tarball, in $(DISTDIR)
 #   make rpm        RPM binary package from that tarball, in $(DISTDIR)
 #
-# Honours CC, CFLAGS, CPPFLAGS, LDFLAGS, PREFIX, DESTDIR, sbindir,
+# Honours CC, CFLAGS, CPPFLAGS, LDFLAGS, PREFIX, DESTDIR, sbindir, bindir,
 # sysconfdir, mandir, docdir, systemdunitdir, sysusersdir, INSTALL, DISTDIR.
 # CI=true adds -Werror.
 
 VERSION     := $(shell cat VERSION)
 PREFIX      ?= /usr/local
 sbindir     ?= $(PREFIX)/sbin
+bindir      ?= $(PREFIX)/bin
 sysconfdir  ?= /etc
 datarootdir ?= $(PREFIX)/share
 mandir      ?= $(datarootdir)/man
@@ -51,6 +52,7 @@ SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
             -fno-sanitize-recover=all
 CFLAGS  := -O1 -g
 ECHOD   := $(B)/echod
+ECHODCTL := $(B)/echodctl
 TEST_SANITIZE := 1
 else ifeq ($(TSAN),1)
 # ThreadSanitizer: the workers, their mailboxes and the shared limits.
@@ -58,11 +60,13 @@ B       := build-tsan
 SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
 CFLAGS  := -O1 -g
 ECHOD   := $(B)/echod
+ECHODCTL := $(B)/echodctl
 TEST_SANITIZE := tsan
 else
 B       := build
 SANFLAGS :=
 ECHOD   := echod
+ECHODCTL := echodctl
 TEST_SANITIZE :=
 endif
 
@@ -107,7 +111,7 @@ WRAP_test_srckey   := -Wl,--wrap=getrandom
         deps-build install uninstall lint format clean dist deb rpm \
         fuzz fuzz-build
 
-all: $(ECHOD)
+all: $(ECHOD) $(ECHODCTL)
 
 $(B)/%.o: src/%.c $(HDRS) VERSION $(B)/flags | $(B)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
@@ -119,7 +123,15 @@ $(B)/libechod.a: $(LIB_OBJS)
 $(ECHOD): $(B)/main.o $(B)/libechod.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(DEPS_LIBS)
 
-$(B) $(B)/tests:
+# echodctl, the control socket's client: one file of its own (ctl/), no
+# part of libechod.a and no library beyond libc.
+$(B)/ctl/echodctl.o: ctl/echodctl.c VERSION $(B)/flags | $(B)/ctl
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+
+$(ECHODCTL): $(B)/ctl/echodctl.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^
+
+$(B) $(B)/tests $(B)/ctl:
 	mkdir -p $@
 
 $(B)/tests/%: tests/unit/%.c $(B)/libechod.a $(HDRS) $(UNIT_HDRS) | $(B)/tests
@@ -141,7 +153,7 @@ deps:
 	@tools/deps.sh check
 
 run: deps-build
-	$(MAKE) $(ECHOD)
+	$(MAKE) $(ECHOD) $(ECHODCTL)
 	./$(ECHOD) -f -c conf/echod-dev.conf
 
 # The fuzz smoke (FUZZ_CHECK_SECONDS per target) runs when FUZZ_CC can
@@ -149,12 +161,13 @@ run: deps-build
 # TSAN=1 runs the unit tests and the integration suite at 4 workers
 # (ECHOD_TEST_WORKER_COUNTS) under ThreadSanitizer; no fuzz smoke.
 check: deps
-	$(MAKE) $(ECHOD) $(UNIT_BINS) check-headers
+	$(MAKE) $(ECHOD) $(ECHODCTL) $(UNIT_BINS) check-headers
 	@fz=$(FB); fuzz/run.sh probe $(FUZZ_CC) || fz=; \
 	[ "$(TEST_SANITIZE)" = tsan ] && fz=; \
 	if [ -n "$$fz" ]; then $(MAKE) fuzz-build || exit 1; fi; \
 	echo "tests/run.sh $(UNIT_BINS)"; \
-	ECHOD=$(abspath $(ECHOD)) B=$(B) PYTHON=$(PYTHON) \
+	ECHOD=$(abspath $(ECHOD)) ECHODCTL=$(abspath $(ECHODCTL)) \
+	    B=$(B) PYTHON=$(PYTHON) \
 	    SANITIZE=$(TEST_SANITIZE) FUZZ_DIR=$$fz \
 	    FUZZ_SECONDS=$(FUZZ_CHECK_SECONDS) FUZZ_CC=$(FUZZ_CC) \
 	    $(if $(filter tsan,$(TEST_SANITIZE)),ECHOD_TEST_WORKER_COUNTS=4) \
@@ -168,12 +181,14 @@ UNITS    := $(notdir $(wildcard systemd/*.service systemd/*.socket))
 SYSUSERS := $(wildcard systemd/echod.sysusers)
 
 # An existing configuration file is never overwritten.
-install: $(ECHOD)
-	$(INSTALL) -d $(DESTDIR)$(sbindir) $(DESTDIR)$(sysconfdir) \
+install: $(ECHOD) $(ECHODCTL)
+	$(INSTALL) -d $(DESTDIR)$(sbindir) $(DESTDIR)$(bindir) \
+	    $(DESTDIR)$(sysconfdir) \
 	    $(DESTDIR)$(mandir)/man5 $(DESTDIR)$(mandir)/man8 \
 	    $(if $(UNITS),$(DESTDIR)$(systemdunitdir)) \
 	    $(if $(SYSUSERS),$(DESTDIR)$(sysusersdir))
 	$(INSTALL) -m 0755 $(ECHOD) $(DESTDIR)$(sbindir)/echod
+	$(INSTALL) -m 0755 $(ECHODCTL) $(DESTDIR)$(bindir)/echodctl
 	@if [ -e $(DESTDIR)$(sysconfdir)/echod.conf ]; then \
 	    echo "keeping the existing $(DESTDIR)$(sysconfdir)/echod.conf"; \
 	else \
@@ -181,6 +196,7 @@ install: $(ECHOD)
 	    $(INSTALL) -m 0644 conf/echod.conf $(DESTDIR)$(sysconfdir)/echod.conf; \
 	fi
 	$(INSTALL) -m 0644 man/echod.8 $(DESTDIR)$(mandir)/man8/echod.8
+	$(INSTALL) -m 0644 man/echodctl.8 $(DESTDIR)$(mandir)/man8/echodctl.8
 	$(INSTALL) -m 0644 man/echod.conf.5 $(DESTDIR)$(mandir)/man5/echod.conf.5
 	for u in $(UNITS); do \
 	    sed $(UNIT_SED) systemd/$$u > $(DESTDIR)$(systemdunitdir)/$$u.tmp && \
@@ -196,6 +212,7 @@ endif
 
 uninstall:
 	rm -f $(DESTDIR)$(sbindir)/echod $(DESTDIR)$(mandir)/man8/echod.8 \
+	    $(DESTDIR)$(bindir)/echodctl $(DESTDIR)$(mandir)/man8/echodctl.8 \
 	    $(DESTDIR)$(mandir)/man5/echod.conf.5 \
 	    $(DESTDIR)$(sysusersdir)/echod.conf \
 	    $(DESTDIR)$(docdir)/examples/echod-socket-only.conf \
@@ -269,15 +286,16 @@ rpm: dist
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --std=c11 --inline-suppr -D_GNU_SOURCE -DECHOD_VERSION='"x"' \
-	    --suppress=missingIncludeSystem -Isrc src fuzz
-	clang-tidy --quiet $(SRCS) $(wildcard fuzz/*.c) -- $(ALL_CPPFLAGS) \
+	    --suppress=missingIncludeSystem -Isrc src fuzz ctl
+	clang-tidy --quiet $(SRCS) $(wildcard fuzz/*.c ctl/*.c) -- \
+	    $(ALL_CPPFLAGS) \
 	    -std=gnu11 -Isrc $(DEPS_CFLAGS)
 
 format:
-	clang-format -i src/*.c src/*.h tests/unit/*.c fuzz/*.c
+	clang-format -i src/*.c src/*.h tests/unit/*.c fuzz/*.c ctl/*.c
 
 clean:
-	rm -rf build build-san build-tsan build-fuzz echod
+	rm -rf build build-san build-tsan build-fuzz echod echodctl
 
 # ---- fuzzing ----
 #

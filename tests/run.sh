@@ -3,9 +3,10 @@
 # fuzz target, then the integration tests, each under a hard deadline, and
 # print one closing line:
 #   check: N passed, N failed, N skipped
-# Environment: ECHOD (binary under test), PYTHON, SANITIZE (1: ASan+UBSan,
-# tsan: ThreadSanitizer); FUZZ_DIR (where the fuzz targets were built;
-# empty: skip them), FUZZ_SECONDS, FUZZ_CC; ECHOD_TEST_WORKER_COUNTS.
+# Environment: ECHOD (binary under test), ECHODCTL (the control client),
+# PYTHON, SANITIZE (1: ASan+UBSan, tsan: ThreadSanitizer); FUZZ_DIR (where
+# the fuzz targets were built; empty: skip them), FUZZ_SECONDS, FUZZ_CC;
+# ECHOD_TEST_WORKER_COUNTS.
 set -u
 
 PYTHON=${PYTHON:-/usr/bin/python3}

@@ -1,8 +1,9 @@
 """Shared helpers for echod's integration tests.
 
-Tests run the real binary ($ECHOD, default ./echod) on loopback with a
-generated configuration, wait for READY=1 on a harness-owned NOTIFY_SOCKET
-(never a sleep), and end only the processes they started, by PID.
+Tests run the real binary ($ECHOD, default ./echod; the control client is
+$ECHODCTL, default ./echodctl) on loopback with a generated
+configuration, wait for READY=1 on a harness-owned NOTIFY_SOCKET (never a
+sleep), and end only the processes they started, by PID.
 Every test method runs under a hard deadline (TestCase.deadline seconds,
 enforced with SIGALRM)."""
 import hashlib
@@ -23,6 +24,8 @@ import unittest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 ECHOD = os.environ.get("ECHOD") or os.path.join(ROOT, "echod")
+# The control client, built by the same make as $ECHOD.
+ECHODCTL = os.environ.get("ECHODCTL") or os.path.join(ROOT, "echodctl")
 # "1": ASan+UBSan; "tsan": ThreadSanitizer. Both build echod apart and
 # run it slower.
 SANITIZE = os.environ.get("SANITIZE") in ("1", "tsan")

@@ -42,7 +42,7 @@ def make_env():
     build sees only its own settings."""
     env = dict(os.environ)
     for k in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "SANITIZE",
-              "ECHOD", "B"):
+              "ECHOD", "ECHODCTL", "B"):
         env.pop(k, None)
     return env
 
@@ -131,7 +131,8 @@ class Dist(PackageTest):
         want = {prefix + f for f in tracked.split("\n")
                 if f and os.path.exists(os.path.join(ROOT, f))}
         self.assertEqual(want - set(names), set(), "tracked files missing")
-        for f in ("Makefile", "man/echod.8", "packaging/debian/control",
+        for f in ("Makefile", "man/echod.8", "man/echodctl.8",
+                  "ctl/echodctl.c", "packaging/debian/control",
                   "packaging/rpm/echod.spec", "conf/echod.conf",
                   "docs/design.md"):
             self.assertIn(prefix + f, names)
@@ -191,8 +192,10 @@ class Deb(PackageTest):
         self.assertTrue(all(o == "root/root" for _, o in files.values()))
         want = {
             "/usr/sbin/echod": "-rwxr-xr-x",
+            "/usr/bin/echodctl": "-rwxr-xr-x",
             "/etc/echod.conf": "-rw-r--r--",
             "/usr/share/man/man8/echod.8.gz": "-rw-r--r--",
+            "/usr/share/man/man8/echodctl.8.gz": "-rw-r--r--",
             "/usr/share/man/man5/echod.conf.5.gz": "-rw-r--r--",
             "/usr/share/doc/echod/copyright": "-rw-r--r--",
         }
@@ -229,18 +232,23 @@ class Deb(PackageTest):
             r = run([exe, "-t", "-c", os.path.join(tmp, "etc/echod.conf")],
                     timeout=10)
             self.assertEqual(r.returncode, 0, r.stderr)
+            ctl = os.path.join(tmp, "usr/bin/echodctl")
+            r = run([ctl, "-V"], timeout=10)
+            self.assertEqual(r.stdout.strip(), "echodctl " + VERSION)
             if shutil.which("hardening-check") is None:
                 self.skipTest("hardening-check not installed (devscripts)")
             # Control flow integrity cannot pass on Debian 12: its startup
             # files carry no CET marking.
-            r = run(["hardening-check", "--nocfprotection", exe], timeout=30)
-            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-            for feature in ("Position Independent Executable: yes",
-                            "Stack protected: yes",
-                            "Fortify Source functions: yes",
-                            "Read-only relocations: yes",
-                            "Immediate binding: yes"):
-                self.assertIn(feature, r.stdout)
+            for binary in (exe, ctl):
+                r = run(["hardening-check", "--nocfprotection", binary],
+                        timeout=30)
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                for feature in ("Position Independent Executable: yes",
+                                "Stack protected: yes",
+                                "Fortify Source functions: yes",
+                                "Read-only relocations: yes",
+                                "Immediate binding: yes"):
+                    self.assertIn(feature, r.stdout, binary)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -313,13 +321,16 @@ class Rpm(PackageTest):
             files[path] = (mode, user, group, flags.rstrip("."))
         self.assertTrue(all(f[1:3] == ("root", "root") for f in files.values()))
         man = {p for p in files if p.startswith("/usr/share/man/")}
-        self.assertEqual(len(man), 2, man)
+        self.assertEqual(len(man), 3, man)
         self.assertTrue(any(re.match(r"/usr/share/man/man8/echod\.8", p)
+                            for p in man), man)
+        self.assertTrue(any(re.match(r"/usr/share/man/man8/echodctl\.8", p)
                             for p in man), man)
         self.assertTrue(any(re.match(r"/usr/share/man/man5/echod\.conf\.5", p)
                             for p in man), man)
         want = {
             "/usr/sbin/echod": ("-rwxr-xr-x", ""),
+            "/usr/bin/echodctl": ("-rwxr-xr-x", ""),
             "/etc/echod.conf": ("-rw-r--r--", "cn"),  # config(noreplace)
             "/usr/share/doc/echod-%s/README.md" % VERSION: ("-rw-r--r--", "d"),
             "/usr/share/doc/echod-%s/design.md" % VERSION: ("-rw-r--r--", "d"),
@@ -375,6 +386,8 @@ class Rpm(PackageTest):
             conf = os.path.join(root, "etc/echod.conf")
             exe = os.path.join(root, "usr/sbin/echod")
             self.assertEqual(os.stat(exe).st_mode & 0o7777, 0o755)
+            self.assertEqual(os.stat(os.path.join(
+                root, "usr/bin/echodctl")).st_mode & 0o7777, 0o755)
             self.assertEqual(sha256(conf),
                              sha256(os.path.join(ROOT, "conf/echod.conf")))
             for u in UNITS:
@@ -401,7 +414,7 @@ class Rpm(PackageTest):
 
 # What installing echod would create on a host: the box test must leave
 # every one of these as it found it.
-HOST_PATHS = ("/usr/sbin/echod", "/etc/echod.conf",
+HOST_PATHS = ("/usr/sbin/echod", "/usr/bin/echodctl", "/etc/echod.conf",
               "/lib/systemd/system/echod.service",
               "/usr/lib/systemd/system/echod.service",
               "/usr/lib/sysusers.d/echod.conf",
