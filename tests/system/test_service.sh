@@ -89,6 +89,26 @@ t_dynamic_user() {
     [ "$uid" -ge 61184 ] && [ "$uid" -le 65519 ]
 }
 
+# The control socket in the unit's RuntimeDirectory: mode 0660, owned by
+# the service's user and group; root can read it with echodctl, another
+# user cannot even reach it.
+t_control_socket() {
+    local uid st out
+    uid=$(main_uid) || return 1
+    st=$(IN stat -c '%a %u %F' /run/echod/control.sock) || return 1
+    echo "  /run/echod/control.sock: $st; /run/echod: $(IN stat -c '%a %u' /run/echod)"
+    [ "$st" = "660 $uid socket" ] || return 1
+    [ "$(IN stat -c '%a %u' /run/echod)" = "750 $uid" ] || return 1
+    out=$(IN /usr/bin/echodctl status) || return 1
+    echo "$out" | grep -Eq '^workers: +[0-9]+$' || return 1
+    IN /usr/bin/echodctl stats --json | grep -q '"tcp_connections_accepted_total"' ||
+        return 1
+    IN setpriv --reuid=65534 --regid=65534 --clear-groups \
+        /usr/bin/echodctl status >/dev/null 2>&1
+    [ $? = 69 ] || return 1
+    echo "  echodctl as root: ok; as nobody: exit 69"
+}
+
 t_status() {
     local line
     line=$(IN systemctl --no-pager status echod.service | grep 'Status: "')
@@ -177,8 +197,10 @@ t_stop() {
     kill "$HOLDER" 2>/dev/null
     wait "$HOLDER" 2>/dev/null
     HOLDER=
-    exit_was "success exited 0" &&
-        wait_for 10 syslog_has 'shutdown timeout: closing 1 connection' &&
+    exit_was "success exited 0" || return 1
+    # RuntimeDirectory= goes with the service, and the socket with it.
+    ! IN test -e /run/echod/control.sock || return 1
+    wait_for 10 syslog_has 'shutdown timeout: closing 1 connection' &&
         wait_for 10 syslog_has 'exiting: [0-9]+ connection\(s\) served'
 }
 
@@ -300,6 +322,7 @@ t_stop_all() {
 step start t_start
 step echo-port-7-ipv4-ipv6 t_echo
 step dynamic-user t_dynamic_user
+step control-socket t_control_socket
 step status-line t_status
 step journal-syslog t_journal
 step watchdog-pings t_watchdog_pings
