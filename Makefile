@@ -70,8 +70,8 @@ ECHODCTL := echodctl
 TEST_SANITIZE :=
 endif
 
-DEPS_CFLAGS := $(shell $(PKG_CONFIG) --cflags libconfig libsystemd 2>/dev/null)
-DEPS_LIBS   := $(shell $(PKG_CONFIG) --libs libconfig libsystemd 2>/dev/null)
+DEPS_CFLAGS := $(shell $(PKG_CONFIG) --cflags libconfig libsystemd nettle 2>/dev/null)
+DEPS_LIBS   := $(shell $(PKG_CONFIG) --libs libconfig libsystemd nettle 2>/dev/null)
 CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS   := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 
@@ -106,6 +106,7 @@ WRAP_test_conn     := -Wl,--wrap=clock_gettime
 WRAP_test_peers    := -Wl,--wrap=calloc,--wrap=malloc,--wrap=realloc
 WRAP_test_udp      := -Wl,--wrap=sendmmsg,--wrap=clock_gettime
 WRAP_test_srckey   := -Wl,--wrap=getrandom
+WRAP_test_stamp    := -Wl,--wrap=adjtimex
 
 .PHONY: all run check check-unit check-integration check-headers deps \
         deps-build install uninstall lint format clean dist deb rpm \
@@ -301,7 +302,8 @@ clean:
 #
 # libFuzzer targets in fuzz/ (fuzz_config: bytes as an echod.conf;
 # fuzz_conn: the connection engine under a scripted client; fuzz_proxy:
-# bytes as the start of a PROXY protocol header), built with
+# bytes as the start of a PROXY protocol header; fuzz_stamp: bytes as a
+# STAMP test packet to reflect), built with
 # clang-14 under ASan+UBSan into build-fuzz/. The engine is compiled with
 # -fsanitize=fuzzer-no-link (coverage, no main), the targets link the
 # runtime with -fsanitize=fuzzer. `make fuzz` runs each for FUZZ_SECONDS;

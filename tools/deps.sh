@@ -5,7 +5,8 @@
 # As root it runs apt-get; otherwise it prints the command and fails.
 set -eu
 
-BUILD="build-essential pkg-config libconfig-dev libsystemd-dev"
+# nettle-dev: HMAC-SHA-256 for STAMP's authenticated mode (src/stamp.c).
+BUILD="build-essential pkg-config libconfig-dev libsystemd-dev nettle-dev"
 # systemd: systemd-analyze, systemd-socket-activate and the PID 1 that the
 # system test boots; util-linux: unshare, nsenter, setpriv for that box.
 # Packaging tests: make dist (git), make deb (debhelper, fakeroot), lintian,
@@ -28,8 +29,9 @@ esac
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
     # Not Debian: trust pkg-config and hope for the best.
-    pkg-config --exists libconfig libsystemd || {
-        echo "deps: libconfig and libsystemd development files are missing" >&2
+    pkg-config --exists libconfig libsystemd nettle || {
+        echo "deps: libconfig, libsystemd or nettle development files are" \
+            "missing" >&2
         exit 1
     }
     exit 0
