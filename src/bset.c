@@ -20,6 +20,8 @@
 #include "acl.h"
 #include "bset.h"
 #include "log.h"
+#include "refl.h"
+#include "udp.h"
 
 /* ---- policies ---- */
 
@@ -43,6 +45,11 @@ bset_pol_new(const struct cfg *c, const struct cfg_listen *cl)
     p->proxy = cl->proxy_protocol;
     p->proxy_from = acl_ref(cl->proxy_from);
     p->proxy_timeout_ms = (uint32_t)cl->proxy_timeout * 1000;
+    p->stamp = cfg_listen_stamp(cl);
+    p->stamp_stateful = strcmp(cl->stamp_mode, "stateful") == 0;
+    p->stamp_low_ports = cl->stamp_reply_low_ports;
+    p->stamp_key_len = cl->stamp_key_len;
+    memcpy(p->stamp_key, cl->stamp_key, cl->stamp_key_len);
     return p;
 }
 
@@ -67,6 +74,8 @@ bset_pol_unref(struct bset_pol *p)
     acl_free(p->allow);
     acl_free(p->deny);
     acl_free(p->proxy_from);
+    udp_limit_unref(p->lim);
+    explicit_bzero(p->stamp_key, sizeof(p->stamp_key));
     free(p);
 }
 
@@ -94,14 +103,30 @@ bset_pols_drop(struct bset_pols *ps)
     }
 }
 
-/* Make pol entry e's policy (a reference of its own). */
-static void
-bset_set_pol(struct bset_ent *e, struct bset_pol *pol)
+/* Make pol entry e's policy (a reference of its own). An entry with
+ * buckets of its own keeps them: the new policy takes the old one's (a
+ * policy is made before the reload is sure to happen, the buckets only
+ * now). Returns 0, or -1 with errno ENOMEM (the entry keeps no buckets
+ * and uses the shared ones). */
+static int
+bset_set_pol(struct bset_ent *e, struct bset_pol *pol, const struct cfg *c,
+             const struct cfg_listen *cl)
 {
     struct bset_pol *old = e->pol;
+    int rc = 0;
 
+    if (pol != NULL && cl != NULL && cl->own_limits && pol->lim == NULL) {
+        pol->lim = old != NULL && old->lim != NULL ? udp_limit_ref(old->lim)
+                                                   : udp_limit_new();
+        if (pol->lim != NULL) {
+            udp_limit_configure_entry(pol->lim, c, cl);
+        } else {
+            rc = -1;
+        }
+    }
     e->pol = bset_pol_ref(pol);
     bset_pol_unref(old);
+    return rc;
 }
 
 void
@@ -111,14 +136,19 @@ bset_apply_pols(struct bset *s, const struct cfg *c, const struct bset_pols *ps)
         struct bset_ent *e = list_entry(n, struct bset_ent, node);
 
         if (e->adopted) {
-            bset_set_pol(e, ps->p[c->n_listen]);
+            (void)bset_set_pol(e, ps->p[c->n_listen], c, NULL);
             continue;
         }
         for (size_t i = 0; i < c->n_listen; i++) {
-            if (cfg_listen_equal(&e->conf, &c->listen[i])) {
-                bset_set_pol(e, ps->p[i]);
-                break;
+            if (!cfg_listen_equal(&e->conf, &c->listen[i])) {
+                continue;
             }
+            if (bset_set_pol(e, ps->p[i], c, &c->listen[i]) < 0) {
+                log_warn("%s: no memory for its own UDP limits; the "
+                         "top-level ones apply",
+                         e->name);
+            }
+            break;
         }
     }
 }
@@ -231,6 +261,9 @@ bset_setup(const struct bset_ent *e, int fd)
         /* IPv4 datagrams on a dual-stack socket: their IP_PKTINFO tells
          * a broadcast from a unicast destination. Harmless if v6-only. */
         (void)sock_pktinfo(fd, AF_INET);
+    }
+    if (cfg_listen_stamp(&e->conf)) {
+        return refl_sock_setup(fd, ss.ss_family);
     }
     return 0;
 }

@@ -47,6 +47,16 @@ struct bset_pol {
     bool proxy;             /* a PROXY protocol header comes first */
     struct acl *proxy_from; /* who may send it (with proxy) */
     uint32_t proxy_timeout_ms;
+    /* UDP: the entry's own reply buckets (a reference), or NULL for the
+     * shared ones. A reload's new policy takes over the old one's, so
+     * buckets survive a reload that keeps the entry. */
+    struct udp_limit *lim;
+    /* service = "stamp" (see refl.h) */
+    bool stamp;
+    bool stamp_stateful;
+    bool stamp_low_ports;
+    size_t stamp_key_len; /* 0: unauthenticated */
+    uint8_t stamp_key[CFG_KEY_MAX];
 };
 
 /* The policy of listen entry cl of c (NULL: an inherited socket, which
@@ -70,6 +80,8 @@ int bset_pols_make(struct bset_pols *ps, const struct cfg *c);
 void bset_pols_drop(struct bset_pols *ps);
 
 /* ---- the main thread's half ---- */
+
+struct udp_limit;
 
 struct bset_ent {
     struct list node; /* on bset->all, in config order */
@@ -162,6 +174,7 @@ struct bset_sock {
     uint32_t id;          /* the bset_ent it belongs to */
     uint16_t port;        /* local port */
     uint8_t slot;         /* its counters: local->tab->slot[slot] */
+    uint32_t tx_stamps;   /* STAMP: transmit stamps asked for (OPT_ID) */
     bool readable;        /* an edge said so and no EAGAIN since */
     bool writable;
     char name[SOCK_NAME_MAX];

@@ -21,6 +21,7 @@
 #include "acl.h"
 #include "cfgtext.h"
 #include "config.h"
+#include "keyfile.h"
 #include "log.h"
 #include "priv.h"
 
@@ -400,6 +401,103 @@ const struct cfg_key cfg_keys[] = {
      .reload = CFG_RELOAD,
      .doc = "Bytes of UDP replies per second to one source; 0 = no byte "
             "limit."},
+    /* A listen entry's own UDP reply limits (the same names, ranges and
+     * defaults as the top-level keys): an entry that sets any of them, or
+     * a stamp entry, gets buckets of its own (cfg_resolve_limits). */
+    {.name = "udp_rate_limit",
+     .type = CFG_INT,
+     .scope = CFG_ITEM,
+     .off = CFG_LOFF(udp_rate_limit),
+     .def = 1000,
+     .min = 1,
+     .max = 1000000,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "For this listen entry alone: replaces the top-level udp_rate_limit."},
+    {.name = "udp_rate_burst",
+     .type = CFG_INT,
+     .scope = CFG_ITEM,
+     .off = CFG_LOFF(udp_rate_burst),
+     .def = 200,
+     .min = 1,
+     .max = 1000000,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "For this listen entry alone: replaces the top-level udp_rate_burst."},
+    {.name = "udp_rate_limit_bytes",
+     .type = CFG_INT,
+     .scope = CFG_ITEM,
+     .off = CFG_LOFF(udp_rate_limit_bytes),
+     .def = 1250000,
+     .min = 0,
+     .max = 1000000000,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "For this listen entry alone: replaces the top-level udp_rate_limit_bytes."},
+    {.name = "udp_per_source_rate",
+     .type = CFG_INT,
+     .scope = CFG_ITEM,
+     .off = CFG_LOFF(udp_per_source_rate),
+     .def = 20,
+     .min = 1,
+     .max = 1000000,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "For this listen entry alone: replaces the top-level udp_per_source_rate."},
+    {.name = "udp_per_source_burst",
+     .type = CFG_INT,
+     .scope = CFG_ITEM,
+     .off = CFG_LOFF(udp_per_source_burst),
+     .def = 40,
+     .min = 1,
+     .max = 1000000,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "For this listen entry alone: replaces the top-level udp_per_source_burst."},
+    {.name = "udp_per_source_rate_bytes",
+     .type = CFG_INT,
+     .scope = CFG_ITEM,
+     .off = CFG_LOFF(udp_per_source_rate_bytes),
+     .def = 125000,
+     .min = 0,
+     .max = 1000000000,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "For this listen entry alone: replaces the top-level udp_per_source_rate_bytes."},
+    /* STAMP (RFC 8762, RFC 8972): service = "stamp", UDP. */
+    {.name = "stamp_mode",
+     .type = CFG_STRING,
+     .scope = CFG_ITEM,
+     .off = CFG_LOFF(stamp_mode),
+     .def_str = "stateless",
+     .min = 1,
+     .max = CFG_SERVICE_MAX - 1,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "STAMP: \"stateless\" (reflect the sender's sequence "
+            "numbers) or \"stateful\" (count per session)."},
+    {.name = "stamp_key_file",
+     .type = CFG_STRING,
+     .scope = CFG_ITEM,
+     .off = CFG_LOFF(stamp_key_file),
+     .def_str = "",
+     .min = 0,
+     .max = CFG_PATH_MAX - 1,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "STAMP: a file with the HMAC key in hex (authenticated mode); "
+            "\"\" = unauthenticated."},
+    {.name = "stamp_reply_low_ports",
+     .type = CFG_BOOL,
+     .scope = CFG_ITEM,
+     .off = CFG_LOFF(stamp_reply_low_ports),
+     .def = 0,
+     .min = 0,
+     .max = 1,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "STAMP: also answer senders on ports below 1024 (and the "
+            "other loop-guarded ports)."},
     {.name = NULL},
 };
 
@@ -411,13 +509,27 @@ const struct cfg_listen cfg_default_listen[] = {
      .port = 7,
      .ipv6_only = true,
      .protocol = CFG_PROTO_TCP,
-     .proxy_timeout = 5},
+     .proxy_timeout = 5,
+     .stamp_mode = "stateless",
+     .udp_rate_limit = 1000,
+     .udp_rate_burst = 200,
+     .udp_rate_limit_bytes = 1250000,
+     .udp_per_source_rate = 20,
+     .udp_per_source_burst = 40,
+     .udp_per_source_rate_bytes = 125000},
     {.address = "::",
      .service = "echo",
      .port = 7,
      .ipv6_only = true,
      .protocol = CFG_PROTO_TCP,
-     .proxy_timeout = 5},
+     .proxy_timeout = 5,
+     .stamp_mode = "stateless",
+     .udp_rate_limit = 1000,
+     .udp_rate_burst = 200,
+     .udp_rate_limit_bytes = 1250000,
+     .udp_per_source_rate = 20,
+     .udp_per_source_burst = 40,
+     .udp_per_source_rate_bytes = 125000},
 };
 
 static const char *const cfg_proto_names[] = {
@@ -549,9 +661,18 @@ cfg_default_text(const struct cfg_key *k, char *buf, size_t len)
 bool
 cfg_listen_equal(const struct cfg_listen *a, const struct cfg_listen *b)
 {
+    /* Own buckets or the shared ones: the workers' sockets hold one or
+     * the other, so a change makes a new socket. */
     return strcmp(a->address, b->address) == 0 && a->port == b->port &&
            a->ipv6_only == b->ipv6_only && a->protocol == b->protocol &&
-           cfg_listen_metrics(a) == cfg_listen_metrics(b);
+           strcmp(a->service, b->service) == 0 &&
+           a->own_limits == b->own_limits;
+}
+
+bool
+cfg_listen_stamp(const struct cfg_listen *l)
+{
+    return strcmp(l->service, "stamp") == 0;
 }
 
 bool
@@ -980,8 +1101,10 @@ cfg_check_service(struct cfg_ctx *x, const config_setting_t *item,
 {
     const config_setting_t *s = config_setting_get_member(item, "service");
 
-    if (strcmp(l->service, "echo") != 0 && !cfg_listen_metrics(l)) {
-        return cfg_fail(x, s, "%s.service: expected one of echo, metrics",
+    if (strcmp(l->service, "echo") != 0 && !cfg_listen_metrics(l) &&
+        !cfg_listen_stamp(l)) {
+        return cfg_fail(x, s,
+                        "%s.service: expected one of echo, metrics, stamp",
                         label);
     }
     if (cfg_listen_metrics(l) && l->protocol != CFG_PROTO_TCP) {
@@ -992,6 +1115,136 @@ cfg_check_service(struct cfg_ctx *x, const config_setting_t *item,
                         label);
     }
     return 0;
+}
+
+/* The keys of a stamp entry elsewhere: only at their defaults. */
+static int
+cfg_check_not_stamp(struct cfg_ctx *x, const config_setting_t *item,
+                    const struct cfg_listen *l, const char *label)
+{
+    const char *key = NULL;
+
+    if (strcmp(l->stamp_mode, "stateless") != 0) {
+        key = "stamp_mode";
+    } else if (l->stamp_key_file[0] != '\0') {
+        key = "stamp_key_file";
+    } else if (l->stamp_reply_low_ports) {
+        key = "stamp_reply_low_ports";
+    }
+    if (key == NULL) {
+        return 0;
+    }
+    return cfg_fail(x, config_setting_get_member(item, key),
+                    "%s.%s: only for service = \"stamp\"", label, key);
+}
+
+/* service = "stamp": UDP (its default), port 862 unless the entry names
+ * one, a known mode, and the key file read now (a reload reads it
+ * again), so that `echod -t` and a reload catch a bad key. */
+static int
+cfg_check_stamp(struct cfg_ctx *x, const config_setting_t *item,
+                struct cfg_listen *l, const char *label)
+{
+    const config_setting_t *s;
+    char why[160];
+    uint8_t key[KF_MAX];
+    int n;
+
+    if (!cfg_listen_stamp(l)) {
+        return cfg_check_not_stamp(x, item, l, label);
+    }
+    s = config_setting_get_member(item, "protocol");
+    if (s == NULL) {
+        l->protocol = CFG_PROTO_UDP;
+    } else if (l->protocol != CFG_PROTO_UDP) {
+        return cfg_fail(x, s, "%s.protocol: stamp is UDP only", label);
+    }
+    if (config_setting_get_member(item, "port") == NULL) {
+        l->port = CFG_STAMP_PORT;
+    }
+    if (strcmp(l->stamp_mode, "stateless") != 0 &&
+        strcmp(l->stamp_mode, "stateful") != 0) {
+        return cfg_fail(x, config_setting_get_member(item, "stamp_mode"),
+                        "%s.stamp_mode: expected \"stateless\" or "
+                        "\"stateful\"",
+                        label);
+    }
+    if (l->stamp_key_file[0] == '\0') {
+        return 0;
+    }
+    n = kf_load(l->stamp_key_file, key, why, sizeof(why));
+    if (n < 0) {
+        return cfg_fail(x, config_setting_get_member(item, "stamp_key_file"),
+                        "%s.stamp_key_file: %s: %s", label,
+                        l->stamp_key_file, why);
+    }
+    memcpy(l->stamp_key, key, (size_t)n);
+    l->stamp_key_len = (size_t)n;
+    explicit_bzero(key, sizeof(key));
+    return 0;
+}
+
+/* The item keys that make an entry's own UDP reply limits, in the order
+ * of cfg_stamp_limits and struct cfg_listen's limits_set bits. */
+static const char *const cfg_limit_keys[] = {
+    "udp_rate_limit",       "udp_rate_burst",       "udp_rate_limit_bytes",
+    "udp_per_source_rate",  "udp_per_source_burst", "udp_per_source_rate_bytes",
+};
+#define CFG_N_LIMITS (sizeof(cfg_limit_keys) / sizeof(cfg_limit_keys[0]))
+
+/*
+ * A stamp entry's limits for those keys it does not set. Measurement
+ * sessions, not echo: a sender runs 1 to 1000 packets a second per
+ * session, a few sessions at once, so 2000 replies a second per source
+ * (and a second's worth at once) leaves room, where echo's 20 would cut
+ * a 100 pps session to a fifth. The bytes follow from full-size 1500-byte
+ * packets at that rate (3 MB/s per source); in total ten such sources. A
+ * reply is never larger than its request (but for the 14-byte TWAMP-Light
+ * form, answered with 44), so a forged sender gets at most these byte
+ * budgets aimed at one victim, and only what it sends itself.
+ */
+static const int64_t cfg_stamp_limits[CFG_N_LIMITS] = {
+    20000, 20000, 30000000, 2000, 2000, 3000000,
+};
+
+static int64_t *
+cfg_limit_field(struct cfg_listen *l, size_t i)
+{
+    int64_t *const f[CFG_N_LIMITS] = {
+        &l->udp_rate_limit,      &l->udp_rate_burst,
+        &l->udp_rate_limit_bytes, &l->udp_per_source_rate,
+        &l->udp_per_source_burst, &l->udp_per_source_rate_bytes,
+    };
+
+    return f[i];
+}
+
+/* After the whole file: what an entry with own limits does not set comes
+ * from the top level (any order of keys in the file), or for stamp from
+ * cfg_stamp_limits. */
+static void
+cfg_resolve_limits(struct cfg *c)
+{
+    const int64_t top[CFG_N_LIMITS] = {
+        c->udp_rate_limit,      c->udp_rate_burst,
+        c->udp_rate_limit_bytes, c->udp_per_source_rate,
+        c->udp_per_source_burst, c->udp_per_source_rate_bytes,
+    };
+
+    for (size_t i = 0; i < c->n_listen; i++) {
+        struct cfg_listen *l = &c->listen[i];
+        bool stamp = cfg_listen_stamp(l);
+
+        l->own_limits = l->limits_set != 0 || stamp;
+        if (!l->own_limits) {
+            continue;
+        }
+        for (size_t k = 0; k < CFG_N_LIMITS; k++) {
+            if (!(l->limits_set & (1u << k))) {
+                *cfg_limit_field(l, k) = stamp ? cfg_stamp_limits[k] : top[k];
+            }
+        }
+    }
 }
 
 static int
@@ -1029,11 +1282,18 @@ cfg_load_item(struct cfg_ctx *x, const config_setting_t *item,
     /* Either key replaces both top-level lists (see struct cfg_listen). */
     l->own_acl = config_setting_get_member(item, "allow") != NULL ||
                  config_setting_get_member(item, "deny") != NULL;
+    l->limits_set = 0;
+    for (size_t k = 0; k < CFG_N_LIMITS; k++) {
+        if (config_setting_get_member(item, cfg_limit_keys[k]) != NULL) {
+            l->limits_set |= (uint8_t)(1u << k);
+        }
+    }
     snprintf(sublabel, sizeof(sublabel), "%s.", label);
     if (cfg_check_required(x, item, cfg_keys, CFG_ITEM, sublabel) < 0 ||
         cfg_check_below(x, item, l, cfg_keys, CFG_ITEM, sublabel) < 0 ||
-        cfg_check_proxy(x, item, l, label) < 0 ||
-        cfg_check_service(x, item, l, label) < 0) {
+        cfg_check_service(x, item, l, label) < 0 ||
+        cfg_check_stamp(x, item, l, label) < 0 ||
+        cfg_check_proxy(x, item, l, label) < 0) {
         return -1;
     }
     return cfg_check_address(x, item, l, label);
@@ -1101,10 +1361,12 @@ cfg_load_root(struct cfg_ctx *x, const config_setting_t *root, struct cfg *c)
             return -1;
         }
     }
-    if (cfg_check_required(x, root, cfg_keys, CFG_TOP, "") < 0) {
+    if (cfg_check_required(x, root, cfg_keys, CFG_TOP, "") < 0 ||
+        cfg_check_below(x, root, c, cfg_keys, CFG_TOP, "") < 0) {
         return -1;
     }
-    return cfg_check_below(x, root, c, cfg_keys, CFG_TOP, "");
+    cfg_resolve_limits(c);
+    return 0;
 }
 
 int

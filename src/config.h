@@ -35,6 +35,8 @@
 #define CFG_ERR_MAX 512
 #define CFG_PATH_MAX 108 /* a UNIX socket path (sun_path) and its NUL */
 #define CFG_CONTROL_DEFAULT "/run/echod/control.sock"
+#define CFG_KEY_MAX 64     /* bytes of a stamp key (keyfile.h KF_MAX) */
+#define CFG_STAMP_PORT 862 /* a stamp entry's port when it names none */
 
 struct acl; /* acl.h: NULL stands for an empty list */
 
@@ -71,6 +73,24 @@ struct cfg_listen {
     bool own_acl;
     bool ipv6_only;
     bool proxy_protocol; /* a PROXY header first (TCP only) */
+    /* UDP reply limits of its own (own_limits: the entry sets one of
+     * these keys, or it is a stamp entry); those it does not set come
+     * from the top level, or for stamp from cfg_stamp_limits. Without
+     * own_limits the top-level buckets are shared and these unused. */
+    bool own_limits;
+    uint8_t limits_set; /* bit i: the i-th of CFG_LIMIT_KEYS was set */
+    int64_t udp_rate_limit;
+    int64_t udp_rate_burst;
+    int64_t udp_rate_limit_bytes;
+    int64_t udp_per_source_rate;
+    int64_t udp_per_source_burst;
+    int64_t udp_per_source_rate_bytes;
+    /* service = "stamp": */
+    char stamp_mode[CFG_SERVICE_MAX]; /* "stateless" or "stateful" */
+    char stamp_key_file[CFG_PATH_MAX]; /* "" = unauthenticated */
+    bool stamp_reply_low_ports;       /* opt out of the low-port guard */
+    size_t stamp_key_len;             /* 0 = unauthenticated */
+    uint8_t stamp_key[CFG_KEY_MAX];   /* read from stamp_key_file */
 };
 
 struct cfg {
@@ -190,6 +210,9 @@ const char *cfg_proto_name(int64_t proto);
 /* Same address, port, protocol and options: the socket's identity. The
  * access lists are not part of it (see cfg_listen_same_acl). */
 bool cfg_listen_equal(const struct cfg_listen *a, const struct cfg_listen *b);
+
+/* True for a listen entry with service = "stamp". */
+bool cfg_listen_stamp(const struct cfg_listen *l);
 
 /* True for a listen entry with service = "metrics". */
 bool cfg_listen_metrics(const struct cfg_listen *l);

@@ -89,7 +89,7 @@ ctl_proto(const struct st_lsn *l)
 static const char *
 ctl_service(const struct st_lsn *l)
 {
-    return l->service == ST_SVC_METRICS ? "metrics" : "echo";
+    return st_service_name(l->service);
 }
 
 /* "listener", "protocol" and "service": the labels of /metrics. */
@@ -418,46 +418,49 @@ ctl_le_text(double le, char *buf, size_t len)
     }
 }
 
-/* Cumulative, as in /metrics: "<= 1ms  N" counts every delay up to 1 ms. */
+/* Cumulative, as in /metrics: "<= 1ms  N" counts every delay up to 1 ms.
+ * hist: STS_HIST_BUCKETS finite buckets and +Inf, not cumulative. */
 static void
-ctl_hist_text(struct mtr_buf *b, const struct st_sum *s)
+ctl_hist_text(struct mtr_buf *b, const char *title, const uint64_t *hist,
+              uint64_t sum_ns)
 {
     uint64_t cum = 0;
     char le[16], sum[32];
 
-    mtr_printf(b, "echo delay (cumulative)\n");
+    mtr_printf(b, "%s (cumulative)\n", title);
     for (unsigned k = 0; k < STS_HIST_BUCKETS; k++) {
-        cum += s->hist[k];
+        cum += hist[k];
         ctl_le_text(sts_bucket_le(k), le, sizeof(le));
         mtr_printf(b, "  <= %-23s %14llu\n", le, (unsigned long long)cum);
     }
-    cum += s->hist[STS_HIST_BUCKETS];
+    cum += hist[STS_HIST_BUCKETS];
     mtr_printf(b, "  <= %-23s %14llu\n", "+Inf", (unsigned long long)cum);
-    snprintf(sum, sizeof(sum), "%llu.%06llus",
-             (unsigned long long)(s->hist_sum_us / 1000000),
-             (unsigned long long)(s->hist_sum_us % 1000000));
+    snprintf(sum, sizeof(sum), "%llu.%09llus",
+             (unsigned long long)(sum_ns / 1000000000),
+             (unsigned long long)(sum_ns % 1000000000));
     mtr_printf(b, "  %-28s %14s\n", "sum", sum);
 }
 
 /* "le" as /metrics writes it ("%g", "+Inf"); the sum exact. */
 static void
-ctl_hist_json(struct mtr_buf *b, bool *more, const struct st_sum *s)
+ctl_hist_json(struct mtr_buf *b, bool *more, const char *key,
+              const uint64_t *hist, uint64_t sum_ns)
 {
     uint64_t cum = 0;
 
-    jw_key(b, more, "echo_delay_seconds");
+    jw_key(b, more, key);
     mtr_printf(b, "{\"buckets\":[");
     for (unsigned k = 0; k < STS_HIST_BUCKETS; k++) {
-        cum += s->hist[k];
+        cum += hist[k];
         mtr_printf(b, "{\"le\":\"%g\",\"count\":%llu},", sts_bucket_le(k),
                    (unsigned long long)cum);
     }
-    cum += s->hist[STS_HIST_BUCKETS];
+    cum += hist[STS_HIST_BUCKETS];
     mtr_printf(b, "{\"le\":\"+Inf\",\"count\":%llu}],",
                (unsigned long long)cum);
-    mtr_printf(b, "\"sum\":%llu.%06llu,\"count\":%llu}",
-               (unsigned long long)(s->hist_sum_us / 1000000),
-               (unsigned long long)(s->hist_sum_us % 1000000),
+    mtr_printf(b, "\"sum\":%llu.%09llu,\"count\":%llu}",
+               (unsigned long long)(sum_ns / 1000000000),
+               (unsigned long long)(sum_ns % 1000000000),
                (unsigned long long)cum);
 }
 
@@ -484,7 +487,9 @@ ctl_stats_text(struct mtr_buf *b, const struct st_sum *s)
     ctl_total(s, &t);
     mtr_printf(b, "total (echo, with listeners removed by reloads)\n");
     ctl_ctr_text(b, &t, CTL_TCP | CTL_UDP);
-    ctl_hist_text(b, s);
+    ctl_hist_text(b, "echo delay", s->hist, s->hist_sum_us * 1000);
+    ctl_hist_text(b, "stamp residence (T3 - T2)", s->stamp_hist,
+                  s->stamp_hist_sum_ns);
     mtr_printf(b, "reloads: %llu ok, %llu failed\n",
                (unsigned long long)s->reloads_ok,
                (unsigned long long)s->reloads_failed);
@@ -517,7 +522,10 @@ ctl_stats_json(struct mtr_buf *b, const struct st_sum *s)
     mtr_printf(b, "{");
     ctl_ctr_json(b, &tot, &t, CTL_TCP | CTL_UDP);
     mtr_printf(b, "}");
-    ctl_hist_json(b, &more, s);
+    ctl_hist_json(b, &more, "echo_delay_seconds", s->hist,
+                  s->hist_sum_us * 1000);
+    ctl_hist_json(b, &more, "stamp_residence_seconds", s->stamp_hist,
+                  s->stamp_hist_sum_ns);
     jw_key(b, &more, "reloads_total");
     mtr_printf(b, "{");
     jw_u64(b, &rel, "ok", s->reloads_ok);

@@ -112,7 +112,7 @@ mtr_labels(const struct st_lsn *l, char *buf, size_t len)
 {
     snprintf(buf, len, "listener=\"%s\",protocol=\"%s\",service=\"%s\"",
              l->name, l->udp ? "udp" : "tcp",
-             l->service == ST_SVC_METRICS ? "metrics" : "echo");
+             st_service_name(l->service));
 }
 
 /* One series per listener of the given protocol: field f of its
@@ -231,25 +231,22 @@ mtr_udp(struct mtr_buf *b, const struct st_sum *s)
 }
 
 static void
-mtr_hist(struct mtr_buf *b, const struct st_sum *s)
+mtr_hist(struct mtr_buf *b, const char *name, const char *help,
+         const uint64_t *hist, double sum_s)
 {
     uint64_t cum = 0;
 
-    mtr_family(b, "echod_echo_delay_seconds", "histogram",
-               "Time from the read that brought TCP bytes in to the write "
-               "that sent the last of them (1 ms resolution when queued).");
+    mtr_family(b, name, "histogram", help);
     for (unsigned i = 0; i < STS_HIST_BUCKETS; i++) {
-        cum += s->hist[i];
-        mtr_printf(b, "echod_echo_delay_seconds_bucket{le=\"%g\"} %llu\n",
-                   sts_bucket_le(i), (unsigned long long)cum);
+        cum += hist[i];
+        mtr_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, sts_bucket_le(i),
+                   (unsigned long long)cum);
     }
-    cum += s->hist[STS_HIST_BUCKETS];
-    mtr_printf(b, "echod_echo_delay_seconds_bucket{le=\"+Inf\"} %llu\n",
+    cum += hist[STS_HIST_BUCKETS];
+    mtr_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n", name,
                (unsigned long long)cum);
-    mtr_printf(b, "echod_echo_delay_seconds_sum %.6f\n",
-               (double)s->hist_sum_us / 1e6);
-    mtr_printf(b, "echod_echo_delay_seconds_count %llu\n",
-               (unsigned long long)cum);
+    mtr_printf(b, "%s_sum %.9f\n", name, sum_s);
+    mtr_printf(b, "%s_count %llu\n", name, (unsigned long long)cum);
 }
 
 static void
@@ -296,7 +293,14 @@ mtr_render(struct mtr_buf *b, const struct st_sum *s, const struct mtr_proc *p,
 {
     mtr_tcp(b, s);
     mtr_udp(b, s);
-    mtr_hist(b, s);
+    mtr_hist(b, "echod_echo_delay_seconds",
+             "Time from the read that brought TCP bytes in to the write "
+             "that sent the last of them (1 ms resolution when queued).",
+             s->hist, (double)s->hist_sum_us / 1e6);
+    mtr_hist(b, "echod_stamp_residence_seconds",
+             "STAMP: time from a request's kernel receive stamp (T2) to its "
+             "reply's send time (T3).",
+             s->stamp_hist, (double)s->stamp_hist_sum_ns / 1e9);
     mtr_process(b, s, p, version);
     return b->failed ? -1 : 0;
 }

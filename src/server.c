@@ -135,7 +135,7 @@ srv_status_entry(struct st_lsn *l, const struct bset_ent *e)
         l->service = ST_SVC_METRICS;
         scr_sum(&srv.scr, e->id, &l->c);
     } else {
-        l->service = ST_SVC_ECHO;
+        l->service = cfg_listen_stamp(&e->conf) ? ST_SVC_STAMP : ST_SVC_ECHO;
         wrk_pool_sum_entry(&srv.pool, e->id, &l->c);
     }
 }

@@ -25,7 +25,7 @@
 
 #define STS_SLOTS 128       /* per worker: > CFG_MAX_LISTEN, fits uint8_t */
 #define STS_CLOSE_MAX 10    /* == CONN_REASON_MAX (checked in conn.c) */
-#define STS_UDP_DROP_MAX 10 /* == UDP_DROP_MAX (checked in udp.c) */
+#define STS_UDP_DROP_MAX 12 /* == UDP_DROP_MAX (checked in udp.c) */
 
 /* Why a TCP connection was refused at accept, before it was served. */
 enum sts_refuse {

@@ -76,6 +76,20 @@ st_workers_text(const struct st_sum *s, char *buf, size_t len)
     }
 }
 
+const char *
+st_service_name(enum st_service svc)
+{
+    switch (svc) {
+    case ST_SVC_METRICS:
+        return "metrics";
+    case ST_SVC_STAMP:
+        return "stamp";
+    case ST_SVC_ECHO:
+        break;
+    }
+    return "echo";
+}
+
 void
 st_text(const struct st_sum *s, char *buf, size_t len)
 {

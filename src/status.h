@@ -20,7 +20,11 @@
 enum st_service {
     ST_SVC_ECHO,
     ST_SVC_METRICS,
+    ST_SVC_STAMP,
 };
+
+/* "echo", "metrics", "stamp": the label of a service. */
+const char *st_service_name(enum st_service svc);
 
 /* One listen entry's counters, summed over the workers. */
 struct st_lsn {
@@ -60,6 +64,8 @@ struct st_sum {
     uint64_t queued;                     /* TCP bytes queued now */
     uint64_t hist[STS_HIST_BUCKETS + 1]; /* echo delay; last: +Inf only */
     uint64_t hist_sum_us;
+    uint64_t stamp_hist[STS_HIST_BUCKETS + 1]; /* STAMP T3 - T2; the same */
+    uint64_t stamp_hist_sum_ns;
     /* Per listen entry in force (n_lsn of them, at most ST_LISTENERS). */
     size_t n_lsn;
     struct st_lsn lsn[ST_LISTENERS];

@@ -85,6 +85,8 @@ static const char *const udp_drop_names[] = {
     [UDP_DROP_RATE_BYTES] = "rate-bytes",
     [UDP_DROP_BLOCKED] = "blocked",
     [UDP_DROP_ERROR] = "error",
+    [UDP_DROP_STAMP_SHORT] = "stamp-short",
+    [UDP_DROP_STAMP_AUTH] = "stamp-auth",
 };
 /* A reason without a name would print as "(null)" in STATUS. */
 _Static_assert(sizeof(udp_drop_names) / sizeof(udp_drop_names[0]) ==
@@ -155,6 +157,60 @@ udp_limit_fini(struct udp_limit *lim)
     pthread_mutex_destroy(&lim->lock);
 }
 
+struct udp_limit *
+udp_limit_new(void)
+{
+    struct udp_limit *lim = calloc(1, sizeof(*lim));
+
+    if (lim == NULL) {
+        return NULL;
+    }
+    if (udp_limit_init(lim) < 0) {
+        int saved = errno;
+        free(lim);
+        errno = saved;
+        return NULL;
+    }
+    atomic_init(&lim->refs, 1);
+    return lim;
+}
+
+struct udp_limit *
+udp_limit_ref(struct udp_limit *lim)
+{
+    if (lim != NULL) {
+        atomic_fetch_add_explicit(&lim->refs, 1, memory_order_relaxed);
+    }
+    return lim;
+}
+
+void
+udp_limit_unref(struct udp_limit *lim)
+{
+    if (lim == NULL ||
+        atomic_fetch_sub_explicit(&lim->refs, 1, memory_order_acq_rel) != 1) {
+        return;
+    }
+    udp_limit_fini(lim);
+    free(lim);
+}
+
+void
+udp_limit_configure_entry(struct udp_limit *lim, const struct cfg *c,
+                          const struct cfg_listen *cl)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    udp_limit_configure(
+        lim, (double)cl->udp_rate_limit, (double)cl->udp_rate_burst,
+        (double)cl->udp_rate_limit_bytes, (double)cl->udp_per_source_rate,
+        (double)cl->udp_per_source_burst,
+        (double)cl->udp_per_source_rate_bytes,
+        (unsigned)c->source_prefix_ipv4, (unsigned)c->source_prefix_ipv6,
+        (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+}
+
 /* The burst of a byte bucket of `rate` bytes per second (0: off). One
  * second's worth, so that over any span of t seconds at most rate x (t +
  * 1) bytes go out; but never less than the largest datagram, which could
@@ -202,6 +258,7 @@ udp_set_fini(struct udp_set *set)
 {
     free(set->batch);
     set->batch = NULL;
+    refl_fini(&set->refl);
 }
 
 uint64_t
@@ -323,6 +380,16 @@ udp_reply_ctl(const struct udp_dest *d, void *buf, size_t cap)
     return CMSG_SPACE(len);
 }
 
+/* What the peer did wrong is info; what echod had to shed, warning. */
+static int
+udp_drop_level(enum udp_drop why)
+{
+    return why < UDP_DROP_PER_SOURCE || why == UDP_DROP_STAMP_SHORT ||
+                   why == UDP_DROP_STAMP_AUTH
+               ? LOG_INFO
+               : LOG_WARNING;
+}
+
 /* Count a drop and say so, through the limiter of its kind. */
 static void
 udp_drop(struct bset_sock *u, enum udp_drop why,
@@ -340,8 +407,7 @@ udp_drop(struct bset_sock *u, enum udp_drop why,
     /* What the peer did wrong is info; what echod had to shed, warning.
      * Ask the limiter first: under a flood nearly every drop is
      * suppressed, and the address need not be formatted for those. */
-    if (!log_limit_pass(lim,
-                        why < UDP_DROP_PER_SOURCE ? LOG_INFO : LOG_WARNING)) {
+    if (!log_limit_pass(lim, udp_drop_level(why))) {
         return;
     }
     sock_name((const struct sockaddr *)peer, who, sizeof(who));
@@ -405,6 +471,18 @@ udp_drop(struct bset_sock *u, enum udp_drop why,
         log_limit_write(lim, LOG_WARNING, true, "%s: reply to %s failed",
                         u->name, who);
         break;
+    case UDP_DROP_STAMP_SHORT:
+        log_limit_write(lim, LOG_INFO, false,
+                        "%s: dropped a STAMP packet from %s: too short",
+                        u->name, who);
+        break;
+    case UDP_DROP_STAMP_AUTH:
+        log_limit_write(lim, LOG_INFO, false,
+                        "%s: dropped a STAMP packet from %s: its HMAC is "
+                        "wrong (another key?)",
+                        u->name, who);
+        break;
+
     case UDP_DROP_MAX:
         break;
     }
@@ -429,6 +507,16 @@ udp_own_port(const struct udp_set *set, unsigned port)
     return false;
 }
 
+/* The buckets u's replies are taken from: its entry's own, or the shared
+ * ones of the top-level keys. */
+static struct udp_limit *
+udp_limit_of(const struct bset_sock *u)
+{
+    const struct udp_set *set = u->ctx;
+
+    return u->pol != NULL && u->pol->lim != NULL ? u->pol->lim : set->lim;
+}
+
 /* Decide about one received datagram before the rate limits: -1 to go
  * on, or why not. */
 static int
@@ -440,7 +528,11 @@ udp_judge(struct bset_sock *u, struct msghdr *m, struct udp_dest *d)
     if (m->msg_flags & MSG_TRUNC) {
         return UDP_DROP_TRUNCATED;
     }
-    if (udp_loop_port(port) || udp_own_port(u->ctx, port)) {
+    /* A stamp entry may opt in to low ports (its senders use 862), but
+     * never to port 0 or to a port of our own. */
+    if ((udp_loop_port(port) &&
+         (port == 0 || u->pol == NULL || !u->pol->stamp_low_ports)) ||
+        udp_own_port(u->ctx, port)) {
         return UDP_DROP_LOOP;
     }
     /* Control data cut short may have lost the packet info (an inherited
@@ -463,9 +555,9 @@ udp_judge(struct bset_sock *u, struct msghdr *m, struct udp_dest *d)
  * whole or not at all: a reply too large for the byte budget leaves the
  * reply tokens to smaller ones. */
 static int
-udp_rate(struct udp_set *set, const struct sockaddr_storage *peer, size_t bytes)
+udp_rate(struct udp_set *set, struct udp_limit *lim,
+         const struct sockaddr_storage *peer, size_t bytes)
 {
-    struct udp_limit *lim = set->lim;
     uint64_t now = set->loop->now;
     bool by_bytes = lim->bytes.rate > 0;
 
@@ -534,6 +626,180 @@ udp_send(struct bset_sock *u, unsigned n)
     }
 }
 
+/* ---- STAMP (refl.h): one sendmsg per reply, T3 read right before ---- */
+
+/* Where the request went: the packet info's destination, our port. */
+static const struct sockaddr *
+udp_local(const struct bset_sock *u, const struct udp_dest *d,
+          struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof(*ss));
+    if (d->have4) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+        sin->sin_family = AF_INET;
+        sin->sin_addr = d->v4.ipi_addr;
+        sin->sin_port = htons(u->port);
+    } else if (d->have6) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_addr = d->v6.ipi6_addr;
+        sin6->sin6_port = htons(u->port);
+    } else {
+        return NULL;
+    }
+    return (const struct sockaddr *)ss;
+}
+
+/* Control data giving the reply the TOS a Class of Service TLV chose:
+ * IP_TOS to an IPv4 peer (also one mapped on a dual-stack socket),
+ * IPV6_TCLASS otherwise. Returns its length. */
+static size_t
+udp_tos_ctl(const struct sockaddr_storage *peer, uint8_t tos, void *buf,
+            size_t cap)
+{
+    struct msghdr m = {.msg_control = buf, .msg_controllen = cap};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    int v = tos;
+    uint32_t a;
+
+    if (c == NULL || cap < CMSG_SPACE(sizeof(v))) {
+        return 0;
+    }
+    if (sock_ipv4((const struct sockaddr *)peer, &a)) {
+        c->cmsg_level = IPPROTO_IP;
+        c->cmsg_type = IP_TOS;
+    } else {
+        c->cmsg_level = IPPROTO_IPV6;
+        c->cmsg_type = IPV6_TCLASS;
+    }
+    c->cmsg_len = CMSG_LEN(sizeof(v));
+    memcpy(CMSG_DATA(c), &v, sizeof(v));
+    return CMSG_SPACE(sizeof(v));
+}
+
+static void
+udp_send_stamp(struct bset_sock *u, unsigned i, const struct udp_dest *d,
+               const struct refl_reply *rep, const struct refl_rx *rx)
+{
+    struct udp_set *set = u->ctx;
+    struct udp_batch *b = set->batch;
+    const struct bset_pol *pol = u->pol;
+    union {
+        char buf[UDP_CTL_MAX];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = {.iov_base = b->data[i], .iov_len = rep->len};
+    struct msghdr o = {.msg_name = &b->peer[i],
+                       .msg_namelen = b->in[i].msg_hdr.msg_namelen,
+                       .msg_iov = &iov,
+                       .msg_iovlen = 1};
+    size_t cl = udp_reply_ctl(d, ctl.buf, sizeof(ctl.buf));
+    struct timespec t3;
+    ssize_t r;
+
+    if (rep->cos) {
+        cl += udp_tos_ctl(&b->peer[i], rep->tos, ctl.buf + cl,
+                          sizeof(ctl.buf) - cl);
+    }
+    if (rep->sess != NULL) {
+        cl += refl_tx_ctl(ctl.buf + cl, sizeof(ctl.buf) - cl);
+    }
+    o.msg_control = cl > 0 ? ctl.buf : NULL;
+    o.msg_controllen = cl;
+    if (!u->writable) {
+        udp_drop(u, UDP_DROP_BLOCKED, &b->peer[i]);
+        return;
+    }
+    t3 = refl_stamp_t3(b->data[i], rep->len, pol->stamp_key,
+                       pol->stamp_key_len);
+    do {
+        r = sendmsg(u->io.fd, &o, 0);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            u->writable = false;
+        }
+        udp_drop(u, u->writable ? UDP_DROP_ERROR : UDP_DROP_BLOCKED,
+                 &b->peer[i]);
+        return;
+    }
+    ctr_add(&set->bytes_echoed, (uint64_t)r);
+    ctr_add(&set->n_echoed, 1);
+    if (udp_ctr(u) != NULL) {
+        ctr_add(&udp_ctr(u)->bytes_out, (uint64_t)r);
+        ctr_add(&udp_ctr(u)->udp_echoed, 1);
+    }
+    refl_sent(&set->refl, rep, rx, &t3,
+              rep->sess != NULL ? refl_tx_id(u->slot, u->tx_stamps++) : 0);
+}
+
+static enum udp_drop
+udp_stamp_drop(enum stamp_drop d)
+{
+    switch (d) {
+    case STAMP_DROP_SHORT:
+        return UDP_DROP_STAMP_SHORT;
+    case STAMP_DROP_HMAC:
+        return UDP_DROP_STAMP_AUTH;
+    case STAMP_OK:
+    case STAMP_DROP_NOROOM:
+    case STAMP_DROP_MAX:
+        break;
+    }
+    return UDP_DROP_ERROR;
+}
+
+/* A stamp socket's batch: reflect each good datagram in place and send
+ * it on its own, so that each reply's T3 is its own. */
+static void
+udp_answer_stamp(struct bset_sock *u, unsigned n, const int *why,
+                 const struct udp_dest *d)
+{
+    struct udp_set *set = u->ctx;
+    struct udp_batch *b = set->batch;
+    const struct bset_pol *pol = u->pol;
+
+    for (unsigned i = 0; i < n; i++) {
+        struct sockaddr_storage here;
+        struct refl_reply rep;
+        struct refl_rx rx;
+        enum stamp_drop dr;
+
+        if (why[i] >= 0) {
+            udp_drop(u, (enum udp_drop)why[i], &b->peer[i]);
+            continue;
+        }
+        refl_rx_parse(&b->in[i].msg_hdr, &rx);
+        dr = refl_build(&set->refl, pol->stamp_stateful, pol->stamp_key,
+                        pol->stamp_key_len, b->data[i], b->in[i].msg_len,
+                        sizeof(b->data[i]), &rx, udp_local(u, &d[i], &here),
+                        (const struct sockaddr *)&b->peer[i], set->loop->now,
+                        &rep);
+        if (dr != STAMP_OK) {
+            udp_drop(u, udp_stamp_drop(dr), &b->peer[i]);
+            continue;
+        }
+        udp_send_stamp(u, i, &d[i], &rep, &rx);
+    }
+    if (pol->stamp_stateful) {
+        /* Software transmit stamps come as the reply leaves: collect
+         * them for the sessions' next Follow-Up Telemetry TLVs. */
+        refl_errqueue(&set->refl, u->io.fd, u->slot, 2 * UDP_BATCH);
+    }
+}
+
+/* The bytes a reply to a datagram of len bytes takes: the same, but a
+ * STAMP request shorter than the base packet gets a whole base packet. */
+static size_t
+udp_reply_size(const struct bset_sock *u, size_t len)
+{
+    bool stamp = u->pol != NULL && u->pol->stamp;
+
+    return stamp && len < STAMP_UNAUTH_LEN ? STAMP_UNAUTH_LEN : len;
+}
+
 /* Judge the n datagrams just received and send back the good ones. The
  * shared limits are asked under one lock for the whole batch; drops are
  * logged after it is released. */
@@ -542,6 +808,7 @@ udp_answer(struct bset_sock *u, unsigned n)
 {
     struct udp_set *set = u->ctx;
     struct udp_batch *b = set->batch;
+    struct udp_limit *lim = udp_limit_of(u);
     struct udp_dest d[UDP_BATCH];
     int why[UDP_BATCH];
     bool locked = false;
@@ -551,18 +818,18 @@ udp_answer(struct bset_sock *u, unsigned n)
         why[i] = udp_judge(u, &b->in[i].msg_hdr, &d[i]);
         if (why[i] < 0) {
             if (!locked) {
-                (void)pthread_mutex_lock(&set->lim->lock);
-                set->src_rate = set->lim->src.rate;
-                set->rate = set->lim->rate.rate;
-                set->src_rate_bytes = set->lim->src.byte_rate;
-                set->rate_bytes = set->lim->bytes.rate;
+                (void)pthread_mutex_lock(&lim->lock);
+                set->src_rate = lim->src.rate;
+                set->rate = lim->rate.rate;
+                set->src_rate_bytes = lim->src.byte_rate;
+                set->rate_bytes = lim->bytes.rate;
                 locked = true;
             }
-            why[i] = udp_rate(set, &b->peer[i], b->in[i].msg_len);
+            why[i] = udp_rate(set, lim, &b->peer[i], udp_reply_size(u, b->in[i].msg_len));
         }
     }
     if (locked) {
-        (void)pthread_mutex_unlock(&set->lim->lock);
+        (void)pthread_mutex_unlock(&lim->lock);
     }
     ctr_add(&set->n_rx, n);
     if (udp_ctr(u) != NULL) {
@@ -573,6 +840,10 @@ udp_answer(struct bset_sock *u, unsigned n)
         }
         ctr_add(&udp_ctr(u)->udp_rx, n);
         ctr_add(&udp_ctr(u)->bytes_in, bytes);
+    }
+    if (u->pol != NULL && u->pol->stamp) {
+        udp_answer_stamp(u, n, why, d);
+        return;
     }
     for (unsigned i = 0; i < n; i++) {
         struct msghdr *m = &b->in[i].msg_hdr;

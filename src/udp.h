@@ -14,7 +14,9 @@
 #include <stdatomic.h>
 
 #include "bset.h"
+#include "config.h"
 #include "log.h"
+#include "refl.h"
 #include "loop.h"
 #include "srcrate.h"
 #include "tbucket.h"
@@ -41,6 +43,8 @@ enum udp_drop {
     UDP_DROP_RATE_BYTES,       /* over udp_rate_limit_bytes */
     UDP_DROP_BLOCKED,          /* the send would block: no queue, so dropped */
     UDP_DROP_ERROR,            /* the send failed */
+    UDP_DROP_STAMP_SHORT,      /* STAMP: too short to answer */
+    UDP_DROP_STAMP_AUTH,       /* STAMP: the base packet's HMAC is wrong */
     UDP_DROP_MAX,
 };
 
@@ -52,11 +56,22 @@ struct udp_batch;
  * takes the lock once per received batch (at most UDP_BATCH datagrams),
  * never per byte; the main thread, to configure. */
 struct udp_limit {
+    _Atomic unsigned refs; /* udp_limit_new's; 0: embedded (init/fini) */
     pthread_mutex_t lock;
     struct srate src; /* each source's buckets (table allocated at init) */
     struct tb rate;   /* all replies */
     struct tb bytes;  /* the bytes of all replies; rate 0 = off */
 };
+
+/* A listen entry's own buckets (its policy holds them, bset.h): one
+ * reference, limits as udp_limit_init's until configured; NULL with
+ * errno. The last udp_limit_unref frees them (NULL is ignored). */
+struct udp_limit *udp_limit_new(void);
+struct udp_limit *udp_limit_ref(struct udp_limit *lim);
+void udp_limit_unref(struct udp_limit *lim);
+/* Apply entry cl's own limits (config c gives the source prefixes). */
+void udp_limit_configure_entry(struct udp_limit *lim, const struct cfg *c,
+                               const struct cfg_listen *cl);
 
 /* Returns 0, or -1 with errno. Limits start at one reply per second and
  * no byte limit, sources at /32 and /64. */
@@ -81,6 +96,7 @@ struct udp_set {
     size_t dgram_max;         /* bytes received per datagram (tests
                                  lower it to see truncation) */
     struct udp_batch *batch;  /* allocated with the first socket */
+    struct refl refl;         /* STAMP (its session table made lazily) */
     double src_rate, rate;    /* as last seen under lim->lock (logs) */
     double src_rate_bytes, rate_bytes;
     /* Written by this worker only, read by anyone (counter.h). */

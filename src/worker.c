@@ -672,6 +672,7 @@ wrk_pool_sum(const struct wrk_pool *p, struct st_sum *s)
             s->queued += ctr_get(&w->conns.tab.slot[k].c.queued);
         }
         sts_sum_hist(&w->conns.tab, s->hist, &s->hist_sum_us);
+        refl_sum_hist(&w->udps.refl, s->stamp_hist, &s->stamp_hist_sum_ns);
         s->udp_bytes += ctr_get(&w->udps.bytes_echoed);
         for (int k = 0; k < UDP_DROP_MAX; k++) {
             s->udp_drop[k] += ctr_get(&w->udps.n_drop[k]);

@@ -17,8 +17,9 @@ PKG="git debhelper fakeroot lintian rpm rpmlint devscripts mandoc"
 # recommends libclang-rt-14-dev, which holds the libFuzzer runtime.
 FUZZ="clang-14 libclang-rt-14-dev"
 # Integration peers: a real HAProxy sends PROXY headers (test_haproxy.py);
-# Prometheus scrapes /metrics and promtool checks its text (test_metrics.py).
-PEERS="haproxy prometheus"
+# Prometheus scrapes /metrics and promtool checks its text (test_metrics.py);
+# scapy's STAMP codec builds and parses the packets of test_stamp.py.
+PEERS="haproxy prometheus python3-scapy"
 CHECK="$BUILD libcmocka-dev python3 cppcheck clang-tidy systemd util-linux $PKG $FUZZ $PEERS"
 
 case "${1:-build}" in

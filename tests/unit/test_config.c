@@ -631,7 +631,7 @@ test_listen_service(void **state)
     cfg_fini(&c);
     expect_error("listen = (\n { address = \"::1\"; port = 7;\n"
                  "   service = \"discard\"; } );\n",
-                 3, "listen[0].service: expected one of echo, metrics");
+                 3, "listen[0].service: expected one of echo, metrics, stamp");
     expect_error("listen = (\n { address = \"::1\"; port = 7;\n"
                  "   protocol = \"udp\"; service = \"metrics\"; } );\n",
                  3, "listen[0].service: metrics is TCP only");

@@ -664,12 +664,12 @@ test_histogram(void **state)
              "\"count\":5},{\"le\":\"0.001\",\"count\":7},{\"le\":\"0.01\","
              "\"count\":7},{\"le\":\"0.1\",\"count\":7},{\"le\":\"1\","
              "\"count\":7},{\"le\":\"10\",\"count\":7},{\"le\":\"+Inf\","
-             "\"count\":8}],\"sum\":12.000001,\"count\":8}");
+             "\"count\":8}],\"sum\":12.000001000,\"count\":8}");
     t = stats(false);
     x = squeeze(t);
     t_has(x, "echo delay (cumulative)\n <= 1us 5\n <= 10us 5\n <= 100us 5\n"
              " <= 1ms 7\n <= 10ms 7\n <= 100ms 7\n <= 1s 7\n <= 10s 7\n"
-             " <= +Inf 8\n sum 12.000001s\n");
+             " <= +Inf 8\n sum 12.000001000s\n");
     free(x);
     free(t);
     free(j);
@@ -819,9 +819,10 @@ test_status_reload_failed(void **state)
            "/etc/echod.conf:3: bad?value\n"
            "status: 1 listener(s), 1001 connection(s) open, 1002 accepted, "
            "5025 refused (1004 per source); udp: 1 socket(s), 1009 "
-           "received, 1010 echoed, 30045 dropped (3000 truncated, 3001 loop, "
+           "received, 1010 echoed, 36066 dropped (3000 truncated, 3001 loop, "
            "3002 address, 3003 acl, 3004 per-source, 3005 per-source-bytes, "
-           "3006 rate, 3007 rate-bytes, 3008 blocked, 3009 error); last "
+           "3006 rate, 3007 rate-bytes, 3008 blocked, 3009 error, "
+           "3010 stamp-short, 3011 stamp-auth); last "
            "reload failed, see the log\n");
     free(t);
     t = status(&i, true);

@@ -18,6 +18,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -434,6 +435,17 @@ conf_comment_has(const struct doc *d, long top, long at, const char *s)
     return false;
 }
 
+static bool
+top_level_key(const char *name)
+{
+    for (const struct cfg_key *k = cfg_keys; k->name != NULL; k++) {
+        if (k->scope == CFG_TOP && strcmp(k->name, name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void
 conf_file_names_every_key_with_range(void **state)
 {
@@ -448,6 +460,12 @@ conf_file_names_every_key_with_range(void **state)
         long at = conf_setting_line(&d, k->name);
         long top = k->scope == CFG_ITEM ? listen_at : at;
         char want[64];
+
+        /* An entry's own udp_* limits are the top-level keys again: the
+         * top-level one is where the file documents the name. */
+        if (k->scope == CFG_ITEM && top_level_key(k->name)) {
+            continue;
+        }
 
         if (at < 0) {
             fail_msg("conf/echod.conf: key %s is not set", k->name);

@@ -115,7 +115,7 @@ test_histogram_cumulative(void **state)
     t_has(t, "echod_echo_delay_seconds_bucket{le=\"10\"} 7\n");
     t_has(t, "echod_echo_delay_seconds_bucket{le=\"+Inf\"} 8\n");
     t_has(t, "echod_echo_delay_seconds_count 8\n");
-    t_has(t, "echod_echo_delay_seconds_sum 12.000000\n");
+    t_has(t, "echod_echo_delay_seconds_sum 12.000000000\n");
     free(t);
 }
 

@@ -930,6 +930,7 @@ test_drop_names(void **state)
     static const char *const want[UDP_DROP_MAX] = {
         "truncated",  "loop",     "address",    "acl",     "per-source",
         "per-source-bytes", "rate", "rate-bytes", "blocked", "error",
+        "stamp-short", "stamp-auth",
     };
 
     (void)state;
