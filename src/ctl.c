@@ -226,8 +226,9 @@ ctl_sock_open(struct ctl_sock *cs, const char *path, uid_t uid, gid_t gid,
     int fd, e;
 
     cs->fd = -1;
-    if (strlen(path) >= sizeof(sa.sun_path) ||
-        strlen(path) >= sizeof(cs->path)) {
+    _Static_assert(sizeof(cs->path) == sizeof(sa.sun_path),
+                   "a ctl_sock holds any path a socket can bind");
+    if (strlen(path) >= sizeof(sa.sun_path)) {
         return ctl_fail(err, errlen, ENAMETOOLONG, path,
                         "path too long (at most 107 bytes)");
     }

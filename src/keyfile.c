@@ -62,7 +62,7 @@ kf_parse(const char *text, size_t n, uint8_t key[KF_MAX], char *why,
                            "not hexadecimal text (only 0-9, a-f and "
                            "whitespace)");
         }
-        if (digits == 2 * KF_MAX) {
+        if (digits == (size_t)2 * KF_MAX) {
             return kf_fail(why, whylen, "key longer than 128 hex digits");
         }
         if (digits % 2 == 0) {
@@ -75,7 +75,7 @@ kf_parse(const char *text, size_t n, uint8_t key[KF_MAX], char *why,
     if (digits % 2 != 0) {
         return kf_fail(why, whylen, "an odd number of hex digits");
     }
-    if (digits < 2 * KF_MIN) {
+    if (digits < (size_t)2 * KF_MIN) {
         return kf_fail(why, whylen, "key shorter than 32 hex digits (16 "
                                     "bytes)");
     }

@@ -613,7 +613,9 @@ int
 wrk_pool_snap(struct wrk_pool *p, struct snap **v, size_t limit,
               int timeout_ms)
 {
-    memset(v, 0, p->n * sizeof(*v));
+    for (size_t i = 0; i < p->n; i++) {
+        v[i] = NULL;
+    }
     for (size_t i = 0; i < p->n; i++) {
         struct wrk_msg *m = wrk_msg_new(WRK_SNAP);
 
