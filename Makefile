@@ -362,7 +362,10 @@ fuzz: deps
 # mask) against a bare epoll echo loop, interleaved (figures go in
 # bench/README.md and issue notes, not in tests). RUNS, SECS, HOLD,
 # SYSCALLS, SPREAD, WORKERS_LIST, LOADERS, CLIENT_CPUS and SERVER_CPUS tune
-# it; see bench/README.md.
+# it; see bench/README.md. BASE=path/to/echod adds another build as a
+# server; BASE_REV=REV builds that git revision for it (git archive into a
+# temporary directory, only then is git needed), e.g.
+# `make bench BASE_REV=0e16012~1 SCENARIOS=pingpong-512`.
 BENCH_CFLAGS := -O2 -g -Wall -Wextra
 $(B)/bench/%: bench/%.c | $(B)
 	mkdir -p $(B)/bench

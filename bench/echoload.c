@@ -5,7 +5,10 @@
  *            [-s SIZE] [-d SECONDS] [-b SOURCE_BASE]
  *
  * pingpong: each connection sends SIZE bytes, waits for the same SIZE
- *   bytes back (checked), records the round-trip time, repeats.
+ *   bytes back (checked), records the round-trip time, repeats. The
+ *   round-trip times go in a histogram of 1 us buckets up to HIST_US
+ *   (200 ms; a longer one counts as 200 ms): p50, p99 and p99.9 are
+ *   read from it, exact to the microsecond; max_us is exact.
  * stream:   each connection keeps up to 256 KiB in flight and reads the
  *   echo back (checked), counting bytes.
  * hold:     opens CONNS connections, echoes one byte on each to be sure
@@ -13,7 +16,8 @@
  *   SECONDS (for memory-per-connection measurements).
  *
  * Prints one line of key=value figures (msgs= round trips done, bytes=
- * bytes echoed back: the exact work behind the rate). Every run stops by
+ * bytes echoed back: the exact work behind the rate; pingpong adds
+ * p50_us= p99_us= p999_us= max_us=). Every run stops by
  * itself after SECONDS (and a hard alarm). Exit 1 on any mismatch or
  * error.
  */
@@ -104,6 +108,22 @@ check(const unsigned char *buf, size_t n, uint64_t off)
     }
 }
 
+/* The smallest bucket (us) with at least q of the n samples at or below
+ * it, q in (0, 1]. */
+static uint64_t
+percentile(uint64_t n, double q)
+{
+    uint64_t acc = 0;
+
+    for (uint64_t us = 0; us < HIST_US; us++) {
+        acc += hist[us];
+        if ((double)acc >= q * (double)n) {
+            return us;
+        }
+    }
+    return HIST_US;
+}
+
 static void
 pump_send(struct c *c, uint64_t limit)
 {
@@ -177,7 +197,7 @@ main(int argc, char **argv)
         size = 1;
     }
     uint64_t start = now_us(), end = start + (uint64_t)secs * 1000000;
-    uint64_t rtts = 0, done_hold = 0;
+    uint64_t rtts = 0, done_hold = 0, max_us = 0;
     for (int i = 0; i < conns; i++) {
         cs[i].t0 = now_us();
         pump_send(&cs[i], stream ? WINDOW : size);
@@ -209,6 +229,9 @@ main(int argc, char **argv)
             } else if (c->recvd == c->sent) {
                 uint64_t now = now_us(), us = now - c->t0;
                 hist[us > HIST_US ? HIST_US : us]++;
+                if (us > max_us) {
+                    max_us = us;
+                }
                 rtts++;
                 c->t0 = now;
                 pump_send(c, c->sent + size);
@@ -232,15 +255,12 @@ main(int argc, char **argv)
                (unsigned long long)bytes);
         return 0;
     }
-    uint64_t acc = 0, p50 = 0, p99 = 0;
-    for (int us = 0; us <= HIST_US; us++) {
-        acc += hist[us];
-        if (!p50 && acc * 2 >= rtts) p50 = (uint64_t)us;
-        if (!p99 && acc * 100 >= rtts * 99) p99 = (uint64_t)us;
-    }
     printf("mode=pingpong conns=%d size=%zu secs=%.2f rtt/s=%.0f msgs=%llu "
-           "p50_us=%llu p99_us=%llu\n", conns, size, el, (double)rtts / el,
-           (unsigned long long)rtts, (unsigned long long)p50,
-           (unsigned long long)p99);
+           "p50_us=%llu p99_us=%llu p999_us=%llu max_us=%llu\n", conns, size,
+           el, (double)rtts / el, (unsigned long long)rtts,
+           (unsigned long long)percentile(rtts, 0.50),
+           (unsigned long long)percentile(rtts, 0.99),
+           (unsigned long long)percentile(rtts, 0.999),
+           (unsigned long long)max_us);
     return 0;
 }

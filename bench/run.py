@@ -12,6 +12,9 @@ bounded by -d SECS and a hard subprocess timeout):
   pingpong-16k  20 connections, 16 KiB messages, round trips per second
   stream        8 connections, 256 KiB in flight each, MiB/s echoed
   hold          HOLD idle connections: VmRSS growth per connection
+  scrape-p99    SCRAPE_CONNS (1000) connections, 64-byte ping-pong, on
+                echod (workers = 1) with a metrics listener: round-trip
+                p50/p99/p99.9 with a GET /metrics every second and without
 Each round runs every server once, the order rotated round by round
 (ref w1 wN, w1 wN ref, wN ref w1, ...); RUNS rounds; medians per server.
 
@@ -19,6 +22,13 @@ Environment:
   RUNS=5 SECS=3 HOLD=10000   rounds, seconds per run, idle connections
   SCENARIOS=a,b              only these scenarios (names above, and
                              "spread")
+  BASE=path/to/echod         another echod build as one more server,
+                             column "base", at workers = 1: w1/base
+  BASE_REV=REV               build that git revision of this tree into
+                             the temporary directory (git archive | tar,
+                             make -j2) and use it as BASE; needs git
+  SCRAPE_SECS=5 SCRAPE_CONNS=1000
+                             scrape-p99: seconds per run, connections
   SYSCALLS=1                 count syscalls per message (0: skip);
                              SYSCALL_TOOL=strace forces the fallback
   SPREAD=1                   accepted connections per worker, socket-
@@ -34,8 +44,10 @@ Environment:
   SERVER_CPUS=LIST           pin the servers to LIST (taskset -c); N is
                              then the number of CPUs in LIST
 """
+import http.client
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -43,6 +55,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 RUNS = int(os.environ.get("RUNS", "5"))
@@ -60,6 +73,12 @@ CLIENT_CPUS = os.environ.get("CLIENT_CPUS", "")
 SERVER_CPUS = os.environ.get("SERVER_CPUS", "")
 ONLY = [s for s in os.environ.get("SCENARIOS", "").split(",") if s]
 REFN = os.environ.get("REFN", "0") != "0"
+BASE = os.environ.get("BASE", "")
+BASE_REV = os.environ.get("BASE_REV", "")
+SCRAPE_SECS = int(os.environ.get("SCRAPE_SECS", "5"))
+SCRAPE_CONNS = int(os.environ.get("SCRAPE_CONNS", "1000"))
+SCRAPE_SIZE = 64
+SCRAPE_EVERY = 1.0  # seconds between two scrapes
 
 # name, echoload arguments, unit of the rate, unit of work
 SCENARIOS = [
@@ -73,6 +92,11 @@ SCENARIOS = [
 TAX_LIMIT = 1.10
 TAX_SCENARIOS = ("pingpong-64", "pingpong-512")
 RSS_TARGET = 128  # bytes per idle echod connection
+# The counters and the histogram: w1 at least this fraction of base's
+# msgs/s (base = the build without them, BASE or BASE_REV).
+BASE_FLOOR = 0.97
+# A scrape a second moves p99 round-trip latency by at most this factor.
+SCRAPE_LIMIT = 1.05
 
 STARTED = []  # every server process this script started, to end by PID
 
@@ -167,25 +191,88 @@ class Server:
             STARTED.remove(self)
 
 
-def echod_conf(tmp, name, port, workers, debug=False):
+def echod_conf(tmp, name, port, workers, debug=False, mport=None):
+    """mport: also a metrics listener (GET /metrics) on that port."""
     path = os.path.join(tmp, name + ".conf")
+    listen = '{ address = "127.0.0.1"; port = %d; }' % port
+    if mport:
+        listen += (', { address = "127.0.0.1"; port = %d; '
+                   'service = "metrics"; }' % mport)
     with open(path, "w") as f:
-        f.write('listen = ( { address = "127.0.0.1"; port = %d; } );\n'
+        f.write('listen = ( %s );\n'
                 'workers = %d;\n'
                 'max_connections = 100000;\nlog_level = "%s";\n'
                 # every load client connects from 127.0.0.1
                 'max_connections_per_source = 0;\n'
                 'idle_timeout = 0;\nlisten_backlog = 4096;\n'
-                % (port, workers, "debug" if debug else "notice"))
+                % (listen, workers, "debug" if debug else "notice"))
     return path
 
 
-def start_echod(tmp, echod, name, workers):
+def start_echod(tmp, echod, name, workers, mport=None):
     port = free_port()
-    conf = echod_conf(tmp, name, port, workers)
+    conf = echod_conf(tmp, name, port, workers, mport=mport)
     s = Server(name, [echod, "-c", conf], port)
     wait_port(port, s.proc)
+    if mport:
+        wait_port(mport, s.proc)
     return s
+
+
+def build_base(tmp):
+    """The echod of BASE_REV, built in tmp/base from `git archive` of this
+    tree's repository (the working tree is not touched), or BASE as
+    given, or None. Only BASE_REV needs git."""
+    if BASE and BASE_REV:
+        raise SystemExit("BASE and BASE_REV: set one of them")
+    if BASE:
+        if not os.access(BASE, os.X_OK):
+            raise SystemExit("BASE=%s: not an executable" % BASE)
+        return os.path.abspath(BASE)
+    if not BASE_REV:
+        return None
+    top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not shutil.which("git"):
+        raise SystemExit("BASE_REV needs git")
+    r = subprocess.run(["git", "-C", top, "rev-parse", "--verify", "-q",
+                        BASE_REV + "^{commit}"],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise SystemExit("BASE_REV=%s: not a commit of the git repository "
+                         "at %s" % (BASE_REV, top))
+    commit = r.stdout.strip()
+    d = os.path.join(tmp, "base")
+    os.mkdir(d)
+    print("base: building %s (%s) in %s" % (BASE_REV, commit[:12], d),
+          file=sys.stderr, flush=True)
+    git = subprocess.Popen(["git", "-C", top, "archive", commit],
+                           stdout=subprocess.PIPE)
+    try:
+        subprocess.run(["tar", "-x", "-C", d], stdin=git.stdout, check=True,
+                       timeout=120)
+    finally:
+        git.stdout.close()
+        git.wait(timeout=120)
+    if git.returncode != 0:
+        raise SystemExit("git archive %s failed" % commit)
+    # A make of its own: not this make's jobserver or goals, but the same
+    # CC and CFLAGS if they came in the environment.
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+    try:
+        r = subprocess.run(["make", "-C", d, "-j2", "echod"], env=env,
+                           capture_output=True, text=True, timeout=900)
+    except subprocess.TimeoutExpired:
+        raise SystemExit("building BASE_REV=%s took over 900 s" % BASE_REV)
+    if r.returncode != 0:
+        raise SystemExit("building BASE_REV=%s failed:\n%s%s"
+                         % (BASE_REV, r.stdout[-4000:], r.stderr[-4000:]))
+    subj = subprocess.run(["git", "-C", top, "log", "-1", "--format=%s",
+                           commit], capture_output=True, text=True,
+                          timeout=60).stdout.strip()
+    print("base: %s = %s \"%s\", built with make -j2 in a temporary "
+          "directory\n" % (BASE_REV, commit[:12], subj))
+    return os.path.join(d, "echod")
 
 
 def start_ref(refecho, name="ref", nthreads=1):
@@ -460,21 +547,27 @@ def spread_report(tmp, echod, echoload):
 
 # ---- modes ----
 
-def compare(tmp, echod, echoload, refecho, n):
+def compare(tmp, echod, echoload, refecho, n, base):
     scen = [s for s in SCENARIOS if not ONLY or s[0] in ONLY]
     if scen:
-        timed(tmp, echod, echoload, refecho, n, scen)
+        timed(tmp, echod, echoload, refecho, n, scen, base)
+    if "scrape-p99" in ONLY or not ONLY:
+        scrape_report(tmp, echod, echoload)
     if "hold" in ONLY or not ONLY:
-        hold_report(tmp, echod, echoload, refecho, n)
+        hold_report(tmp, echod, echoload, refecho, n, base)
     if SPREAD and (not ONLY or "spread" in ONLY):
         spread_report(tmp, echod, echoload)
 
 
-def timed(tmp, echod, echoload, refecho, n, scen):
+def timed(tmp, echod, echoload, refecho, n, scen, base):
     """The interleaved runs, the tax summary and the syscall counts."""
     wn = "w%d" % n
     servers = [start_ref(refecho), start_echod(tmp, echod, "w1", 1)]
     pairs = [("w1", "ref")]
+    if base:
+        # next to w1, so the two mostly run one after the other
+        servers.append(start_echod(tmp, base, "base", 1))
+        pairs.append(("w1", "base"))
     if n > 1:
         servers.append(start_echod(tmp, echod, wn, n))
         pairs += [(wn, "ref"), (wn, "w1")]
@@ -521,6 +614,8 @@ def timed(tmp, echod, echoload, refecho, n, scen):
                   "the bare loop pays too)" % n)
         if taxed:
             print()
+        if base:
+            base_summary(scen, res, cpu)
         sys.stdout.flush()
         if SYSCALLS:
             tool = syscall_counter()
@@ -557,7 +652,168 @@ def timed(tmp, echod, echoload, refecho, n, scen):
             s.stop()
 
 
-def hold_report(tmp, echod, echoload, refecho, n):
+def base_summary(scen, res, cpu):
+    """w1 against base (the build without the counters): msgs/s and CPU
+    per message, the ratio of the medians and the median of the per-round
+    ratios."""
+    print("Counters and histogram: w1 (this build) over base, workers = 1 "
+          "(target: msgs/s ratio >= %.2f)" % BASE_FLOOR)
+    for name, _, unit in scen:
+        w1, b = res[name]["w1"], res[name]["base"]
+        rate = statistics.median(x[0] for x in w1) / statistics.median(
+            x[0] for x in b)
+        rate_r = statistics.median(x[0] / y[0] for x, y in zip(w1, b))
+        c = cpu[name]["w1"] / cpu[name]["base"]
+        c_r = statistics.median(x[1] / y[1] for x, y in zip(w1, b))
+        print("  %-13s w1/base %s = %.3f (median of per-round ratios %.3f)"
+              "  %s;  CPU per %s = %.3f (%.3f)" % (
+                  name, unit, rate, rate_r,
+                  "ok" if rate >= BASE_FLOOR else "UNDER %.2f" % BASE_FLOOR,
+                  "MiB" if unit == "MiB/s" else "message", c, c_r))
+    print()
+
+
+# ---- scrape-p99 ----
+
+class Scraper(threading.Thread):
+    """GET /metrics on port every SCRAPE_EVERY seconds until stop():
+    keeps the time and size of each answer; anything but a 200 is kept
+    in errors. Each scrape has a 10 s timeout."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.port = port
+        self.done = threading.Event()
+        self.times, self.sizes, self.errors = [], [], []
+
+    def run(self):
+        while not self.done.wait(SCRAPE_EVERY):
+            t0 = time.monotonic()
+            c = http.client.HTTPConnection("127.0.0.1", self.port,
+                                           timeout=10)
+            try:
+                c.request("GET", "/metrics")
+                r = c.getresponse()
+                body = r.read()
+                if r.status == 200:
+                    self.times.append(time.monotonic() - t0)
+                    self.sizes.append(len(body))
+                else:
+                    self.errors.append("HTTP %d" % r.status)
+            except (OSError, http.client.HTTPException) as e:
+                self.errors.append(repr(e))
+            finally:
+                c.close()
+
+    def stop(self):
+        self.done.set()
+        self.join(timeout=30)
+
+
+def fd_room(n):
+    """Raise the soft RLIMIT_NOFILE to the hard one (echoload and echod
+    inherit it, and both raise their own too); fail if n connections
+    plus a margin do not fit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < n + 100:
+        raise SystemExit("%d connections need RLIMIT_NOFILE above %d; the "
+                         "hard limit is %d (ulimit -Hn)" % (n, n + 100, hard))
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def scrape_run(srv, echoload, mport, scrape):
+    """One run of SCRAPE_CONNS ping-pong connections, with a scraper on
+    mport if scrape. Returns echoload's figures plus the server's CPU per
+    message and the scraper (or None)."""
+    cmd = [echoload, "-p", str(srv.port), "-d", str(SCRAPE_SECS), "-m",
+           "pingpong", "-c", str(SCRAPE_CONNS), "-s", str(SCRAPE_SIZE)]
+    sc = Scraper(mport) if scrape else None
+    c0 = cpu_s(srv.pid)
+    if sc:
+        sc.start()
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True,
+                           timeout=SCRAPE_SECS + 60)
+    except subprocess.TimeoutExpired:
+        raise SystemExit("echoload timed out")
+    finally:
+        if sc:
+            sc.stop()
+    used = cpu_s(srv.pid) - c0
+    if r.returncode != 0:
+        raise SystemExit("echoload failed: " + r.stderr)
+    if sc and sc.errors:
+        raise SystemExit("scrape-p99: %d scrape(s) failed: %s"
+                         % (len(sc.errors), ", ".join(sc.errors[:5])))
+    if sc and not sc.times:
+        raise SystemExit("scrape-p99: no scrape during a run")
+    kv = dict(f.split("=", 1) for f in r.stdout.split() if "=" in f)
+    fig = {k: float(kv[k]) for k in ("rtt/s", "msgs", "p50_us", "p99_us",
+                                    "p999_us", "max_us")}
+    fig["cpu"] = used / fig["msgs"] * 1e6
+    return fig, sc
+
+
+def scrape_report(tmp, echod, echoload):
+    """p99 round-trip latency of SCRAPE_CONNS ping-pong connections on
+    echod (workers = 1, a metrics listener) with a GET /metrics every
+    SCRAPE_EVERY s and without, the two runs back to back in each round,
+    which goes first alternating; medians over RUNS rounds."""
+    fd_room(SCRAPE_CONNS)
+    mport = free_port()
+    srv = start_echod(tmp, echod, "w1-metrics", 1, mport=mport)
+    res = {True: [], False: []}
+    scrapers = []
+    try:
+        for r in range(RUNS):
+            for scrape in ((True, False) if r % 2 else (False, True)):
+                fig, sc = scrape_run(srv, echoload, mport, scrape)
+                res[scrape].append(fig)
+                if sc:
+                    scrapers.append(sc)
+    finally:
+        srv.stop()
+    print("  scrape-p99 done", file=sys.stderr, flush=True)
+    times = [t for sc in scrapers for t in sc.times]
+    sizes = [b for sc in scrapers for b in sc.sizes]
+    print("Scrape p99: %d connections, %d-byte ping-pong, %d s per run, "
+          "echod workers = 1 with a metrics listener;\n\"with\": GET "
+          "/metrics every %g s during the run, \"without\": none; the two "
+          "back to back, medians of %d rounds"
+          % (SCRAPE_CONNS, SCRAPE_SIZE, SCRAPE_SECS, SCRAPE_EVERY, RUNS))
+    print("%-8s %10s %9s %9s %9s %9s %9s" % (
+        "run", "msg/s", "p50 us", "p99 us", "p99.9 us", "max us", "us/msg"))
+    for scrape in (False, True):
+        m = {k: statistics.median(f[k] for f in res[scrape])
+             for k in res[scrape][0]}
+        print("%-8s %10.0f %9.0f %9.0f %9.0f %9.0f %9.2f" % (
+            "with" if scrape else "without", m["rtt/s"], m["p50_us"],
+            m["p99_us"], m["p999_us"], m["max_us"], m["cpu"]))
+    w = [f["p99_us"] for f in res[True]]
+    wo = [f["p99_us"] for f in res[False]]
+    ratio = statistics.median(w) / statistics.median(wo)
+    print("p99 with/without = %.3f (median of per-round ratios %.3f)  "
+          "target <= %.2f  %s" % (
+              ratio, statistics.median(x / y for x, y in zip(w, wo)),
+              SCRAPE_LIMIT, "ok" if ratio <= SCRAPE_LIMIT
+              else "OVER %.2f" % SCRAPE_LIMIT))
+    print("per round, p99 us without/with (us/msg): %s" % ", ".join(
+        "%.0f/%.0f (%.2f/%.2f)" % (y["p99_us"], x["p99_us"], y["cpu"],
+                                  x["cpu"])
+        for x, y in zip(res[True], res[False])))
+    print("scrapes: %d in %d runs (%d to %d a run), every one HTTP 200; "
+          "each took %.1f ms (median), %.1f ms (max), %d bytes (median)" % (
+              len(times), len(scrapers),
+              min(len(sc.times) for sc in scrapers),
+              max(len(sc.times) for sc in scrapers),
+              statistics.median(times) * 1e3, max(times) * 1e3,
+              statistics.median(sizes)))
+    print()
+    sys.stdout.flush()
+
+
+def hold_report(tmp, echod, echoload, refecho, n, base):
     """RSS per idle connection of each server, a fresh one each."""
     wn = "w%d" % n
     print("RSS per idle connection: (VmRSS during - before) / %d, fresh "
@@ -567,6 +823,8 @@ def hold_report(tmp, echod, echoload, refecho, n):
               lambda: start_echod(tmp, echod, "w1", 1)]
     if n > 1:
         makers.append(lambda: start_echod(tmp, echod, wn, n))
+    if base:
+        makers.append(lambda: start_echod(tmp, base, "base", 1))
     for make in makers:
         srv = make()
         try:
@@ -628,7 +886,7 @@ def main():
         if WORKERS_LIST:
             scaling(tmp, echod, echoload, refecho)
         else:
-            compare(tmp, echod, echoload, refecho, n)
+            compare(tmp, echod, echoload, refecho, n, build_base(tmp))
     finally:
         for s in list(STARTED):
             s.stop()
