@@ -209,7 +209,8 @@ ifneq ($(SYSUSERS),)
 	$(INSTALL) -m 0644 $(SYSUSERS) $(DESTDIR)$(sysusersdir)/echod.conf
 endif
 	$(INSTALL) -d $(DESTDIR)$(docdir)/examples
-	$(INSTALL) -m 0644 systemd/echod-socket-only.conf $(DESTDIR)$(docdir)/examples
+	$(INSTALL) -m 0644 systemd/echod-socket-only.conf \
+	    systemd/echod-stamp-clock.conf $(DESTDIR)$(docdir)/examples
 
 uninstall:
 	rm -f $(DESTDIR)$(sbindir)/echod $(DESTDIR)$(mandir)/man8/echod.8 \
@@ -217,6 +218,7 @@ uninstall:
 	    $(DESTDIR)$(mandir)/man5/echod.conf.5 \
 	    $(DESTDIR)$(sysusersdir)/echod.conf \
 	    $(DESTDIR)$(docdir)/examples/echod-socket-only.conf \
+	    $(DESTDIR)$(docdir)/examples/echod-stamp-clock.conf \
 	    $(addprefix $(DESTDIR)$(systemdunitdir)/,$(UNITS))
 
 # ---- source tarball and packages ----

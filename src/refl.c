@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "counter.h"
+#include "log.h"
 #include "refl.h"
 #include "sock.h"
 
@@ -112,7 +113,15 @@ static void
 refl_clock(struct refl *r, uint64_t now_ms)
 {
     if (r->clock_at == 0 || now_ms - r->clock_at >= REFL_CLOCK_MS) {
-        (void)stamp_clock_read(&r->clock, false);
+        if (stamp_clock_read(&r->clock, false) < 0 && !r->clock_warned) {
+            /* A sandbox that forbids adjtimex (systemd's ProtectClock=)
+             * would make every reply say "unsynchronised": say why. */
+            log_warn("STAMP: cannot read the clock's state (adjtimex; under "
+                     "systemd, add the drop-in echod-stamp-clock.conf from "
+                     "the documentation's examples): replies say the clock "
+                     "is not synchronised");
+            r->clock_warned = true;
+        }
         r->clock_at = now_ms != 0 ? now_ms : 1;
     }
 }

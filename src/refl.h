@@ -40,6 +40,7 @@ struct refl_rx {
 struct refl {
     struct stamp_clock clock;
     uint64_t clock_at; /* loop ms of the last read; 0: never */
+    bool clock_warned; /* adjtimex failed, and the log said so */
     struct stss sess;  /* stateful sessions (allocated with the first) */
     bool sess_ok;
     /* T3 - T2 of every reply sent, decades of seconds as the echo delay

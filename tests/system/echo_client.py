@@ -17,6 +17,7 @@ import hashlib
 import os
 import signal
 import socket
+import struct
 import sys
 import time
 
@@ -64,6 +65,22 @@ def udp_round(host, port):
                 raise SystemExit("UDP echo of %d bytes differs" % size)
 
 
+def stamp_round(host, port):
+    """One STAMP test packet (RFC 8762 4.2.1): the reply has its length,
+    the sender's sequence number and T2 <= T3."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_DGRAM) as s:
+        s.settimeout(10)
+        s.connect((host, port))
+        s.send(struct.pack("!IQHH28x", 4242, 0, 1, 9))
+        r = s.recv(1500)
+        seq, t3, err, ssid, t2, sseq = struct.unpack("!IQHHQI", r[:28])
+        if len(r) != 44 or sseq != 4242 or ssid != 9 or not t2 <= t3:
+            raise SystemExit("bad STAMP reply %r" % r)
+        print("  STAMP reply: T3 - T2 %.1f us, error estimate %04x" %
+              ((t3 - t2) / 2**32 * 1e6, err))
+
+
 def main():
     signal.alarm(28)
     mode, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -87,6 +104,8 @@ def main():
             print("ok", flush=True)
     elif mode == "udp":
         udp_round(host, port)
+    elif mode == "stamp":
+        stamp_round(host, port)
     else:
         raise SystemExit("unknown mode " + mode)
     return 0

@@ -32,6 +32,8 @@ mv "$P/usr/lib/sysusers.d/echod.conf" "$P/opt/echod-test/echod.sysusers" ||
 
 mv "$P/usr/share/doc/echod/examples/echod-socket-only.conf" "$P/opt/echod-test/" ||
     { echo "make install did not install the socket-only drop-in"; exit 1; }
+mv "$P/usr/share/doc/echod/examples/echod-stamp-clock.conf" "$P/opt/echod-test/" ||
+    { echo "make install did not install the stamp-clock drop-in"; exit 1; }
 
 # Test-only settings: a short watchdog, no core dumps from its SIGABRT
 # (core_pattern is global), no start rate limit across the restarts, and a
@@ -56,12 +58,13 @@ Environment=ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on
 EOF
     echo "system test: sanitized build (ASan+UBSan, leak check off)"
 fi
-# The shipped config plus a TCP listener and a UDP socket on 7007, for the
-# reload step, and a drain (2 s) longer than the test drop-in's
-# TimeoutStopSec=.
+# The shipped config plus a TCP listener, a UDP socket on 7007 and a STAMP
+# reflector on 7862, for the reload step, and a drain (2 s) longer than
+# the test drop-in's TimeoutStopSec=.
 sed -e 's|^    { address = "::"; port = 7; ipv6_only = true; }$|&,\
     { address = "127.0.0.1"; port = 7007; },\
-    { address = "127.0.0.1"; port = 7007; protocol = "udp"; }|' \
+    { address = "127.0.0.1"; port = 7007; protocol = "udp"; },\
+    { address = "127.0.0.1"; port = 7862; service = "stamp"; }|' \
     -e 's|^shutdown_timeout = .*|shutdown_timeout = 2;|' \
     "$ROOT/conf/echod.conf" >"$P/opt/echod-test/echod-reload.conf"
 if ! grep -q 'port = 7007; protocol = "udp"' "$P/opt/echod-test/echod-reload.conf" ||

@@ -156,11 +156,44 @@ t_reload() {
     echo "  connection opened before the reload still echoes; port 7007 answers"
     # UDP under the unit's sandbox (seccomp filter, address families).
     udp_ok 127.0.0.1 7007 || return 1
+    # STAMP too: the unit forbids adjtimex, so the Error Estimate says
+    # "not synchronised" and the log says why (see t_stamp_clock).
+    NETNS "${CLIENT[@]}" stamp 127.0.0.1 7862 || return 1
+    wait_for 10 syslog_has "STAMP: cannot read the clock's state" || return 1
     [ "$(show MainPID)" = "$pid0" ] && [ "$(show NRestarts)" = 0 ] &&
         wait_for 10 syslog_has 'reloaded configuration from /etc/echod.conf' &&
-        wait_for 5 status_has '3 listener\(s\), .*; udp: 1 socket\(s\), 4 received, 4 echoed, 0 dropped'
+        wait_for 5 status_has '3 listener\(s\), .*; udp: 2 socket\(s\), 5 received, 5 echoed, 0 dropped'
 }
 status_has() { show StatusText | grep -Eq "$1"; }
+
+# The stamp-clock drop-in lets echod read the clock's state: after a
+# restart with it, a STAMP reply is made without the adjtimex warning.
+clock_warnings() {
+    IN journalctl _SYSTEMD_UNIT=echod.service _TRANSPORT=syslog --no-pager \
+        -o cat | grep -c "cannot read the clock's state"
+}
+reloads() {
+    IN journalctl _SYSTEMD_UNIT=echod.service _TRANSPORT=syslog --no-pager \
+        -o cat | grep -c 'reloaded configuration'
+}
+more_reloads() { [ "$(reloads)" -gt "$1" ]; }
+t_stamp_clock() {
+    local n0 r0
+    IN mkdir -p /etc/systemd/system/echod.service.d &&
+        IN cp /opt/echod-test/echod-stamp-clock.conf \
+            /etc/systemd/system/echod.service.d/stamp-clock.conf &&
+        IN systemctl daemon-reload || return 1
+    n0=$(clock_warnings)
+    IN systemctl restart echod.service && active || return 1
+    NETNS "${CLIENT[@]}" stamp 127.0.0.1 7862 || return 1
+    # A warning would be logged before that reply was sent; a reload's
+    # line, logged after it, marks where the journal has caught up.
+    r0=$(reloads)
+    IN systemctl reload echod.service && wait_for 10 more_reloads "$r0" ||
+        return 1
+    echo "  clock warnings: $n0 before the restart, $(clock_warnings) after"
+    [ "$(clock_warnings)" = "$n0" ]
+}
 
 # kill_main SIGNAL "RESULT CODE STATUS": signal the main process, wait for
 # systemd to restart echod, check how the old one ended.
@@ -327,6 +360,7 @@ step status-line t_status
 step journal-syslog t_journal
 step watchdog-pings t_watchdog_pings
 step reload-keeps-connection t_reload
+step stamp-clock-dropin t_stamp_clock
 step watchdog-restart t_watchdog
 step kill-9-restart t_kill9
 step stop-clean t_stop
