@@ -87,7 +87,7 @@ jw_clean(char *dst, size_t cap, const char **src, bool json)
     size_t used = 0;
 
     while (*p != '\0') {
-        char esc[8];
+        char esc[16]; /* a backslash, u and up to 8 hex digits */
         unsigned cp;
         size_t in = jw_utf8(p, &cp);
         const char *out = (const char *)p;
