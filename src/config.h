@@ -52,10 +52,17 @@ enum cfg_proto {
     CFG_PROTO_UDP,
 };
 
+/* What a `listen` entry serves (its `service` key). */
+enum cfg_service {
+    CFG_SVC_ECHO,    /* RFC 862: send every byte back */
+    CFG_SVC_DISCARD, /* RFC 863: read and count, answer nothing */
+    CFG_SVC_METRICS, /* TCP: GET /metrics, served by the main thread */
+};
+
 struct cfg_listen {
     char address[CFG_ADDR_MAX]; /* numeric IPv4 or IPv6 address */
-    /* What it serves: "echo" (also ""), or "metrics" (TCP: GET /metrics
-     * for Prometheus, served by the main thread). Part of its identity. */
+    /* What it serves: "echo" (also ""), "discard", or "metrics" (see
+     * enum cfg_service). Part of its identity. */
     char service[CFG_SERVICE_MAX];
     int64_t port;
     int64_t protocol;      /* enum cfg_proto */
@@ -190,6 +197,10 @@ const char *cfg_proto_name(int64_t proto);
 /* Same address, port, protocol and options: the socket's identity. The
  * access lists are not part of it (see cfg_listen_same_acl). */
 bool cfg_listen_equal(const struct cfg_listen *a, const struct cfg_listen *b);
+
+/* What entry l serves (CFG_SVC_ECHO for "" and for a name that is no
+ * service, which a loaded config never holds). */
+enum cfg_service cfg_listen_service(const struct cfg_listen *l);
 
 /* True for a listen entry with service = "metrics". */
 bool cfg_listen_metrics(const struct cfg_listen *l);
