@@ -9,6 +9,18 @@
 
 #include "status.h"
 
+static const char *const st_service_names[] = {
+    [ST_SVC_ECHO] = "echo",
+    [ST_SVC_DISCARD] = "discard",
+    [ST_SVC_METRICS] = "metrics",
+};
+
+const char *
+st_service_name(enum st_service svc)
+{
+    return st_service_names[svc];
+}
+
 /* Where the text is after appending the result n of snprintf at used
  * (len when it did not fit: nothing more is appended). */
 static size_t
@@ -52,6 +64,11 @@ st_udp(const struct st_sum *s, char *buf, size_t len, size_t used)
     }
     if (dropped > 0 && used < len) {
         used = st_put(used, len, snprintf(buf + used, len - used, ")"));
+    }
+    if (s->udp_discarded > 0 && used < len) {
+        used = st_put(used, len,
+                      snprintf(buf + used, len - used, ", %llu discarded",
+                               (unsigned long long)s->udp_discarded));
     }
     return used;
 }
