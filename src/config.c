@@ -432,8 +432,7 @@ static const char *const cfg_service_names[] = {
     [CFG_SVC_DISCARD] = "discard",
     [CFG_SVC_METRICS] = "metrics",
 };
-#define CFG_N_SERVICE                                                          \
-    (sizeof(cfg_service_names) / sizeof(cfg_service_names[0]))
+#define CFG_N_SERVICE (sizeof(cfg_service_names) / sizeof(cfg_service_names[0]))
 
 /* The index of name in names[0..n), or -1. */
 static int
@@ -1006,9 +1005,8 @@ cfg_check_service(struct cfg_ctx *x, const config_setting_t *item,
     const config_setting_t *s = config_setting_get_member(item, "service");
 
     if (cfg_name_index(cfg_service_names, CFG_N_SERVICE, l->service) < 0) {
-        return cfg_fail(x, s,
-                        "%s.service: expected one of echo, discard, metrics",
-                        label);
+        return cfg_fail(
+            x, s, "%s.service: expected one of echo, discard, metrics", label);
     }
     if (cfg_listen_metrics(l) && l->protocol != CFG_PROTO_TCP) {
         return cfg_fail(x, s, "%s.service: metrics is TCP only", label);

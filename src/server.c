@@ -136,8 +136,8 @@ srv_status_entry(struct st_lsn *l, const struct bset_ent *e)
         scr_sum(&srv.scr, e->id, &l->c);
     } else {
         /* The policy is what the workers act on (bset.h). */
-        l->service = e->pol != NULL && e->pol->discard ? ST_SVC_DISCARD
-                                                       : ST_SVC_ECHO;
+        l->service =
+            e->pol != NULL && e->pol->discard ? ST_SVC_DISCARD : ST_SVC_ECHO;
         wrk_pool_sum_entry(&srv.pool, e->id, &l->c);
     }
 }

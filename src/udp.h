@@ -90,7 +90,7 @@ struct udp_set {
     _Atomic uint64_t n_echoed; /* replies sent */
     _Atomic uint64_t bytes_echoed;
     _Atomic uint64_t n_drop[UDP_DROP_MAX];
-    _Atomic uint64_t n_discarded; /* taken by discard sockets */
+    _Atomic uint64_t n_discarded;            /* taken by discard sockets */
     struct log_limit drop_log[UDP_DROP_MAX]; /* a peer can cause each */
     struct log_limit recv_log;
 };

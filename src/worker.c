@@ -613,6 +613,8 @@ int
 wrk_pool_snap(struct wrk_pool *p, struct snap **v, size_t limit,
               int timeout_ms)
 {
+    /* v is an array of p->n pointers: the size of one is meant. */
+    // NOLINTNEXTLINE(bugprone-sizeof-expression)
     memset(v, 0, p->n * sizeof(*v));
     for (size_t i = 0; i < p->n; i++) {
         struct wrk_msg *m = wrk_msg_new(WRK_SNAP);
