@@ -102,7 +102,7 @@ UNIT_HDRS  := $(wildcard tests/unit/*.h)
 WRAP_test_listener := -Wl,--wrap=accept4
 WRAP_test_outq     := -Wl,--wrap=sendmsg,--wrap=malloc
 WRAP_test_log      := -Wl,--wrap=clock_gettime,--wrap=syslog,--wrap=__syslog_chk
-WRAP_test_conn     := -Wl,--wrap=clock_gettime
+WRAP_test_conn     := -Wl,--wrap=clock_gettime,--wrap=send,--wrap=sendmsg
 WRAP_test_peers    := -Wl,--wrap=calloc,--wrap=malloc,--wrap=realloc
 WRAP_test_udp      := -Wl,--wrap=sendmmsg,--wrap=clock_gettime
 WRAP_test_srckey   := -Wl,--wrap=getrandom

@@ -43,6 +43,7 @@ bset_pol_new(const struct cfg *c, const struct cfg_listen *cl)
     p->allow = acl_ref((struct acl *)cfg_listen_allow(c, cl));
     p->deny = acl_ref((struct acl *)cfg_listen_deny(c, cl));
     p->proxy = cl->proxy_protocol;
+    p->discard = cfg_listen_service(cl) == CFG_SVC_DISCARD;
     p->proxy_from = acl_ref(cl->proxy_from);
     p->proxy_timeout_ms = (uint32_t)cl->proxy_timeout * 1000;
     p->stamp = cfg_listen_stamp(cl);

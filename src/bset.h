@@ -11,8 +11,10 @@
  * Each worker's half (struct bset_local) holds that worker's sockets as
  * loop owners (struct bset_sock): registration, readiness flags, the
  * ready-list requeue and the close are the same for every kind; a kind
- * (struct bset_kind: TCP echo in listener.c, UDP echo in udp.c) only
- * says what a turn does. A new service is one more kind.
+ * (struct bset_kind: TCP in listener.c, UDP in udp.c) only says what a
+ * turn does. A service that only changes what becomes of the bytes read
+ * (discard) is a flag of the entry's policy, not a kind: it shares the
+ * whole turn.
  */
 #ifndef ECHOD_BSET_H
 #define ECHOD_BSET_H
@@ -34,17 +36,21 @@ enum bset_type {
 };
 
 /*
- * Who an entry lets in, from the configuration: immutable once made, and
- * shared by reference (the main thread's entry, each worker's socket,
- * and a connection still waiting for its PROXY header each hold one), so
- * that a reload can swap it under running workers and the old one goes
- * when its last holder lets go, in whichever thread that is.
+ * Who an entry lets in and how it serves them, from the configuration:
+ * immutable once made, and shared by reference (the main thread's entry,
+ * each worker's socket, and a connection still waiting for its PROXY
+ * header each hold one), so that a reload can swap it under running
+ * workers and the old one goes when its last holder lets go, in
+ * whichever thread that is. `discard` never changes for an entry: the
+ * service is part of its identity (cfg_listen_equal), so a reload that
+ * changes it makes a new entry.
  */
 struct bset_pol {
     _Atomic unsigned refs;
     struct acl *allow;      /* clients served (NULL: everyone) */
     struct acl *deny;       /* clients refused first (NULL: no one) */
     bool proxy;             /* a PROXY protocol header comes first */
+    bool discard;           /* service = "discard": read, count, no reply */
     struct acl *proxy_from; /* who may send it (with proxy) */
     uint32_t proxy_timeout_ms;
     /* UDP: the entry's own reply buckets (a reference), or NULL for the

@@ -195,7 +195,8 @@ const struct cfg_key cfg_keys[] = {
      .max = CFG_SERVICE_MAX - 1,
      .required = false,
      .reload = CFG_RELOAD,
-     .doc = "What a listen entry serves: \"echo\", or \"metrics\" (TCP: "
+     .doc = "What a listen entry serves: \"echo\", \"discard\" (RFC 863: "
+            "read and count, answer nothing), or \"metrics\" (TCP: "
             "Prometheus metrics at GET /metrics)."},
     {.name = "proxy_timeout",
      .type = CFG_INT,
@@ -538,6 +539,26 @@ static const char *const cfg_proto_names[] = {
 };
 #define CFG_N_PROTO (sizeof(cfg_proto_names) / sizeof(cfg_proto_names[0]))
 
+static const char *const cfg_service_names[] = {
+    [CFG_SVC_ECHO] = "echo",
+    [CFG_SVC_DISCARD] = "discard",
+    [CFG_SVC_METRICS] = "metrics",
+    [CFG_SVC_STAMP] = "stamp",
+};
+#define CFG_N_SERVICE (sizeof(cfg_service_names) / sizeof(cfg_service_names[0]))
+
+/* The index of name in names[0..n), or -1. */
+static int
+cfg_name_index(const char *const *names, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(name, names[i]) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
 const char *
 cfg_proto_name(int64_t proto)
 {
@@ -548,12 +569,7 @@ cfg_proto_name(int64_t proto)
 static int
 cfg_proto_from_name(const char *name)
 {
-    for (size_t i = 0; i < CFG_N_PROTO; i++) {
-        if (strcmp(name, cfg_proto_names[i]) == 0) {
-            return (int)i;
-        }
-    }
-    return -1;
+    return cfg_name_index(cfg_proto_names, CFG_N_PROTO, name);
 }
 const size_t cfg_n_default_listen =
     sizeof(cfg_default_listen) / sizeof(cfg_default_listen[0]);
@@ -665,20 +681,28 @@ cfg_listen_equal(const struct cfg_listen *a, const struct cfg_listen *b)
      * the other, so a change makes a new socket. */
     return strcmp(a->address, b->address) == 0 && a->port == b->port &&
            a->ipv6_only == b->ipv6_only && a->protocol == b->protocol &&
-           strcmp(a->service, b->service) == 0 &&
+           cfg_listen_service(a) == cfg_listen_service(b) &&
            a->own_limits == b->own_limits;
+}
+
+enum cfg_service
+cfg_listen_service(const struct cfg_listen *l)
+{
+    int i = cfg_name_index(cfg_service_names, CFG_N_SERVICE, l->service);
+
+    return i < 0 ? CFG_SVC_ECHO : (enum cfg_service)i;
 }
 
 bool
 cfg_listen_stamp(const struct cfg_listen *l)
 {
-    return strcmp(l->service, "stamp") == 0;
+    return cfg_listen_service(l) == CFG_SVC_STAMP;
 }
 
 bool
 cfg_listen_metrics(const struct cfg_listen *l)
 {
-    return strcmp(l->service, "metrics") == 0;
+    return cfg_listen_service(l) == CFG_SVC_METRICS;
 }
 
 const struct acl *
@@ -1093,7 +1117,8 @@ cfg_check_proxy(struct cfg_ctx *x, const config_setting_t *item,
     return 0;
 }
 
-/* service: "echo" or "metrics"; metrics is TCP and speaks HTTP itself,
+/* service: one of cfg_service_names. Echo and discard serve TCP or UDP,
+ * with or without a PROXY header; metrics is TCP and speaks HTTP itself,
  * so no PROXY header comes first. */
 static int
 cfg_check_service(struct cfg_ctx *x, const config_setting_t *item,
@@ -1101,10 +1126,10 @@ cfg_check_service(struct cfg_ctx *x, const config_setting_t *item,
 {
     const config_setting_t *s = config_setting_get_member(item, "service");
 
-    if (strcmp(l->service, "echo") != 0 && !cfg_listen_metrics(l) &&
-        !cfg_listen_stamp(l)) {
+    if (cfg_name_index(cfg_service_names, CFG_N_SERVICE, l->service) < 0) {
         return cfg_fail(x, s,
-                        "%s.service: expected one of echo, metrics, stamp",
+                        "%s.service: expected one of echo, discard, metrics, "
+                        "stamp",
                         label);
     }
     if (cfg_listen_metrics(l) && l->protocol != CFG_PROTO_TCP) {

@@ -54,10 +54,18 @@ enum cfg_proto {
     CFG_PROTO_UDP,
 };
 
+/* What a `listen` entry serves (its `service` key). */
+enum cfg_service {
+    CFG_SVC_ECHO,    /* RFC 862: send every byte back */
+    CFG_SVC_DISCARD, /* RFC 863: read and count, answer nothing */
+    CFG_SVC_METRICS, /* TCP: GET /metrics, served by the main thread */
+    CFG_SVC_STAMP,   /* UDP: a STAMP session-reflector (RFC 8762) */
+};
+
 struct cfg_listen {
     char address[CFG_ADDR_MAX]; /* numeric IPv4 or IPv6 address */
-    /* What it serves: "echo" (also ""), or "metrics" (TCP: GET /metrics
-     * for Prometheus, served by the main thread). Part of its identity. */
+    /* What it serves: "echo" (also ""), "discard", or "metrics" (see
+     * enum cfg_service). Part of its identity. */
     char service[CFG_SERVICE_MAX];
     int64_t port;
     int64_t protocol;      /* enum cfg_proto */
@@ -211,6 +219,9 @@ const char *cfg_proto_name(int64_t proto);
  * access lists are not part of it (see cfg_listen_same_acl). */
 bool cfg_listen_equal(const struct cfg_listen *a, const struct cfg_listen *b);
 
+/* What entry l serves (CFG_SVC_ECHO for "" and for a name that is no
+ * service, which a loaded config never holds). */
+enum cfg_service cfg_listen_service(const struct cfg_listen *l);
 /* True for a listen entry with service = "stamp". */
 bool cfg_listen_stamp(const struct cfg_listen *l);
 

@@ -3,7 +3,9 @@
  *
  * Owns: reading the peer until EAGAIN (within a budget), writing the echo
  * at once, queueing only what the kernel refused, backpressure by the
- * output watermarks, half-close, the idle LRU, and conn_close().
+ * output watermarks, half-close, the idle LRU, and conn_close(). A
+ * discard connection takes the same path and stops after the read: its
+ * queue stays empty, so it never pauses, writes or holds a chunk.
  * Never calls epoll_ctl after registration (loop_add is the only call).
  * Invariants: bytes leave in the order they arrived: new input goes behind
  * anything queued, never ahead of it; a read never asks for more than the
@@ -64,6 +66,10 @@ conn_set_init(struct conn_set *set, struct loop *loop)
 }
 
 _Static_assert(CONN_REASON_MAX == STS_CLOSE_MAX, "stats.h counts closes");
+/* An idle connection costs exactly this (docs/design.md section 8): a
+ * new field has to fit in what is left of the padding. */
+_Static_assert(sizeof(void *) != 8 || sizeof(struct conn) <= 112,
+               "struct conn stays 112 bytes");
 
 /* c's listener's counters. */
 static struct sts_ctr *
@@ -421,7 +427,8 @@ struct conn *
 conn_new(struct conn_set *set, int fd, uint32_t source, struct bset_pol *pol,
          uint8_t slot)
 {
-    struct conn *c = conn_alloc(set, pol != NULL || log_enabled(LOG_DEBUG));
+    bool proxy = pol != NULL && pol->proxy;
+    struct conn *c = conn_alloc(set, proxy || log_enabled(LOG_DEBUG));
 
     if (c == NULL) {
         return NULL;
@@ -449,10 +456,11 @@ conn_new(struct conn_set *set, int fd, uint32_t source, struct bset_pol *pol,
         if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
             conn_set_src(c, (const struct sockaddr *)&ss, len);
         }
-        if (pol != NULL) {
+        if (proxy) {
             conn_pend(c, pol);
         }
     }
+    c->discard = pol != NULL && pol->discard;
     c->source = source;
     c->active = (uint32_t)set->loop->now;
     c->created = (uint32_t)(set->loop->now / 10);
@@ -812,7 +820,9 @@ conn_run(struct conn *c)
             if ((size_t)n < want && !c->rdhup) {
                 c->readable = false;
             }
-            if (!set->draining &&
+            /* Discard: counted above, gone now. Its queue stays empty,
+             * so it never pauses and reads on at once. */
+            if (!set->draining && !c->discard &&
                 conn_echo(c, set->loop->scratch, (size_t)n) < 0) {
                 return;
             }

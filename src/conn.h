@@ -100,6 +100,7 @@ struct conn {
     bool wr_shut : 1;   /* shutdown(SHUT_WR) done (draining) */
     bool ext : 1;       /* a struct conn_ext follows (see conn.c) */
     bool pending : 1;   /* waiting for a PROXY header: nothing echoed */
+    bool discard : 1;   /* service = "discard": read and count, never write */
     uint8_t slot;       /* its listener's counters: set->tab.slot[slot] */
 };
 
@@ -118,12 +119,16 @@ void conn_set_configure(struct conn_set *set, size_t high, size_t low,
  * Take ownership of an accepted, nonblocking socket and register it
  * (counted in set->tab's slot `slot`, which it holds until closed), and
  * of `source`, the handle of its source in set->adm's table (or
- * PEER_NONE), which conn_close releases. With pol (a PROXY listener's
- * policy; NULL otherwise) nothing is echoed until a PROXY header has
- * come within pol->proxy_timeout_ms; then the client it declares must
- * pass pol's allow and deny and its source's limit (closes with reason
- * CONN_PROXY, CONN_ACL, CONN_PER_SOURCE). Returns the connection, or
- * NULL with errno (the caller still owns fd and source).
+ * PEER_NONE), which conn_close releases. pol is its listener's policy
+ * (NULL: none, an echo connection; unit tests). With pol->proxy nothing
+ * is read as data until a PROXY header has come within
+ * pol->proxy_timeout_ms; then the client it declares must pass pol's
+ * allow and deny and its source's limit (closes with reason CONN_PROXY,
+ * CONN_ACL, CONN_PER_SOURCE). With pol->discard every byte read is
+ * counted and thrown away: nothing is ever written or queued, and the
+ * peer's EOF closes it (CONN_EOF). pol itself is not kept (a pending
+ * connection takes a reference until its header is done). Returns the
+ * connection, or NULL with errno (the caller still owns fd and source).
  */
 struct conn *conn_new(struct conn_set *set, int fd, uint32_t source,
                       struct bset_pol *pol, uint8_t slot);

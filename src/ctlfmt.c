@@ -295,6 +295,8 @@ static const struct ctl_family ctl_families[] = {
      CTL_OFF(udp_echoed), NULL},
     {"udp_datagrams_dropped_total", "datagrams dropped", CTL_UDP, UDP_DROP_MAX,
      CTL_OFF(udp_drop), ctl_drop_name},
+    {"udp_datagrams_discarded_total", "datagrams discarded", CTL_UDP, 0,
+     CTL_OFF(udp_discarded), NULL},
 };
 
 #define CTL_FAMILIES (sizeof(ctl_families) / sizeof(ctl_families[0]))
@@ -403,6 +405,7 @@ ctl_total(const struct st_sum *s, struct sts_ctr *t)
     for (int r = 0; r < UDP_DROP_MAX; r++) {
         t->udp_drop[r] = s->udp_drop[r];
     }
+    t->udp_discarded = s->udp_discarded;
 }
 
 /* A bucket's bound for people: "1us", "100ms", "10s". */
@@ -485,7 +488,8 @@ ctl_stats_text(struct mtr_buf *b, const struct st_sum *s)
         ctl_ctr_text(b, &l->c, ctl_kinds(l));
     }
     ctl_total(s, &t);
-    mtr_printf(b, "total (echo, with listeners removed by reloads)\n");
+    mtr_printf(b, "total (echo and discard, with listeners removed by "
+                  "reloads)\n");
     ctl_ctr_text(b, &t, CTL_TCP | CTL_UDP);
     ctl_hist_text(b, "echo delay", s->hist, s->hist_sum_us * 1000);
     ctl_hist_text(b, "stamp residence (T3 - T2)", s->stamp_hist,

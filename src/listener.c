@@ -237,8 +237,7 @@ lsn_admit(struct bset_sock *l, int fd, const struct sockaddr_storage *peer)
         adm_give(a);
         return;
     }
-    if (conn_new(set->conns, fd, source, lsn_proxied(l) ? l->pol : NULL,
-                 l->slot) == NULL) {
+    if (conn_new(set->conns, fd, source, l->pol, l->slot) == NULL) {
         int saved = errno;
         unsigned gen = set->conns->peer_gen; /* of the handle */
 

@@ -111,8 +111,7 @@ static void
 mtr_labels(const struct st_lsn *l, char *buf, size_t len)
 {
     snprintf(buf, len, "listener=\"%s\",protocol=\"%s\",service=\"%s\"",
-             l->name, l->udp ? "udp" : "tcp",
-             st_service_name(l->service));
+             l->name, l->udp ? "udp" : "tcp", st_service_name(l->service));
 }
 
 /* One series per listener of the given protocol: field f of its
@@ -150,6 +149,7 @@ MTR_FIELD(queued)
 MTR_FIELD(paused)
 MTR_FIELD(udp_rx)
 MTR_FIELD(udp_echoed)
+MTR_FIELD(udp_discarded)
 
 static void
 mtr_tcp(struct mtr_buf *b, const struct st_sum *s)
@@ -228,6 +228,10 @@ mtr_udp(struct mtr_buf *b, const struct st_sum *s)
                        (unsigned long long)ctr_get(&s->lsn[i].c.udp_drop[r]));
         }
     }
+    mtr_per_lsn(b, s, "echod_udp_datagrams_discarded_total", "counter",
+                "UDP datagrams a discard listener took and answered "
+                "on purpose with nothing.",
+                1, mtr_f_udp_discarded);
 }
 
 static void

@@ -135,7 +135,10 @@ srv_status_entry(struct st_lsn *l, const struct bset_ent *e)
         l->service = ST_SVC_METRICS;
         scr_sum(&srv.scr, e->id, &l->c);
     } else {
-        l->service = cfg_listen_stamp(&e->conf) ? ST_SVC_STAMP : ST_SVC_ECHO;
+        /* The policy is what the workers act on (bset.h). */
+        l->service = e->pol != NULL && e->pol->discard ? ST_SVC_DISCARD
+                     : e->pol != NULL && e->pol->stamp ? ST_SVC_STAMP
+                                                       : ST_SVC_ECHO;
         wrk_pool_sum_entry(&srv.pool, e->id, &l->c);
     }
 }
@@ -152,7 +155,7 @@ srv_status_sum(struct st_sum *s)
         if (e->type == BSET_UDP) {
             s->n_udp++;
         } else if (!e->metrics) {
-            s->n_tcp++; /* echo listeners; metrics ones are not */
+            s->n_tcp++; /* echo and discard; metrics ones are not */
         }
         if (s->n_lsn < ST_LISTENERS) {
             srv_status_entry(&s->lsn[s->n_lsn++], e);
@@ -980,11 +983,12 @@ srv_run(void)
     wrk_pool_sum(&srv.pool, &s);
     log_notice("exiting: %llu connection(s) served, %llu bytes echoed; "
                "udp: %llu datagram(s) received, %llu echoed (%llu bytes), "
-               "%llu dropped",
+               "%llu dropped, %llu discarded",
                (unsigned long long)s.opened, (unsigned long long)s.bytes_out,
                (unsigned long long)s.udp_rx, (unsigned long long)s.udp_echoed,
                (unsigned long long)s.udp_bytes,
-               (unsigned long long)st_udp_dropped(&s));
+               (unsigned long long)st_udp_dropped(&s),
+               (unsigned long long)s.udp_discarded);
     return SRV_EX_OK;
 }
 

@@ -62,6 +62,7 @@ struct sts_ctr {
     _Atomic uint64_t udp_rx;
     _Atomic uint64_t udp_echoed;
     _Atomic uint64_t udp_drop[STS_UDP_DROP_MAX];
+    _Atomic uint64_t udp_discarded; /* taken by a discard socket, unanswered */
 };
 
 struct sts_slot {

@@ -9,6 +9,19 @@
 
 #include "status.h"
 
+static const char *const st_service_names[] = {
+    [ST_SVC_ECHO] = "echo",
+    [ST_SVC_DISCARD] = "discard",
+    [ST_SVC_METRICS] = "metrics",
+    [ST_SVC_STAMP] = "stamp",
+};
+
+const char *
+st_service_name(enum st_service svc)
+{
+    return st_service_names[svc];
+}
+
 /* Where the text is after appending the result n of snprintf at used
  * (len when it did not fit: nothing more is appended). */
 static size_t
@@ -53,6 +66,11 @@ st_udp(const struct st_sum *s, char *buf, size_t len, size_t used)
     if (dropped > 0 && used < len) {
         used = st_put(used, len, snprintf(buf + used, len - used, ")"));
     }
+    if (s->udp_discarded > 0 && used < len) {
+        used = st_put(used, len,
+                      snprintf(buf + used, len - used, ", %llu discarded",
+                               (unsigned long long)s->udp_discarded));
+    }
     return used;
 }
 
@@ -74,20 +92,6 @@ st_workers_text(const struct st_sum *s, char *buf, size_t len)
                                (unsigned long long)s->w_opened[i],
                                (unsigned long long)s->w_udp_rx[i]));
     }
-}
-
-const char *
-st_service_name(enum st_service svc)
-{
-    switch (svc) {
-    case ST_SVC_METRICS:
-        return "metrics";
-    case ST_SVC_STAMP:
-        return "stamp";
-    case ST_SVC_ECHO:
-        break;
-    }
-    return "echo";
 }
 
 void

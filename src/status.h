@@ -19,12 +19,11 @@
 /* What a listen entry serves (the `service` key). */
 enum st_service {
     ST_SVC_ECHO,
+    ST_SVC_DISCARD,
     ST_SVC_METRICS,
     ST_SVC_STAMP,
 };
 
-/* "echo", "metrics", "stamp": the label of a service. */
-const char *st_service_name(enum st_service svc);
 
 /* One listen entry's counters, summed over the workers. */
 struct st_lsn {
@@ -42,8 +41,9 @@ struct st_lsn {
  * those of the entries in force.
  */
 struct st_sum {
-    size_t n_tcp; /* TCP listen entries */
-    size_t n_udp; /* UDP listen entries */
+    size_t n_tcp; /* TCP listen entries that take connections (echo and
+                     discard; not metrics) */
+    size_t n_udp; /* UDP listen entries (echo and discard) */
     bool stopping;
     bool reload_failed;
     uint64_t open;            /* TCP connections open */
@@ -54,10 +54,11 @@ struct st_sum {
     uint64_t acl;             /* refused by allow/deny at accept */
     uint64_t untrusted;       /* not in proxy_from */
     uint64_t bytes_out;       /* TCP bytes echoed */
-    uint64_t udp_rx;
+    uint64_t udp_rx;          /* = echoed + discarded + dropped */
     uint64_t udp_echoed;
     uint64_t udp_bytes;
     uint64_t udp_drop[UDP_DROP_MAX];
+    uint64_t udp_discarded;              /* taken by discard sockets */
     uint64_t bytes_in;                   /* TCP bytes received */
     uint64_t closed[STS_CLOSE_MAX];      /* TCP closes by reason */
     uint64_t paused;                     /* TCP conns in backpressure */
@@ -88,10 +89,18 @@ struct st_sum {
  *   "2 listener(s), 5 connection(s) open, 17 accepted, 0 refused (0 per
  *    source); udp: 1 socket(s), 40 received, 31 echoed, 9 dropped (9 rate)"
  * "refused" counts every connection closed at accept: over a limit, by
- * allow/deny, from an untrusted proxy, or shed for lack of fds.
+ * allow/deny, from an untrusted proxy, or shed for lack of fds. Discard
+ * listeners count with the others (their connections and datagrams are
+ * in the same totals); once a discard socket has taken a datagram the UDP
+ * part ends in ", N discarded", so that received = echoed + dropped +
+ * discarded stays visible. An echo-only echod's line is unchanged.
  * Always NUL-terminates; a line that does not fit is cut.
  */
 void st_text(const struct st_sum *s, char *buf, size_t len);
+
+/* "echo", "discard", "metrics" or "stamp": the `service` label of every
+ * view. */
+const char *st_service_name(enum st_service svc);
 
 /* "w0 5/0, w1 7/2": accepted connections / received datagrams of each
  * worker (s->per_worker). Always NUL-terminates. */

@@ -16,12 +16,15 @@
  *     make echod a high-rate or high-bandwidth reflector.
  * Never queues a reply: UDP has no backpressure, so a reply the kernel
  * will not take now is dropped and counted. Every drop is counted by
- * reason and logged through a flood limiter.
+ * reason and logged through a flood limiter. A discard socket (RFC 863)
+ * answers nothing: each datagram it takes is counted as discarded, not
+ * as a drop (nothing went wrong), and spends no rate-limit token.
  * Binding, registration and close belong to the bound-socket set
  * (bset.c); the rate limits are shared by all workers (struct udp_limit).
  * Invariants: readable/writable are set only by epoll events and cleared
  * only by EAGAIN or a short batch (docs/design.md section 3); n_rx equals
- * n_echoed plus the sum of n_drop once a batch is done.
+ * n_echoed plus n_discarded plus the sum of n_drop once a batch is done,
+ * in total and per listen entry.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -517,6 +520,14 @@ udp_limit_of(const struct bset_sock *u)
     return u->pol != NULL && u->pol->lim != NULL ? u->pol->lim : set->lim;
 }
 
+/* True when the socket's allow/deny refuse the source. */
+static bool
+udp_refused(const struct bset_sock *u, const struct sockaddr_storage *peer)
+{
+    return u->pol != NULL && !acl_permits(u->pol->allow, u->pol->deny,
+                                          (const struct sockaddr *)peer);
+}
+
 /* Decide about one received datagram before the rate limits: -1 to go
  * on, or why not. */
 static int
@@ -542,8 +553,7 @@ udp_judge(struct bset_sock *u, struct msghdr *m, struct udp_dest *d)
         !udp_dest_ok(m, d)) {
         return UDP_DROP_ADDRESS;
     }
-    if (u->pol != NULL && !acl_permits(u->pol->allow, u->pol->deny,
-                                       (const struct sockaddr *)peer)) {
+    if (udp_refused(u, peer)) {
         return UDP_DROP_ACL;
     }
     return -1;
@@ -800,6 +810,48 @@ udp_reply_size(const struct bset_sock *u, size_t len)
     return stamp && len < STAMP_UNAUTH_LEN ? STAMP_UNAUTH_LEN : len;
 }
 
+/* The n datagrams just received, and their bytes. */
+static void
+udp_count_rx(struct bset_sock *u, unsigned n)
+{
+    struct udp_set *set = u->ctx;
+    uint64_t bytes = 0;
+
+    ctr_add(&set->n_rx, n);
+    if (udp_ctr(u) == NULL) {
+        return;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        bytes += set->batch->in[i].msg_len;
+    }
+    ctr_add(&udp_ctr(u)->udp_rx, n);
+    ctr_add(&udp_ctr(u)->bytes_in, bytes);
+}
+
+/* Discard (RFC 863): count the n datagrams just received and answer
+ * none. Of the guards only allow/deny apply: the others protect a
+ * reply, and the rate limits meter replies, so no token is spent. What
+ * is discarded is not a drop: nothing went wrong. */
+static void
+udp_discard(struct bset_sock *u, unsigned n)
+{
+    struct udp_set *set = u->ctx;
+    uint64_t kept = 0;
+
+    udp_count_rx(u, n);
+    for (unsigned i = 0; i < n; i++) {
+        if (udp_refused(u, &set->batch->peer[i])) {
+            udp_drop(u, UDP_DROP_ACL, &set->batch->peer[i]);
+        } else {
+            kept++;
+        }
+    }
+    ctr_add(&set->n_discarded, kept);
+    if (udp_ctr(u) != NULL) {
+        ctr_add(&udp_ctr(u)->udp_discarded, kept);
+    }
+}
+
 /* Judge the n datagrams just received and send back the good ones. The
  * shared limits are asked under one lock for the whole batch; drops are
  * logged after it is released. */
@@ -831,16 +883,7 @@ udp_answer(struct bset_sock *u, unsigned n)
     if (locked) {
         (void)pthread_mutex_unlock(&lim->lock);
     }
-    ctr_add(&set->n_rx, n);
-    if (udp_ctr(u) != NULL) {
-        uint64_t bytes = 0;
-
-        for (unsigned i = 0; i < n; i++) {
-            bytes += b->in[i].msg_len;
-        }
-        ctr_add(&udp_ctr(u)->udp_rx, n);
-        ctr_add(&udp_ctr(u)->bytes_in, bytes);
-    }
+    udp_count_rx(u, n);
     if (u->pol != NULL && u->pol->stamp) {
         udp_answer_stamp(u, n, why, d);
         return;
@@ -933,7 +976,11 @@ udp_serve(struct bset_sock *u, unsigned budget)
             u->readable = false;
         }
         done += (unsigned)n;
-        udp_answer(u, (unsigned)n);
+        if (u->pol != NULL && u->pol->discard) {
+            udp_discard(u, (unsigned)n);
+        } else {
+            udp_answer(u, (unsigned)n);
+        }
     }
     return u->readable;
 }

@@ -1,6 +1,8 @@
 /*
  * udp.h - RFC 862 over UDP: every datagram received is sent back to its
  * source, whole, unless a guard against reflection and loops drops it.
+ * On a discard socket (RFC 863, the policy's discard) every datagram is
+ * counted and none is answered.
  */
 #ifndef ECHOD_UDP_H
 #define ECHOD_UDP_H
@@ -104,6 +106,7 @@ struct udp_set {
     _Atomic uint64_t n_echoed; /* replies sent */
     _Atomic uint64_t bytes_echoed;
     _Atomic uint64_t n_drop[UDP_DROP_MAX];
+    _Atomic uint64_t n_discarded;            /* taken by discard sockets */
     struct log_limit drop_log[UDP_DROP_MAX]; /* a peer can cause each */
     struct log_limit recv_log;
 };

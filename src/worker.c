@@ -679,6 +679,7 @@ wrk_pool_sum(const struct wrk_pool *p, struct st_sum *s)
         for (int k = 0; k < UDP_DROP_MAX; k++) {
             s->udp_drop[k] += ctr_get(&w->udps.n_drop[k]);
         }
+        s->udp_discarded += ctr_get(&w->udps.n_discarded);
         if (s->per_worker && i < ST_WORKERS_SHOWN) {
             s->w_opened[i] = opened;
             s->w_udp_rx[i] = rx;

@@ -608,8 +608,9 @@ test_empty_listen_list_is_valid(void **state)
     assert_int_equal(c.n_listen, 0);
 }
 
-/* service: "echo" by default, "metrics" for TCP without PROXY; a
- * different service is a different entry (rebound on reload). */
+/* service: "echo" by default, "discard" for TCP (PROXY too) and UDP,
+ * "metrics" for TCP without PROXY; a different service is a different
+ * entry (rebound on reload). */
 static void
 test_listen_service(void **state)
 {
@@ -619,19 +620,37 @@ test_listen_service(void **state)
     (void)state;
     if (load(&c, "listen = ( { address = \"127.0.0.1\"; port = 7; },\n"
                  "  { address = \"127.0.0.1\"; port = 9; "
-                 "service = \"metrics\"; } );\n") != 0) {
+                 "service = \"metrics\"; },\n"
+                 "  { address = \"127.0.0.1\"; port = 10; "
+                 "service = \"discard\"; proxy_protocol = true;\n"
+                 "    proxy_from = [ \"127.0.0.1\" ]; },\n"
+                 "  { address = \"127.0.0.1\"; port = 10; "
+                 "protocol = \"udp\"; service = \"discard\"; } );\n") != 0) {
         fail_msg("%s", err);
     }
     assert_string_equal(c.listen[0].service, "echo");
+    assert_int_equal(cfg_listen_service(&c.listen[0]), CFG_SVC_ECHO);
     assert_false(cfg_listen_metrics(&c.listen[0]));
     assert_true(cfg_listen_metrics(&c.listen[1]));
+    assert_int_equal(cfg_listen_service(&c.listen[1]), CFG_SVC_METRICS);
+    assert_int_equal(cfg_listen_service(&c.listen[2]), CFG_SVC_DISCARD);
+    assert_int_equal(cfg_listen_service(&c.listen[3]), CFG_SVC_DISCARD);
+    assert_false(cfg_listen_metrics(&c.listen[2]));
     echo = c.listen[1];
     snprintf(echo.service, sizeof(echo.service), "echo");
     assert_false(cfg_listen_equal(&echo, &c.listen[1]));
+    echo = c.listen[3];
+    snprintf(echo.service, sizeof(echo.service), "echo");
+    assert_false(cfg_listen_equal(&echo, &c.listen[3]));
+    /* A zeroed entry (no service key seen) is echo. */
+    echo.service[0] = '\0';
+    assert_int_equal(cfg_listen_service(&echo), CFG_SVC_ECHO);
     cfg_fini(&c);
     expect_error("listen = (\n { address = \"::1\"; port = 7;\n"
-                 "   service = \"discard\"; } );\n",
-                 3, "listen[0].service: expected one of echo, metrics, stamp");
+                 "   service = \"chargen\"; } );\n",
+                 3,
+                 "listen[0].service: expected one of echo, discard, metrics, "
+                 "stamp");
     expect_error("listen = (\n { address = \"::1\"; port = 7;\n"
                  "   protocol = \"udp\"; service = \"metrics\"; } );\n",
                  3, "listen[0].service: metrics is TCP only");

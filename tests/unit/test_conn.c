@@ -6,7 +6,9 @@
  *
  * Time is real, except in the idle test: --wrap=clock_gettime lets the
  * test move CLOCK_MONOTONIC (and so loop->now) by hand. Every wait is a
- * bounded loop of loop_run_once() against a deadline.
+ * bounded loop of loop_run_once() against a deadline. --wrap=send and
+ * --wrap=sendmsg count what the engine writes to one watched fd (a
+ * discard connection must write nothing) and pass every call on.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -23,10 +26,35 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "bset.h"
 #include "conn.h"
 #include "loop.h"
 #include "fake_clock.h"
 #include "unit.h"
+
+/* ---- what the engine writes: conn_echo sends, outq_flush sendmsgs ---- */
+
+ssize_t __real_send(int fd, const void *buf, size_t len, int flags);
+ssize_t __wrap_send(int fd, const void *buf, size_t len, int flags);
+ssize_t __real_sendmsg(int fd, const struct msghdr *m, int flags);
+ssize_t __wrap_sendmsg(int fd, const struct msghdr *m, int flags);
+
+static int watched_fd = -1; /* a conn's fd; the clients' sends are not it */
+static unsigned n_writes;   /* send and sendmsg calls on watched_fd */
+
+ssize_t
+__wrap_send(int fd, const void *buf, size_t len, int flags)
+{
+    n_writes += fd == watched_fd;
+    return __real_send(fd, buf, len, flags);
+}
+
+ssize_t
+__wrap_sendmsg(int fd, const struct msghdr *m, int flags)
+{
+    n_writes += fd == watched_fd;
+    return __real_sendmsg(fd, m, flags);
+}
 
 /* ---- fixture ---- */
 
@@ -44,6 +72,8 @@ setup(void **state)
     (void)state;
     fake_clock = false;
     n_cli = 0;
+    watched_fd = -1;
+    n_writes = 0;
     if (loop_init(&l) < 0) {
         return -1;
     }
@@ -68,10 +98,11 @@ teardown(void **state)
     return 0;
 }
 
-/* A conn on the server end of a fresh loopback TCP pair; the client end
- * goes to cli[]. small > 0: tiny socket buffers (see t_tcp_pair). */
+/* A conn of a listener with policy pol (NULL: plain echo) on the server
+ * end of a fresh loopback TCP pair; the client end goes to cli[].
+ * small > 0: tiny socket buffers (see t_tcp_pair). */
 static struct conn *
-new_tcp_conn(int *client, int small)
+new_tcp_conn_pol(int *client, int small, struct bset_pol *pol)
 {
     struct sockaddr_storage peer;
     socklen_t plen;
@@ -82,13 +113,19 @@ new_tcp_conn(int *client, int small)
     t_tcp_pair(client, &srv, &peer, &plen, small);
     cli[n_cli++] = *client;
     (void)plen;
-    c = conn_new(&cs, srv, PEER_NONE, NULL, 0);
+    c = conn_new(&cs, srv, PEER_NONE, pol, 0);
     assert_non_null(c);
     return c;
 }
 
 static struct conn *
-new_unix_conn(int *client)
+new_tcp_conn(int *client, int small)
+{
+    return new_tcp_conn_pol(client, small, NULL);
+}
+
+static struct conn *
+new_unix_conn_pol(int *client, struct bset_pol *pol)
 {
     struct conn *c;
     int sv[2];
@@ -97,9 +134,43 @@ new_unix_conn(int *client)
     t_unix_pair(sv);
     *client = sv[1];
     cli[n_cli++] = *client;
-    c = conn_new(&cs, sv[0], PEER_NONE, NULL, 0);
+    c = conn_new(&cs, sv[0], PEER_NONE, pol, 0);
     assert_non_null(c);
     return c;
+}
+
+static struct conn *
+new_unix_conn(int *client)
+{
+    return new_unix_conn_pol(client, NULL);
+}
+
+/* Nothing waits to be read on the client's end fd (and no EOF). */
+static void
+assert_nothing_back(int fd)
+{
+    char b;
+
+    assert_int_equal(recv(fd, &b, 1, MSG_DONTWAIT), -1);
+    assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+/* The policy of a listen entry with service = "discard" (and
+ * proxy_protocol as asked), made as the server makes it. */
+static struct bset_pol *
+discard_pol(bool proxy)
+{
+    struct cfg cf;
+    struct cfg_listen cl = cfg_default_listen[0];
+    struct bset_pol *pol;
+
+    cfg_defaults(&cf);
+    snprintf(cl.service, sizeof(cl.service), "discard");
+    cl.proxy_protocol = proxy;
+    pol = bset_pol_new(&cf, &cl);
+    assert_non_null(pol);
+    assert_true(pol->discard);
+    return pol;
 }
 
 /* Run the loop while the client writes src (from off on) and reads the
@@ -178,24 +249,24 @@ test_echo_byte_exact(void **state)
 
 /* A peer that sent more than CONN_READ_BUDGET: one turn reads exactly the
  * budget and puts the conn on the ready list; the next loop_run_once
- * serves it from there, with no new epoll edge, and reads the rest. */
-static void
-test_budget_requeue(void **state)
+ * serves it from there, with no new epoll edge, and reads the rest. The
+ * conn is of a listener with policy pol; returns it and the client's end
+ * in *fd, with all len bytes of src read. */
+static struct conn *
+budget_requeue(const unsigned char *src, size_t len, struct bset_pol *pol,
+               int *fd)
 {
-    size_t len = CONN_READ_BUDGET + CONN_READ_BUDGET / 2 + 123, off = 0;
-    unsigned char *src = payload(len, 12), *dst = malloc(len);
     struct epoll_event ev[4];
     struct conn *c;
-    int fd, inq = 0;
+    size_t off = 0;
+    int inq = 0;
 
-    (void)state;
-    assert_non_null(dst);
     conn_set_configure(&cs, 8 * 1024 * 1024, 1024 * 1024, 0); /* no pause */
-    c = new_unix_conn(&fd);
+    c = new_unix_conn_pol(fd, pol);
     /* AF_UNIX queues what the sender's buffer allows: even capped by a
      * default wmem_max (208 KiB, doubled) that is about 420 KiB. */
-    t_setint(fd, SOL_SOCKET, SO_SNDBUF, 1024 * 1024);
-    t_write_avail(fd, src, len, &off);
+    t_setint(*fd, SOL_SOCKET, SO_SNDBUF, 1024 * 1024);
+    t_write_avail(*fd, src, len, &off);
     assert_int_equal(off, len); /* all of it waits in the conn's queue */
     assert_int_equal(ioctl(c->io.fd, FIONREAD, &inq), 0);
     assert_int_equal(inq, len);
@@ -218,10 +289,124 @@ test_budget_requeue(void **state)
     assert_int_equal(t_calls()->events, 1);
     assert_int_equal(c->rx, len);
     assert_false(list_linked(&c->io.node)); /* drained: off the list */
+    return c;
+}
 
-    echo_through(fd, src, dst, len, off, false);
+static void
+test_budget_requeue(void **state)
+{
+    size_t len = CONN_READ_BUDGET + CONN_READ_BUDGET / 2 + 123;
+    unsigned char *src = payload(len, 12), *dst = malloc(len);
+    int fd;
+
+    (void)state;
+    assert_non_null(dst);
+    (void)budget_requeue(src, len, NULL, &fd);
+    echo_through(fd, src, dst, len, len, false);
     free(src);
     free(dst);
+}
+
+/* A discard conn keeps to the same budget: a fast sender cannot hold
+ * the loop for longer than an echo client can. */
+static void
+test_discard_budget_requeue(void **state)
+{
+    size_t len = CONN_READ_BUDGET + CONN_READ_BUDGET / 2 + 123;
+    unsigned char *src = payload(len, 22);
+    struct bset_pol *pol = discard_pol(false);
+    struct conn *c;
+    int fd;
+
+    (void)state;
+    c = budget_requeue(src, len, pol, &fd);
+    assert_int_equal(c->tx, 0);
+    assert_nothing_back(fd);
+    bset_pol_unref(pol);
+    free(src);
+}
+
+/* A discard conn reads everything at full speed, even under the least
+ * high watermark (an echo conn there would pause after 4 KiB), counts
+ * it like echo's input, and never writes: no send, no sendmsg, no
+ * chunk, nothing for the peer to read. The peer's FIN closes it at once
+ * (nothing to flush), as eof, and the peer sees EOF with no byte. */
+static void
+test_discard_counts_never_writes(void **state)
+{
+    size_t len = 3 * 1024 * 1024 + 17, off = 0;
+    unsigned char *src = payload(len, 21);
+    uint64_t deadline = t_now_ms() + DEADLINE_MS;
+    struct bset_pol *pol = discard_pol(false);
+    struct conn *c;
+    int fd;
+
+    (void)state;
+    conn_set_configure(&cs, 4096, 0, 0);
+    c = new_tcp_conn_pol(&fd, 0, pol);
+    bset_pol_unref(pol); /* the conn keeps no reference */
+    assert_true(c->discard);
+    watched_fd = c->io.fd;
+    while (c->rx < len) {
+        assert_true(t_now_ms() < deadline);
+        t_write_avail(fd, src, len, &off);
+        loop_run_once(&l, 10);
+        assert_false(c->rd_paused);
+        assert_true(outq_empty(&c->out));
+        assert_int_equal(l.pool.n_live, 0);
+    }
+    assert_int_equal(c->rx, len);
+    assert_int_equal(c->tx, 0);
+    assert_int_equal(n_writes, 0);
+    assert_int_equal(cs.bytes_in, len);
+    assert_int_equal(cs.bytes_out, 0);
+    assert_int_equal(cs.tab.slot[0].c.bytes_in, len);
+    assert_int_equal(cs.tab.slot[0].c.bytes_out, 0);
+    assert_int_equal(cs.tab.slot[0].c.queued, 0);
+    assert_int_equal(cs.tab.slot[0].c.paused, 0);
+    assert_nothing_back(fd);
+
+    assert_int_equal(shutdown(fd, SHUT_WR), 0);
+    assert_int_equal(t_pump_until_closed(&l, fd), 0);
+    assert_int_equal(cs.n_closed[CONN_EOF], 1);
+    assert_int_equal(cs.tab.slot[0].c.closed[CONN_EOF], 1);
+    assert_int_equal(cs.n_open, 0);
+    assert_int_equal(n_writes, 0);
+    watched_fd = -1;
+    free(src);
+}
+
+/* Behind a PROXY header: the header is consumed, never counted as data,
+ * and every byte after it (in the same segment too) is discarded. */
+static void
+test_discard_after_proxy_header(void **state)
+{
+    static const char hdr[] = "PROXY TCP4 192.0.2.7 192.0.2.1 4000 9\r\n";
+    static const char data[] = "one-way bytes";
+    char msg[sizeof(hdr) + sizeof(data)];
+    uint64_t deadline = t_now_ms() + DEADLINE_MS;
+    struct bset_pol *pol = discard_pol(true);
+    struct conn *c;
+    int fd;
+
+    (void)state;
+    c = new_tcp_conn_pol(&fd, 0, pol);
+    bset_pol_unref(pol); /* the pending conn holds its own */
+    assert_true(c->pending);
+    watched_fd = c->io.fd;
+    memcpy(msg, hdr, sizeof(hdr) - 1);
+    memcpy(msg + sizeof(hdr) - 1, data, sizeof(data));
+    assert_int_equal(write(fd, msg, sizeof(msg) - 1), sizeof(msg) - 1);
+    while (c->rx < sizeof(data)) {
+        assert_true(t_now_ms() < deadline);
+        loop_run_once(&l, 10);
+    }
+    assert_false(c->pending);
+    assert_int_equal(c->rx, sizeof(data));
+    assert_int_equal(c->tx, 0);
+    assert_int_equal(n_writes, 0);
+    assert_nothing_back(fd);
+    watched_fd = -1;
 }
 
 /* Run the loop, the client never reading, until the conn is paused and
@@ -662,6 +847,12 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_echo_byte_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_budget_requeue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_discard_budget_requeue, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_discard_counts_never_writes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_discard_after_proxy_header, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_pause_resume_watermarks, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bound_with_odd_watermark, setup,

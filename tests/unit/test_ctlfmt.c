@@ -588,6 +588,32 @@ test_every_reason_in_json(void **state)
     free(j);
 }
 
+/* A discard listener is named so, in JSON and text, and a UDP one has
+ * its discarded datagrams, as in /metrics; so have the totals. */
+static void
+test_discard_listener(void **state)
+{
+    char *j, *udp, *tot, *t;
+
+    (void)state;
+    fill();
+    s.lsn[1].service = ST_SVC_DISCARD;
+    s.lsn[1].c.udp_discarded = 77;
+    s.udp_discarded = 78;
+    j = stats(true);
+    udp = listener_obj(j, "[::1]:7");
+    tot = object_at(strstr(j, "\"total\":") + strlen("\"total\":"));
+    t_has(udp, "\"protocol\":\"udp\",\"service\":\"discard\"");
+    t_has(udp, "\"udp_datagrams_discarded_total\":77");
+    t_has(tot, "\"udp_datagrams_discarded_total\":78");
+    t = stats(false);
+    t_has(t, "listener [::1]:7 (udp, discard)\n");
+    free(t);
+    free(tot);
+    free(udp);
+    free(j);
+}
+
 static void
 test_totals(void **state)
 {
@@ -615,7 +641,7 @@ test_totals(void **state)
              "\"config_load_time_seconds\":1700000100}\n");
     t = stats(false);
     x = squeeze(t);
-    t_has(x, "total (echo, with listeners removed by reloads)\n"
+    t_has(x, "total (echo and discard, with listeners removed by reloads)\n"
              " connections open 1001\n connections accepted 1002\n"
              " connections refused 7032\n max-connections 1003\n");
     t_has(x, " bytes received 1230\n bytes sent 2019\n");
@@ -939,6 +965,7 @@ main(void)
         cmocka_unit_test(test_long_escaped_string),
         cmocka_unit_test(test_stats_mirror_metrics),
         cmocka_unit_test(test_every_reason_in_json),
+        cmocka_unit_test(test_discard_listener),
         cmocka_unit_test(test_totals),
         cmocka_unit_test(test_text_zero_reasons),
         cmocka_unit_test(test_histogram),

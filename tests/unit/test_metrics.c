@@ -5,6 +5,8 @@
  * for UDP, refusals, closes and drops by reason, the histogram's
  * buckets are cumulative and end in +Inf equal to _count, and the
  * process figures; the STATUS line of the same snapshot is unchanged.
+ * Discard listeners carry service="discard", and the datagrams a UDP one
+ * took show as discarded, in /metrics and at the end of STATUS.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -146,6 +148,64 @@ test_process(void **state)
     free(t);
 }
 
+#define DTCP "listener=\"127.0.0.1:9\",protocol=\"tcp\",service=\"discard\""
+#define DUDP "listener=\"127.0.0.1:9\",protocol=\"udp\",service=\"discard\""
+
+/* A TCP and a UDP discard listener beside the echo ones. */
+static void
+test_discard(void **state)
+{
+    char line[512];
+    char *t;
+
+    (void)state;
+    fill();
+    s.n_tcp = 2;
+    s.n_udp = 2;
+    s.n_lsn = 4;
+    snprintf(s.lsn[2].name, sizeof(s.lsn[2].name), "127.0.0.1:9");
+    s.lsn[2].service = ST_SVC_DISCARD;
+    s.lsn[2].c.accepted = 1;
+    s.lsn[2].c.bytes_in = 67108864;
+    snprintf(s.lsn[3].name, sizeof(s.lsn[3].name), "127.0.0.1:9");
+    s.lsn[3].udp = true;
+    s.lsn[3].service = ST_SVC_DISCARD;
+    s.lsn[3].c.udp_rx = 6;
+    s.lsn[3].c.udp_discarded = 5;
+    s.lsn[3].c.udp_drop[UDP_DROP_ACL] = 1;
+    s.lsn[3].c.bytes_in = 600;
+    s.udp_rx = 46;
+    s.udp_echoed = 31;
+    s.udp_drop[UDP_DROP_RATE] = 9;
+    s.udp_drop[UDP_DROP_ACL] = 1;
+    s.udp_discarded = 5;
+    t = render();
+    t_has(t, "echod_tcp_connections_accepted_total{" DTCP "} 1\n");
+    t_has(t, "echod_received_bytes_total{" DTCP "} 67108864\n");
+    t_has(t, "echod_sent_bytes_total{" DTCP "} 0\n");
+    t_has(t, "echod_udp_datagrams_received_total{" DUDP "} 6\n");
+    t_has(t, "echod_udp_datagrams_echoed_total{" DUDP "} 0\n");
+    t_has(t, "echod_udp_datagrams_discarded_total{" DUDP "} 5\n");
+    t_has(t, "echod_udp_datagrams_dropped_total{" DUDP ",reason=\"acl\"} 1\n");
+    t_has(t, "echod_udp_datagrams_discarded_total{" UDP "} 0\n");
+    t_lacks(t, "echod_udp_datagrams_discarded_total{" DTCP);
+    st_text(&s, line, sizeof(line));
+    assert_string_equal(line, "2 listener(s), 2 connection(s) open, 17 "
+                              "accepted, 3 refused (0 per source); udp: 2 "
+                              "socket(s), 46 received, 31 echoed, 10 dropped "
+                              "(1 acl, 9 rate), 5 discarded");
+    free(t);
+}
+
+static void
+test_service_names(void **state)
+{
+    (void)state;
+    assert_string_equal(st_service_name(ST_SVC_ECHO), "echo");
+    assert_string_equal(st_service_name(ST_SVC_DISCARD), "discard");
+    assert_string_equal(st_service_name(ST_SVC_METRICS), "metrics");
+}
+
 /* Each family is introduced once, before its samples. */
 static void
 test_help_type_once(void **state)
@@ -194,6 +254,8 @@ main(void)
         cmocka_unit_test(test_listener_series),
         cmocka_unit_test(test_histogram_cumulative),
         cmocka_unit_test(test_process),
+        cmocka_unit_test(test_discard),
+        cmocka_unit_test(test_service_names),
         cmocka_unit_test(test_help_type_once),
         cmocka_unit_test(test_proc_read),
     };

@@ -5,7 +5,8 @@
  * and counted (never retried in a loop, never queued), the loop guard on
  * source ports, truncation, both rate limiters with the source prefix
  * passed through, and both byte budgets (the per-source table itself is
- * tested in test_srcrate.c).
+ * tested in test_srcrate.c). A discard socket answers nothing, spends no
+ * token and counts what it took as discarded, not dropped.
  *
  * sendmmsg is wrapped: scripted results (EAGAIN, an error, a partial
  * batch) first, the kernel otherwise. clock_gettime is wrapped so the
@@ -25,6 +26,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "log.h"
 #include "loop.h"
 #include "udp.h"
@@ -289,10 +291,86 @@ await_reply(int fd, void *buf, size_t cap)
 static void
 assert_accounted(void)
 {
-    assert_int_equal(us.n_rx, us.n_echoed + udp_dropped(&us));
+    assert_int_equal(us.n_rx, us.n_echoed + us.n_discarded + udp_dropped(&us));
+}
+
+/* The policy of a UDP listen entry with service = "discard" whose
+ * allow/deny refuse `denied` (one address), made as the server makes it. */
+static struct bset_pol *
+discard_pol(const char *denied)
+{
+    struct acl_builder *b = acl_builder_new();
+    struct cfg cf;
+    struct cfg_listen cl = cfg_default_listen[0];
+    struct bset_pol *pol;
+
+    assert_non_null(b);
+    assert_int_equal(acl_add(b, denied, NULL, 0), 0);
+    cfg_defaults(&cf);
+    cf.deny = acl_build(b);
+    assert_non_null(cf.deny);
+    cl.protocol = CFG_PROTO_UDP;
+    snprintf(cl.service, sizeof(cl.service), "discard");
+    pol = bset_pol_new(&cf, &cl);
+    assert_non_null(pol);
+    assert_true(pol->discard);
+    cfg_fini(&cf);
+    return pol;
 }
 
 /* ---- tests ---- */
+
+/* A discard socket (RFC 863): every datagram is counted (received, its
+ * bytes, discarded) and none is answered: no sendmmsg at all. They are
+ * not drops, and they spend no rate-limit token: with one token in the
+ * bucket and the clock stopped, an echo afterwards still gets it.
+ * allow/deny still apply: a refused source is a drop (acl). */
+static void
+test_discard(void **state)
+{
+    static struct sts_tab tab;
+    struct sts_ctr *ctr = &tab.slot[0].c;
+    int c = client(), denied = client_at(AF_INET, "127.0.0.2", 0);
+    unsigned char buf[64];
+
+    (void)state;
+    sts_tab_init(&tab);
+    socks.tab = &tab; /* u4 has slot 0 */
+    u4->pol = discard_pol("127.0.0.2");
+    fake_clock = true;
+    fake_ms = 1000000;
+    loop_update_now(&l);
+    configure(1, 1, 0, 1, 1, 0);
+
+    send_n_queued(c, 10, 100, 1);
+    pump_until_rx(10);
+    assert_int_equal(us.n_discarded, 10);
+    assert_int_equal(us.n_echoed, 0);
+    assert_int_equal(udp_dropped(&us), 0);
+    assert_int_equal(snd_calls, 0);
+    assert_int_equal(ctr->udp_rx, 10);
+    assert_int_equal(ctr->udp_discarded, 10);
+    assert_int_equal(ctr->bytes_in, 1000);
+    assert_int_equal(ctr->bytes_out, 0);
+    assert_int_equal(replies(c, 100), 0);
+
+    send_to(denied, &a4, sizeof(a4), "x", 1);
+    pump_until_rx(11);
+    assert_int_equal(us.n_drop[UDP_DROP_ACL], 1);
+    assert_int_equal(ctr->udp_drop[UDP_DROP_ACL], 1);
+    assert_int_equal(us.n_discarded, 10);
+    assert_int_equal(snd_calls, 0);
+    assert_accounted();
+
+    /* The same socket as echo: the one token is still there. */
+    bset_pol_unref(u4->pol);
+    u4->pol = NULL;
+    send_n(c, 1, 16, 99);
+    assert_int_equal(await_reply(c, buf, sizeof(buf)), 16);
+    assert_int_equal(us.n_echoed, 1);
+    assert_int_equal(us.n_drop[UDP_DROP_RATE], 0);
+    assert_accounted();
+}
 
 /* Datagrams of 0, 1, 1472, 9000 and 65507 bytes come back whole and
  * byte-exact, over IPv4 and (if the host has it) IPv6. */
@@ -971,6 +1049,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_bytes_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bytes_burst_floor, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_discard, setup, teardown),
         cmocka_unit_test(test_drop_names),
     };
 
