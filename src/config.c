@@ -34,6 +34,28 @@
  * .reload always, so that a new key makes its author decide both. A row
  * that leaves .reload out is caught by test_config.
  */
+/* A UDP reply limit: the top-level key, and the same key inside a listen
+ * entry, which gives the entry buckets of its own (cfg_resolve_limits);
+ * one default and one range for both. */
+#define CFG_UDP_LIMIT(key, dflt, lo, hi, text)                                \
+    {.name = #key,                                                            \
+     .type = CFG_INT,                                                         \
+     .scope = CFG_TOP,                                                        \
+     .off = CFG_OFF(key),                                                     \
+     .def = (dflt),                                                           \
+     .min = (lo),                                                             \
+     .max = (hi),                                                             \
+     .required = false,                                                       \
+     .reload = CFG_RELOAD,                                                    \
+     .doc = text},                                                            \
+    {                                                                         \
+        .name = #key, .type = CFG_INT, .scope = CFG_ITEM,                     \
+        .off = CFG_LOFF(key), .def = (dflt), .min = (lo), .max = (hi),        \
+        .required = false, .reload = CFG_RELOAD,                              \
+        .doc = "For this listen entry alone: replaces the top-level " #key    \
+               "."                                                            \
+    }
+
 const struct cfg_key cfg_keys[] = {
     {.name = "listen",
      .type = CFG_LISTEN,
@@ -336,135 +358,24 @@ const struct cfg_key cfg_keys[] = {
      .required = false,
      .reload = CFG_RELOAD,
      .doc = "Transport of a listen entry: \"tcp\" or \"udp\"."},
-    {.name = "udp_rate_limit",
-     .type = CFG_INT,
-     .scope = CFG_TOP,
-     .off = CFG_OFF(udp_rate_limit),
-     .def = 1000,
-     .min = 1,
-     .max = 1000000,
-     .required = false,
-     .reload = CFG_RELOAD,
-     .doc = "UDP replies per second, all sources together."},
-    {.name = "udp_rate_burst",
-     .type = CFG_INT,
-     .scope = CFG_TOP,
-     .off = CFG_OFF(udp_rate_burst),
-     .def = 200,
-     .min = 1,
-     .max = 1000000,
-     .required = false,
-     .reload = CFG_RELOAD,
-     .doc = "UDP replies allowed at once above udp_rate_limit."},
+    CFG_UDP_LIMIT(udp_rate_limit, 1000, 1, 1000000,
+                  "UDP replies per second, all sources together."),
+    CFG_UDP_LIMIT(udp_rate_burst, 200, 1, 1000000,
+                  "UDP replies allowed at once above udp_rate_limit."),
     /* Bytes as well as replies: 1000 replies of 65507 bytes would be 524
      * Mbit/s. No burst key: the burst is one second's worth, at least one
      * largest datagram (udp.c, udp_byte_burst). */
-    {.name = "udp_rate_limit_bytes",
-     .type = CFG_INT,
-     .scope = CFG_TOP,
-     .off = CFG_OFF(udp_rate_limit_bytes),
-     .def = 1250000,
-     .min = 0,
-     .max = 1000000000,
-     .required = false,
-     .reload = CFG_RELOAD,
-     .doc = "Bytes of UDP replies per second, all sources together; "
-            "0 = no byte limit."},
-    {.name = "udp_per_source_rate",
-     .type = CFG_INT,
-     .scope = CFG_TOP,
-     .off = CFG_OFF(udp_per_source_rate),
-     .def = 20,
-     .min = 1,
-     .max = 1000000,
-     .required = false,
-     .reload = CFG_RELOAD,
-     .doc = "UDP replies per second to one source (IPv4 address, IPv6 "
-            "/64)."},
-    {.name = "udp_per_source_burst",
-     .type = CFG_INT,
-     .scope = CFG_TOP,
-     .off = CFG_OFF(udp_per_source_burst),
-     .def = 40,
-     .min = 1,
-     .max = 1000000,
-     .required = false,
-     .reload = CFG_RELOAD,
-     .doc = "UDP replies allowed at once to one source."},
-    {.name = "udp_per_source_rate_bytes",
-     .type = CFG_INT,
-     .scope = CFG_TOP,
-     .off = CFG_OFF(udp_per_source_rate_bytes),
-     .def = 125000,
-     .min = 0,
-     .max = 1000000000,
-     .required = false,
-     .reload = CFG_RELOAD,
-     .doc = "Bytes of UDP replies per second to one source; 0 = no byte "
-            "limit."},
-    /* A listen entry's own UDP reply limits (the same names, ranges and
-     * defaults as the top-level keys): an entry that sets any of them, or
-     * a stamp entry, gets buckets of its own (cfg_resolve_limits). */
-    {.name = "udp_rate_limit",
-     .type = CFG_INT,
-     .scope = CFG_ITEM,
-     .off = CFG_LOFF(udp_rate_limit),
-     .def = 1000,
-     .min = 1,
-     .max = 1000000,
-     .required = false,
-     .reload = CFG_RELOAD,
-     .doc = "For this listen entry alone: replaces the top-level udp_rate_limit."},
-    {.name = "udp_rate_burst",
-     .type = CFG_INT,
-     .scope = CFG_ITEM,
-     .off = CFG_LOFF(udp_rate_burst),
-     .def = 200,
-     .min = 1,
-     .max = 1000000,
-     .required = false,
-     .reload = CFG_RELOAD,
-     .doc = "For this listen entry alone: replaces the top-level udp_rate_burst."},
-    {.name = "udp_rate_limit_bytes",
-     .type = CFG_INT,
-     .scope = CFG_ITEM,
-     .off = CFG_LOFF(udp_rate_limit_bytes),
-     .def = 1250000,
-     .min = 0,
-     .max = 1000000000,
-     .required = false,
-     .reload = CFG_RELOAD,
-     .doc = "For this listen entry alone: replaces the top-level udp_rate_limit_bytes."},
-    {.name = "udp_per_source_rate",
-     .type = CFG_INT,
-     .scope = CFG_ITEM,
-     .off = CFG_LOFF(udp_per_source_rate),
-     .def = 20,
-     .min = 1,
-     .max = 1000000,
-     .required = false,
-     .reload = CFG_RELOAD,
-     .doc = "For this listen entry alone: replaces the top-level udp_per_source_rate."},
-    {.name = "udp_per_source_burst",
-     .type = CFG_INT,
-     .scope = CFG_ITEM,
-     .off = CFG_LOFF(udp_per_source_burst),
-     .def = 40,
-     .min = 1,
-     .max = 1000000,
-     .required = false,
-     .reload = CFG_RELOAD,
-     .doc = "For this listen entry alone: replaces the top-level udp_per_source_burst."},
-    {.name = "udp_per_source_rate_bytes",
-     .type = CFG_INT,
-     .scope = CFG_ITEM,
-     .off = CFG_LOFF(udp_per_source_rate_bytes),
-     .def = 125000,
-     .min = 0,
-     .max = 1000000000,
-     .required = false,
-     .reload = CFG_RELOAD,
-     .doc = "For this listen entry alone: replaces the top-level udp_per_source_rate_bytes."},
+    CFG_UDP_LIMIT(udp_rate_limit_bytes, 1250000, 0, 1000000000,
+                  "Bytes of UDP replies per second, all sources together; "
+            "0 = no byte limit."),
+    CFG_UDP_LIMIT(udp_per_source_rate, 20, 1, 1000000,
+                  "UDP replies per second to one source (IPv4 address, IPv6 "
+            "/64)."),
+    CFG_UDP_LIMIT(udp_per_source_burst, 40, 1, 1000000,
+                  "UDP replies allowed at once to one source."),
+    CFG_UDP_LIMIT(udp_per_source_rate_bytes, 125000, 0, 1000000000,
+                  "Bytes of UDP replies per second to one source; 0 = no byte "
+            "limit."),
     /* STAMP (RFC 8762, RFC 8972): service = "stamp", UDP. */
     {.name = "stamp_mode",
      .type = CFG_STRING,

@@ -682,18 +682,3 @@ ctl_fmt_conns(struct mtr_buf *b, const struct ctl_conn *v, size_t n,
     mtr_printf(b, "]}\n");
     return b->failed ? -1 : 0;
 }
-
-int
-ctl_conn_cmp(const void *a, const void *b)
-{
-    const struct ctl_conn *x = a, *y = b;
-    uint64_t bx = x->rx + x->tx, by = y->rx + y->tx;
-
-    if (bx != by) {
-        return bx > by ? -1 : 1;
-    }
-    if (x->age_ms != y->age_ms) {
-        return x->age_ms > y->age_ms ? -1 : 1;
-    }
-    return 0;
-}

@@ -68,14 +68,10 @@ int ctl_fmt_status(struct mtr_buf *b, const struct st_sum *s,
  */
 int ctl_fmt_stats(struct mtr_buf *b, const struct st_sum *s, bool json);
 
-/* v: the n connections shown (already sorted, see ctl_conn_cmp); total:
- * how many are open in all. Text: one aligned row each under a header,
- * then "N of M connection(s) shown". */
+/* v: the n connections shown (already sorted: the busiest first,
+ * snap.h); total: how many are open in all. Text: one aligned row each
+ * under a header, then "N of M connection(s) shown". */
 int ctl_fmt_conns(struct mtr_buf *b, const struct ctl_conn *v, size_t n,
                   uint64_t total, bool json);
-
-/* qsort order of struct ctl_conn: bytes rx + tx descending, then age
- * descending (the busiest and oldest first). */
-int ctl_conn_cmp(const void *a, const void *b);
 
 #endif /* ECHOD_CTLFMT_H */

@@ -770,24 +770,6 @@ test_conns_json(void **state)
     mtr_buf_free(&b);
 }
 
-static void
-test_conn_order(void **state)
-{
-    struct ctl_conn v[4] = {
-        {.source = "a", .rx = 10, .tx = 0, .age_ms = 5},
-        {.source = "b", .rx = 1, .tx = 30, .age_ms = 1},
-        {.source = "c", .rx = 5, .tx = 5, .age_ms = 9},
-        {.source = "d", .rx = 0, .tx = 0, .age_ms = 1},
-    };
-
-    (void)state;
-    qsort(v, 4, sizeof(v[0]), ctl_conn_cmp);
-    assert_string_equal(v[0].source, "b"); /* 31 bytes */
-    assert_string_equal(v[1].source, "c"); /* 10 bytes, older */
-    assert_string_equal(v[2].source, "a"); /* 10 bytes */
-    assert_string_equal(v[3].source, "d");
-}
-
 /* ---- status ---- */
 
 static char *
@@ -971,7 +953,6 @@ main(void)
         cmocka_unit_test(test_histogram),
         cmocka_unit_test(test_conns_text),
         cmocka_unit_test(test_conns_json),
-        cmocka_unit_test(test_conn_order),
         cmocka_unit_test(test_status_reload_failed),
         cmocka_unit_test(test_status_reload_ok_and_none),
         cmocka_unit_test(test_uptime_human),
