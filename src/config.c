@@ -367,15 +367,15 @@ const struct cfg_key cfg_keys[] = {
      * largest datagram (udp.c, udp_byte_burst). */
     CFG_UDP_LIMIT(udp_rate_limit_bytes, 1250000, 0, 1000000000,
                   "Bytes of UDP replies per second, all sources together; "
-            "0 = no byte limit."),
+                  "0 = no byte limit."),
     CFG_UDP_LIMIT(udp_per_source_rate, 20, 1, 1000000,
                   "UDP replies per second to one source (IPv4 address, IPv6 "
-            "/64)."),
+                  "/64)."),
     CFG_UDP_LIMIT(udp_per_source_burst, 40, 1, 1000000,
                   "UDP replies allowed at once to one source."),
     CFG_UDP_LIMIT(udp_per_source_rate_bytes, 125000, 0, 1000000000,
                   "Bytes of UDP replies per second to one source; 0 = no byte "
-            "limit."),
+                  "limit."),
     /* STAMP (RFC 8762, RFC 8972): service = "stamp", UDP. */
     {.name = "stamp_mode",
      .type = CFG_STRING,
