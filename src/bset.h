@@ -181,6 +181,7 @@ struct bset_sock {
     uint16_t port;        /* local port */
     uint8_t slot;         /* its counters: local->tab->slot[slot] */
     uint32_t tx_stamps;   /* STAMP: transmit stamps asked for (OPT_ID) */
+    uint8_t tx_epoch;     /* STAMP: resyncs of that count (refl.h) */
     bool readable;        /* an edge said so and no EAGAIN since */
     bool writable;
     char name[SOCK_NAME_MAX];

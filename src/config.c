@@ -1110,6 +1110,7 @@ cfg_check_stamp(struct cfg_ctx *x, const config_setting_t *item,
     }
     n = kf_load(l->stamp_key_file, key, why, sizeof(why));
     if (n < 0) {
+        explicit_bzero(key, sizeof(key)); /* what a bad file left in it */
         return cfg_fail(x, config_setting_get_member(item, "stamp_key_file"),
                         "%s.stamp_key_file: %s: %s", label,
                         l->stamp_key_file, why);
@@ -1136,8 +1137,8 @@ static const char *const cfg_limit_keys[] = {
  * a 100 pps session to a fifth. The bytes follow from full-size 1500-byte
  * packets at that rate (3 MB/s per source); in total ten such sources. A
  * reply is never larger than its request (but for the 14-byte TWAMP-Light
- * form, answered with 44), so a forged sender gets at most these byte
- * budgets aimed at one victim, and only what it sends itself.
+ * form, answered with 44: 3.1 times), so a forged sender gets at most
+ * these byte budgets aimed at one victim.
  */
 static const int64_t cfg_stamp_limits[CFG_N_LIMITS] = {
     20000, 20000, 30000000, 2000, 2000, 3000000,
@@ -1181,6 +1182,22 @@ cfg_resolve_limits(struct cfg *c)
             }
         }
     }
+}
+
+/* An entry's own UDP limits only where there are UDP replies to limit. */
+static int
+cfg_check_limits(struct cfg_ctx *x, const config_setting_t *item,
+                 const struct cfg_listen *l, const char *label)
+{
+    for (size_t k = 0; k < CFG_N_LIMITS; k++) {
+        if ((l->limits_set & (1u << k)) && l->protocol != CFG_PROTO_UDP) {
+            return cfg_fail(x,
+                            config_setting_get_member(item, cfg_limit_keys[k]),
+                            "%s.%s: for UDP entries only", label,
+                            cfg_limit_keys[k]);
+        }
+    }
+    return 0;
 }
 
 static int
@@ -1229,6 +1246,7 @@ cfg_load_item(struct cfg_ctx *x, const config_setting_t *item,
         cfg_check_below(x, item, l, cfg_keys, CFG_ITEM, sublabel) < 0 ||
         cfg_check_service(x, item, l, label) < 0 ||
         cfg_check_stamp(x, item, l, label) < 0 ||
+        cfg_check_limits(x, item, l, label) < 0 ||
         cfg_check_proxy(x, item, l, label) < 0) {
         return -1;
     }

@@ -8,6 +8,7 @@
  * another client's answer.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,17 +248,21 @@ ctl_sock_open(struct ctl_sock *cs, const char *path, uid_t uid, gid_t gid,
                         : e == EEXIST   ? "the path exists and is not a socket"
                                         : "cannot create it");
     }
-    if ((uid != (uid_t)-1 || gid != (gid_t)-1) && chown(path, uid, gid) < 0) {
-        e = errno;
-        unlink(path);
-        close(fd);
-        return ctl_fail(err, errlen, e, path, "chown");
-    }
-    if (listen(fd, CTL_BACKLOG) < 0 || stat(path, &st) < 0) {
+    /* Listening before anything else: until then a second echod
+     * starting at the same time would take the file for a stale one. */
+    if (listen(fd, CTL_BACKLOG) < 0 || lstat(path, &st) < 0) {
         e = errno;
         unlink(path);
         close(fd);
         return ctl_fail(err, errlen, e, path, "listen");
+    }
+    if ((uid != (uid_t)-1 || gid != (gid_t)-1) &&
+        (fchownat(AT_FDCWD, path, uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+         lstat(path, &st) < 0)) {
+        e = errno;
+        unlink(path);
+        close(fd);
+        return ctl_fail(err, errlen, e, path, "chown");
     }
     cs->fd = fd;
     cs->dev = st.st_dev;

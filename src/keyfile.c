@@ -116,6 +116,7 @@ kf_load(const char *path, uint8_t key[KF_MAX], char *why, size_t whylen)
         if (n < 0) {
             snprintf(why, whylen, "cannot read: %s", strerror(errno));
             close(fd);
+            explicit_bzero(text, sizeof(text));
             return -1;
         }
         if (n == 0) {
@@ -125,6 +126,7 @@ kf_load(const char *path, uint8_t key[KF_MAX], char *why, size_t whylen)
     }
     close(fd);
     if (got > KF_FILE_MAX) {
+        explicit_bzero(text, sizeof(text));
         return kf_fail(why, whylen, "longer than a key file can be");
     }
     rc = kf_parse(text, got, key, why, whylen);

@@ -23,16 +23,20 @@
 #include "refl.h"
 #include "sock.h"
 
-#define REFL_TX_BITS 24 /* a socket's stamp counter in an id's low bits */
+#define REFL_TX_BITS 20    /* a socket's stamp counter in an id's low bits */
+#define REFL_EPOCH_BITS 4  /* its resyncs, above them; the slot on top */
+
+/* Transmit stamps only where a reply asks (refl_tx_ctl): a stateless
+ * reply leaves nothing in the error queue, and the counter of OPT_ID
+ * counts just the stateful replies. */
+#define REFL_TS_FLAGS                                                         \
+    (SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE |               \
+     SOF_TIMESTAMPING_OPT_ID | SOF_TIMESTAMPING_OPT_TSONLY)
 
 int
 refl_sock_setup(int fd, int family)
 {
-    /* Transmit stamps only where a reply asks (refl_tx_ctl): a stateless
-     * reply leaves nothing in the error queue, and the counter of
-     * OPT_ID counts just the stateful replies. */
-    int ts = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE |
-             SOF_TIMESTAMPING_OPT_ID | SOF_TIMESTAMPING_OPT_TSONLY;
+    int ts = REFL_TS_FLAGS;
     int one = 1;
 
     if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, &ts, sizeof(ts)) < 0) {
@@ -146,7 +150,7 @@ refl_session(struct refl *r, const uint8_t *data, size_t len, bool auth,
         return NULL;
     }
     p->seq = s->next_seq;
-    p->rx_count = s->rx + 1;
+    p->rx_count = s->rx; /* stss_get counted this one */
     p->tx_count = s->tx + 1;
     p->fu_valid = stss_followup(s, &p->fu_seq, &p->fu_time);
     p->fu_method = STAMP_TSM_SW;
@@ -180,15 +184,26 @@ refl_build(struct refl *r, bool stateful, const void *key, size_t key_len,
     if (rx->have_t2) {
         p.t2 = rx->t2;
     } else {
-        /* Only if the kernel gave no stamp (never seen): counted. */
+        /* Only if the kernel gave no stamp (a datagram that came before
+         * the socket's options were on): counted. */
         clock_gettime(CLOCK_REALTIME, &p.t2);
         ctr_add(&r->no_t2, 1);
     }
     if (stateful) {
-        /* No place for the session (every one near busy, a flood): the
-         * sender still gets its timestamps, as from a stateless
-         * reflector, rather than a loss (stsess.h). */
-        s = refl_session(r, data, len, key_len > 0, local, peer, now_ms, &p);
+        /* A forged or short packet must not touch a session: check it
+         * before anything is counted. */
+        d = stamp_check(data, len, p.key, key_len);
+        if (d != STAMP_OK) {
+            return d;
+        }
+        p.checked = true;
+        /* No place for the session (every one near busy, a flood), or
+         * the destination unknown: the sender still gets its
+         * timestamps, as from a stateless reflector, rather than a loss
+         * (stsess.h). */
+        s = local != NULL ? refl_session(r, data, len, key_len > 0, local,
+                                         peer, now_ms, &p)
+                          : NULL;
         if (s == NULL) {
             p.mode = STAMP_STATELESS;
         }
@@ -198,10 +213,13 @@ refl_build(struct refl *r, bool stateful, const void *key, size_t key_len,
         return d;
     }
     rep->len = res.len;
+    rep->t2 = p.t2;
     rep->cos = res.cos;
     rep->tos = res.tos;
     rep->sess = s;
-    rep->seq = s != NULL ? p.seq : res.sender_seq;
+    /* The session's count moves on now, not when the reply is sent: two
+     * of its requests in one send batch must not share a number. */
+    rep->seq = s != NULL ? stss_sent(s) : res.sender_seq;
     return STAMP_OK;
 }
 
@@ -236,15 +254,13 @@ refl_residence(struct refl *r, int64_t ns)
 
 void
 refl_sent(struct refl *r, const struct refl_reply *rep,
-          const struct refl_rx *rx, const struct timespec *t3,
-          uint32_t tx_id)
+          const struct timespec *t3, uint32_t tx_id)
 {
-    int64_t ns = (int64_t)(t3->tv_sec - rx->t2.tv_sec) * 1000000000 +
-                 (t3->tv_nsec - rx->t2.tv_nsec);
+    int64_t ns = (int64_t)(t3->tv_sec - rep->t2.tv_sec) * 1000000000 +
+                 (t3->tv_nsec - rep->t2.tv_nsec);
 
     refl_residence(r, ns);
     if (rep->sess != NULL) {
-        (void)stss_sent(rep->sess);
         stss_await(&r->sess, rep->sess, rep->seq, tx_id);
     }
 }
@@ -277,13 +293,26 @@ refl_sum_hist(const struct refl *r, uint64_t *hist, uint64_t *sum_ns)
 }
 
 uint32_t
-refl_tx_id(uint8_t slot, uint32_t n)
+refl_tx_id(uint8_t slot, uint8_t epoch, uint32_t n)
 {
-    return (uint32_t)slot << REFL_TX_BITS | (n & ((1u << REFL_TX_BITS) - 1));
+    return (uint32_t)slot << (REFL_TX_BITS + REFL_EPOCH_BITS) |
+           (uint32_t)(epoch & ((1u << REFL_EPOCH_BITS) - 1)) << REFL_TX_BITS |
+           (n & ((1u << REFL_TX_BITS) - 1));
 }
 
 void
-refl_errqueue(struct refl *r, int fd, uint8_t slot, unsigned budget)
+refl_tx_resync(struct refl *r, int fd, uint8_t slot, uint8_t epoch)
+{
+    int off = REFL_TS_FLAGS & ~SOF_TIMESTAMPING_OPT_ID, on = REFL_TS_FLAGS;
+
+    refl_errqueue(r, fd, slot, epoch, 4 * STSS_STAMPS);
+    (void)setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, &off, sizeof(off));
+    (void)setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, &on, sizeof(on));
+}
+
+void
+refl_errqueue(struct refl *r, int fd, uint8_t slot, uint8_t epoch,
+              unsigned budget)
 {
     union {
         char buf[CMSG_SPACE(sizeof(struct scm_timestamping)) +
@@ -328,7 +357,8 @@ refl_errqueue(struct refl *r, int fd, uint8_t slot, unsigned budget)
             }
         }
         if (have_ts && have_id && r->sess_ok) {
-            (void)stss_stamped(&r->sess, refl_tx_id(slot, id), &sent);
+            (void)stss_stamped(&r->sess, refl_tx_id(slot, epoch, id),
+                               &sent);
         }
     }
 }

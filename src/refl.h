@@ -70,6 +70,7 @@ void refl_rx_parse(struct msghdr *m, struct refl_rx *rx);
 /* What refl_build decided for a reply. */
 struct refl_reply {
     size_t len;         /* reply bytes */
+    struct timespec t2; /* the T2 the reply carries */
     bool cos;           /* send with tos: a Class of Service TLV chose it */
     uint8_t tos;
     struct stss_sess *sess; /* stateful: its session, for refl_sent */
@@ -96,24 +97,31 @@ enum stamp_drop refl_build(struct refl *r, bool stateful, const void *key,
 struct timespec refl_stamp_t3(uint8_t *data, size_t len, const void *key,
                               size_t key_len);
 
-/* The reply went out (sendmsg took it) at t3: count its residence time
- * T3 - T2, and in stateful mode the session's reply and the transmit
- * stamp id it will be reported under. */
+/* The reply went out (sendmmsg took it) with T3 t3: count its residence
+ * time T3 - T2, and in stateful mode the transmit stamp id it will be
+ * reported under (the session counted the reply when it was built). */
 void refl_sent(struct refl *r, const struct refl_reply *rep,
-               const struct refl_rx *rx, const struct timespec *t3,
-               uint32_t tx_id);
+               const struct timespec *t3, uint32_t tx_id);
 
 /* Read the transmit timestamps waiting in fd's error queue (a stateful
- * stamp socket; slot names the socket in the top bits of its ids) into
- * the sessions. Bounded: at most budget messages. */
-void refl_errqueue(struct refl *r, int fd, uint8_t slot, unsigned budget);
+ * stamp socket; slot and epoch name the socket and its count in the top
+ * bits of its ids) into the sessions. Bounded: at most budget messages. */
+void refl_errqueue(struct refl *r, int fd, uint8_t slot, uint8_t epoch,
+                   unsigned budget);
+
+/* A send that asked for a transmit stamp failed: the kernel may or may
+ * not have used an id for it, so the worker's count could be off by one
+ * from then on. Read what is queued (the old epoch), then turn the
+ * socket's OPT_ID off and on, which restarts the kernel's count at 0;
+ * the caller counts from 0 in the next epoch. */
+void refl_tx_resync(struct refl *r, int fd, uint8_t slot, uint8_t epoch);
 
 /* Control data asking for this one reply's software transmit stamp
  * (stateful); its length, 0 if cap is too small. */
 size_t refl_tx_ctl(void *buf, size_t cap);
 
-/* The id a transmit stamp of counter value n on socket slot is filed
- * under. */
-uint32_t refl_tx_id(uint8_t slot, uint32_t n);
+/* The id a transmit stamp of counter value n on socket slot, in its
+ * epoch, is filed under: slot (8 bits), epoch (4), n (20). */
+uint32_t refl_tx_id(uint8_t slot, uint8_t epoch, uint32_t n);
 
 #endif /* ECHOD_REFL_H */

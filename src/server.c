@@ -307,6 +307,8 @@ srv_ctl_conns(struct mtr_buf *out, const struct ctl_req *r)
     } else if (errno == ETIMEDOUT) {
         log_warnx("control: a worker did not answer within %d ms",
                   SRV_SYNC_MS);
+    } else if (errno == ENOMEM) {
+        out->failed = 1;
     }
     for (size_t w = 0; w < srv.pool.n; w++) {
         snap_put(v[w]);

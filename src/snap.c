@@ -30,6 +30,13 @@ snap_new(size_t limit)
     return s;
 }
 
+struct snap *
+snap_hold(struct snap *s)
+{
+    atomic_fetch_add(&s->refs, 1);
+    return s;
+}
+
 void
 snap_put(struct snap *s)
 {

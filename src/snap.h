@@ -44,6 +44,9 @@ struct snap {
 /* A snapshot for up to limit connections, held twice (the asker and
  * the worker); NULL with errno ENOMEM. */
 struct snap *snap_new(size_t limit);
+/* One more hold (the main thread's, to know whether a worker is done
+ * with it). */
+struct snap *snap_hold(struct snap *s);
 /* Let go of one hold; the last frees it. */
 void snap_put(struct snap *s);
 

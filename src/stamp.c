@@ -640,22 +640,17 @@ stamp_reflect(const uint8_t *req, size_t len, const struct stamp_params *p,
 {
     const struct st_layout *l = p->key != NULL ? &st_auth : &st_unauth;
     size_t rlen = len > l->len ? len : l->len;
-    uint8_t mac[ST_HMAC_LEN];
     struct st_sender s;
     struct st_tlvs w = {.padding = true}; /* no remainder: nothing to do */
+    enum stamp_drop d;
 
-    if (len < (p->key != NULL ? STAMP_AUTH_LEN : STAMP_TWAMP_MIN)) {
-        return STAMP_DROP_SHORT;
+    /* Checked first: nothing of a forged packet is used. */
+    if (!p->checked &&
+        (d = stamp_check(req, len, p->key, p->key_len)) != STAMP_OK) {
+        return d;
     }
     if (cap < rlen) {
         return STAMP_DROP_NOROOM;
-    }
-    if (p->key != NULL) {
-        /* Checked first: nothing of a forged packet is used. */
-        st_hmac(p->key, p->key_len, req, ST_HMAC_COVER, NULL, 0, mac);
-        if (!memeql_sec(mac, req + ST_HMAC_COVER, ST_HMAC_LEN)) {
-            return STAMP_DROP_HMAC;
-        }
     }
     memset(res, 0, sizeof(*res));
     st_read_sender(req, len, l, &s);
@@ -675,6 +670,38 @@ stamp_reflect(const uint8_t *req, size_t len, const struct stamp_params *p,
     res->sender_seq = s.seq;
     res->ssid = s.ssid;
     return STAMP_OK;
+}
+
+enum stamp_drop
+stamp_check(const uint8_t *req, size_t len, const void *key, size_t key_len)
+{
+    uint8_t mac[ST_HMAC_LEN];
+
+    if (len < (key != NULL ? STAMP_AUTH_LEN : STAMP_TWAMP_MIN)) {
+        return STAMP_DROP_SHORT;
+    }
+    if (key != NULL) {
+        st_hmac(key, key_len, req, ST_HMAC_COVER, NULL, 0, mac);
+        if (!memeql_sec(mac, req + ST_HMAC_COVER, ST_HMAC_LEN)) {
+            return STAMP_DROP_HMAC;
+        }
+    }
+    return STAMP_OK;
+}
+
+bool
+stamp_is_reply(const uint8_t *req, size_t len, bool authenticated)
+{
+    size_t off = authenticated ? st_auth.r_t2 : st_unauth.r_t2;
+    uint8_t any = 0;
+
+    if (len < off + 8) {
+        return false;
+    }
+    for (size_t i = off; i < off + 8; i++) {
+        any |= req[i];
+    }
+    return any != 0;
 }
 
 int

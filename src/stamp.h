@@ -148,6 +148,7 @@ struct stamp_params {
     uint32_t seq;       /* stateful: this reply's sequence number */
     const void *key;    /* authenticated mode's HMAC key; NULL: none */
     size_t key_len;     /* any length (HMAC hashes a long key first) */
+    bool checked;       /* stamp_check said STAMP_OK for these bytes */
     bool ptp;           /* PTPv2 truncated timestamps (Z = 1), else NTP */
     struct timespec t2; /* receive time of the request (kernel stamp) */
     struct stamp_clock clock;
@@ -200,6 +201,25 @@ struct stamp_result {
 enum stamp_drop stamp_reflect(const uint8_t *req, size_t len,
                               const struct stamp_params *p, uint8_t *out,
                               size_t cap, struct stamp_result *res);
+
+/*
+ * The checks stamp_reflect makes before it reads anything: long enough
+ * for the mode, and with a key, the base packet's HMAC (constant time).
+ * A caller that keeps state per request (stateful sessions) runs it
+ * first, so a forged or short packet touches nothing, and then tells
+ * stamp_reflect (params.checked) not to hash again.
+ */
+enum stamp_drop stamp_check(const uint8_t *req, size_t len, const void *key,
+                            size_t key_len);
+
+/*
+ * True when req carries data where a reflector's reply has its Receive
+ * Timestamp (T2) and a Session-Sender's request must be zero (MBZ, RFC
+ * 8762 4.2): it is a reply sent back, not a request. Answering it would
+ * bounce packets between two reflectors; a caller that answers senders
+ * on reflector ports (stamp_reply_low_ports) drops such packets.
+ */
+bool stamp_is_reply(const uint8_t *req, size_t len, bool authenticated);
 
 /*
  * Write T3 (the reply's Timestamp, in the format the reply's Error

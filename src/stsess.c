@@ -102,6 +102,9 @@ stss_key_of(struct stss_key *k, const struct sockaddr *peer,
             const struct sockaddr *local, uint16_t ssid)
 {
     memset(k, 0, sizeof(*k));
+    if (peer == NULL || local == NULL) {
+        return false;
+    }
     /* Whole addresses: a session is one host, not a source prefix. */
     if (skey_of(&k->peer, peer, 32, 128) == 0 ||
         skey_of(&k->local, local, 32, 128) == 0) {

@@ -43,6 +43,11 @@
 /* Control data of one datagram: room for its packet info and whatever an
  * inherited socket was set up to add (a timestamp, say). */
 #define UDP_CTL_MAX 256
+/* STAMP replies sent by one sendmmsg: a reply's T3 is read before the
+ * call, so it is early by the sending of the ones ahead of it (a few
+ * microseconds each); one reply per call costs a system call each. At
+ * measurement rates a batch holds one reply anyway. */
+#define UDP_STAMP_SEND 4
 
 struct udp_batch {
     struct mmsghdr in[UDP_BATCH];
@@ -531,20 +536,32 @@ udp_refused(const struct bset_sock *u, const struct sockaddr_storage *peer)
 /* Decide about one received datagram before the rate limits: -1 to go
  * on, or why not. */
 static int
-udp_judge(struct bset_sock *u, struct msghdr *m, struct udp_dest *d)
+udp_judge(struct bset_sock *u, struct msghdr *m, size_t len,
+          struct udp_dest *d)
 {
     const struct sockaddr_storage *peer = m->msg_name;
+    const struct bset_pol *pol = u->pol;
     unsigned port = sock_port((const struct sockaddr *)peer);
+    bool stamp = pol != NULL && pol->stamp;
 
     if (m->msg_flags & MSG_TRUNC) {
         return UDP_DROP_TRUNCATED;
     }
-    /* A stamp entry may opt in to low ports (its senders use 862), but
-     * never to port 0 or to a port of our own. */
-    if ((udp_loop_port(port) &&
-         (port == 0 || u->pol == NULL || !u->pol->stamp_low_ports)) ||
-        udp_own_port(u->ctx, port)) {
-        return UDP_DROP_LOOP;
+    /* Before the rate limits: a STAMP request too short for its mode
+     * costs nobody a token. */
+    if (stamp && len < (pol->stamp_key_len > 0 ? (size_t)STAMP_AUTH_LEN
+                                               : (size_t)STAMP_TWAMP_MIN)) {
+        return UDP_DROP_STAMP_SHORT;
+    }
+    if (udp_loop_port(port) || udp_own_port(u->ctx, port)) {
+        /* A stamp entry may opt in to senders on low ports, 862 above
+         * all, ours included; then what keeps two reflectors from
+         * bouncing is that a reply is never answered (stamp.h). */
+        if (!stamp || !pol->stamp_low_ports || port == 0 ||
+            stamp_is_reply(m->msg_iov[0].iov_base, len,
+                           pol->stamp_key_len > 0)) {
+            return UDP_DROP_LOOP;
+        }
     }
     /* Control data cut short may have lost the packet info (an inherited
      * socket with more options on): then the destination is unknown and
@@ -689,60 +706,110 @@ udp_tos_ctl(const struct sockaddr_storage *peer, uint8_t tos, void *buf,
     return CMSG_SPACE(sizeof(v));
 }
 
+/* Build the message of reply k (datagram i) in the batch's out slots:
+ * from the address asked, with the TOS a Class of Service TLV chose and,
+ * stateful, a request for its transmit stamp. */
 static void
-udp_send_stamp(struct bset_sock *u, unsigned i, const struct udp_dest *d,
-               const struct refl_reply *rep, const struct refl_rx *rx)
+udp_stamp_msg(struct bset_sock *u, unsigned k, unsigned i,
+              const struct udp_dest *d, const struct refl_reply *rep)
+{
+    struct udp_batch *b = ((struct udp_set *)u->ctx)->batch;
+    struct msghdr *o = &b->out[k].msg_hdr;
+    char *ctl = b->out_ctl[k].buf;
+    size_t cl = udp_reply_ctl(d, ctl, UDP_CTL_MAX);
+
+    if (rep->cos) {
+        cl += udp_tos_ctl(&b->peer[i], rep->tos, ctl + cl, UDP_CTL_MAX - cl);
+    }
+    if (rep->sess != NULL) {
+        cl += refl_tx_ctl(ctl + cl, UDP_CTL_MAX - cl);
+    }
+    b->out_iov[k].iov_base = b->data[i];
+    b->out_iov[k].iov_len = rep->len;
+    memset(o, 0, sizeof(*o));
+    o->msg_name = &b->peer[i];
+    o->msg_namelen = b->in[i].msg_hdr.msg_namelen;
+    o->msg_iov = &b->out_iov[k];
+    o->msg_iovlen = 1;
+    o->msg_control = cl > 0 ? ctl : NULL;
+    o->msg_controllen = cl;
+}
+
+/* A stateful reply's send failed: the kernel may have used a transmit
+ * stamp id for it, so count from 0 again under a new epoch. */
+static void
+udp_stamp_resync(struct bset_sock *u)
+{
+    struct udp_set *set = u->ctx;
+
+    refl_tx_resync(&set->refl, u->io.fd, u->slot, u->tx_epoch);
+    u->tx_epoch++;
+    u->tx_stamps = 0;
+}
+
+/*
+ * Send replies out[0..n) (their refl_reply in rep[], their datagrams in
+ * idx[]) with one sendmmsg: each one's T3 is read, and written with its
+ * HMAC, just before the call, so it is early by at most the sending of
+ * the UDP_STAMP_SEND - 1 replies ahead of it. What the kernel refuses is
+ * dropped, never queued.
+ */
+static void
+udp_send_stamps(struct bset_sock *u, unsigned n, const struct refl_reply *rep,
+                const unsigned *idx)
 {
     struct udp_set *set = u->ctx;
     struct udp_batch *b = set->batch;
     const struct bset_pol *pol = u->pol;
-    union {
-        char buf[UDP_CTL_MAX];
-        struct cmsghdr align;
-    } ctl;
-    struct iovec iov = {.iov_base = b->data[i], .iov_len = rep->len};
-    struct msghdr o = {.msg_name = &b->peer[i],
-                       .msg_namelen = b->in[i].msg_hdr.msg_namelen,
-                       .msg_iov = &iov,
-                       .msg_iovlen = 1};
-    size_t cl = udp_reply_ctl(d, ctl.buf, sizeof(ctl.buf));
-    struct timespec t3;
-    ssize_t r;
+    struct timespec t3[UDP_STAMP_SEND];
+    unsigned k = 0;
 
-    if (rep->cos) {
-        cl += udp_tos_ctl(&b->peer[i], rep->tos, ctl.buf + cl,
-                          sizeof(ctl.buf) - cl);
+    for (unsigned j = 0; j < n; j++) {
+        t3[j] = refl_stamp_t3(b->data[idx[j]], rep[j].len, pol->stamp_key,
+                              pol->stamp_key_len);
     }
-    if (rep->sess != NULL) {
-        cl += refl_tx_ctl(ctl.buf + cl, sizeof(ctl.buf) - cl);
-    }
-    o.msg_control = cl > 0 ? ctl.buf : NULL;
-    o.msg_controllen = cl;
-    if (!u->writable) {
-        udp_drop(u, UDP_DROP_BLOCKED, &b->peer[i]);
-        return;
-    }
-    t3 = refl_stamp_t3(b->data[i], rep->len, pol->stamp_key,
-                       pol->stamp_key_len);
-    do {
-        r = sendmsg(u->io.fd, &o, 0);
-    } while (r < 0 && errno == EINTR);
-    if (r < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            u->writable = false;
+    while (k < n) {
+        int r;
+
+        if (!u->writable) {
+            for (; k < n; k++) {
+                udp_drop(u, UDP_DROP_BLOCKED, &b->peer[idx[k]]);
+                if (rep[k].sess != NULL) {
+                    udp_stamp_resync(u);
+                }
+            }
+            return;
         }
-        udp_drop(u, u->writable ? UDP_DROP_ERROR : UDP_DROP_BLOCKED,
-                 &b->peer[i]);
-        return;
+        r = sendmmsg(u->io.fd, b->out + k, n - k, 0);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                u->writable = false;
+                continue; /* the rest are dropped above */
+            }
+            udp_drop(u, UDP_DROP_ERROR, &b->peer[idx[k]]);
+            if (rep[k].sess != NULL) {
+                udp_stamp_resync(u);
+            }
+            k++;
+            continue;
+        }
+        for (unsigned j = k; j < k + (unsigned)r; j++) {
+            ctr_add(&set->bytes_echoed, b->out[j].msg_len);
+            ctr_add(&set->n_echoed, 1);
+            if (udp_ctr(u) != NULL) {
+                ctr_add(&udp_ctr(u)->bytes_out, b->out[j].msg_len);
+                ctr_add(&udp_ctr(u)->udp_echoed, 1);
+            }
+            refl_sent(&set->refl, &rep[j], &t3[j],
+                      rep[j].sess != NULL ? refl_tx_id(u->slot, u->tx_epoch,
+                                                       u->tx_stamps++)
+                                          : 0);
+        }
+        k += (unsigned)r;
     }
-    ctr_add(&set->bytes_echoed, (uint64_t)r);
-    ctr_add(&set->n_echoed, 1);
-    if (udp_ctr(u) != NULL) {
-        ctr_add(&udp_ctr(u)->bytes_out, (uint64_t)r);
-        ctr_add(&udp_ctr(u)->udp_echoed, 1);
-    }
-    refl_sent(&set->refl, rep, rx, &t3,
-              rep->sess != NULL ? refl_tx_id(u->slot, u->tx_stamps++) : 0);
 }
 
 static enum udp_drop
@@ -771,9 +838,12 @@ udp_answer_stamp(struct bset_sock *u, unsigned n, const int *why,
     struct udp_batch *b = set->batch;
     const struct bset_pol *pol = u->pol;
 
+    struct refl_reply rep[UDP_STAMP_SEND];
+    unsigned idx[UDP_STAMP_SEND];
+    unsigned k = 0;
+
     for (unsigned i = 0; i < n; i++) {
         struct sockaddr_storage here;
-        struct refl_reply rep;
         struct refl_rx rx;
         enum stamp_drop dr;
 
@@ -786,17 +856,26 @@ udp_answer_stamp(struct bset_sock *u, unsigned n, const int *why,
                         pol->stamp_key_len, b->data[i], b->in[i].msg_len,
                         sizeof(b->data[i]), &rx, udp_local(u, &d[i], &here),
                         (const struct sockaddr *)&b->peer[i], set->loop->now,
-                        &rep);
+                        &rep[k]);
         if (dr != STAMP_OK) {
             udp_drop(u, udp_stamp_drop(dr), &b->peer[i]);
             continue;
         }
-        udp_send_stamp(u, i, &d[i], &rep, &rx);
+        udp_stamp_msg(u, k, i, &d[i], &rep[k]);
+        idx[k++] = i;
+        if (k == UDP_STAMP_SEND) {
+            udp_send_stamps(u, k, rep, idx);
+            k = 0;
+        }
+    }
+    if (k > 0) {
+        udp_send_stamps(u, k, rep, idx);
     }
     if (pol->stamp_stateful) {
         /* Software transmit stamps come as the reply leaves: collect
          * them for the sessions' next Follow-Up Telemetry TLVs. */
-        refl_errqueue(&set->refl, u->io.fd, u->slot, 2 * UDP_BATCH);
+        refl_errqueue(&set->refl, u->io.fd, u->slot, u->tx_epoch,
+                      2 * UDP_BATCH);
     }
 }
 
@@ -867,7 +946,7 @@ udp_answer(struct bset_sock *u, unsigned n)
     unsigned nout = 0;
 
     for (unsigned i = 0; i < n; i++) {
-        why[i] = udp_judge(u, &b->in[i].msg_hdr, &d[i]);
+        why[i] = udp_judge(u, &b->in[i].msg_hdr, b->in[i].msg_len, &d[i]);
         if (why[i] < 0) {
             if (!locked) {
                 (void)pthread_mutex_lock(&lim->lock);
@@ -989,6 +1068,14 @@ udp_serve(struct bset_sock *u, unsigned budget)
 static void
 udp_run(struct bset_sock *u)
 {
+    struct udp_set *set = u->ctx;
+
+    /* A transmit stamp may come after its batch was answered (EPOLLERR
+     * then wakes us): file it before the session's next reply. */
+    if (u->pol != NULL && u->pol->stamp && u->pol->stamp_stateful) {
+        refl_errqueue(&set->refl, u->io.fd, u->slot, u->tx_epoch,
+                      2 * UDP_BATCH);
+    }
     /* Budget spent with datagrams maybe still queued: no new edge will
      * come for those, so come back before the next blocking wait. */
     if (udp_serve(u, UDP_TURN_BUDGET)) {

@@ -514,6 +514,8 @@ wrk_pool_fini(struct wrk_pool *p)
     wrk_pool_stop(p);
     for (size_t i = 0; i < p->n; i++) {
         wrk_fini(&p->w[i]);
+        snap_put(p->w[i].snap);
+        p->w[i].snap = NULL;
     }
     free(p->w);
     p->w = NULL;
@@ -616,6 +618,19 @@ wrk_pool_snap(struct wrk_pool *p, struct snap **v, size_t limit,
     for (size_t i = 0; i < p->n; i++) {
         v[i] = NULL;
     }
+    /* One listing at a time per worker: a stalled worker must not pile
+     * them up in its mailbox while clients keep asking. */
+    for (size_t i = 0; i < p->n; i++) {
+        struct wrk *w = &p->w[i];
+
+        if (w->snap != NULL &&
+            !atomic_load_explicit(&w->snap->filled, memory_order_acquire)) {
+            errno = EBUSY;
+            return -1;
+        }
+        snap_put(w->snap);
+        w->snap = NULL;
+    }
     for (size_t i = 0; i < p->n; i++) {
         struct wrk_msg *m = wrk_msg_new(WRK_SNAP);
 
@@ -628,6 +643,7 @@ wrk_pool_snap(struct wrk_pool *p, struct snap **v, size_t limit,
             return -1; /* the ones posted are the caller's to put */
         }
         m->snap = v[i];
+        p->w[i].snap = snap_hold(v[i]);
         wrk_post(&p->w[i], m);
     }
     return wrk_pool_wait(p, timeout_ms, wrk_pool_filled, v);

@@ -56,6 +56,7 @@ struct wrk {
     _Atomic bool draining;      /* a drain was applied */
     _Atomic uint64_t heartbeat; /* loop.now of the last beat (ms) */
     _Atomic uint64_t acked;     /* the last wrk_pool_sync it applied */
+    struct snap *snap;          /* main's: the last listing asked (a hold) */
     pthread_mutex_t lock;       /* guards the mailbox */
     struct wrk_msg *head, *tail;
 };

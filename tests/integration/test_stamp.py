@@ -69,12 +69,19 @@ def tlvs_of(data, base=44):
     return out
 
 
-def auth_request(key, seq, ssid=7):
+def auth_request(key, seq, ssid=7, tlvs=b""):
     """RFC 8762 4.2.2: Sequence Number, MBZ (12), Timestamp, Error
-    Estimate, SSID (RFC 8972), MBZ (68), HMAC over the first 96 octets."""
+    Estimate, SSID (RFC 8972), MBZ (68), HMAC over the first 96 octets;
+    then tlvs, closed by an HMAC TLV (RFC 8972 4.8: over the sequence
+    number and the TLVs before it) when there are any."""
+    k = bytes.fromhex(key)
     ts = int((time.time() + NTP_EPOCH) * (1 << 32))
     head = struct.pack("!I12xQHH", seq, ts, 0x0001, ssid).ljust(96, b"\0")
-    return head + hmac.new(bytes.fromhex(key), head, hashlib.sha256).digest()[:16]
+    pkt = head + hmac.new(k, head, hashlib.sha256).digest()[:16]
+    if tlvs:
+        mac = hmac.new(k, head[:4] + tlvs, hashlib.sha256).digest()[:16]
+        pkt += tlvs + tlv(8, mac)
+    return pkt
 
 
 class Stamp(harness.TestCase):
@@ -217,6 +224,52 @@ class Stamp(harness.TestCase):
         self.assertLessEqual(sent, t1 + 1e-6)
         self.assertEqual(parse(r2).seq, 1)
 
+    def test_forged_packets_do_not_touch_sessions(self):
+        """Stateful and authenticated: a request with a bad HMAC is
+        dropped before its session is looked at, so the Direct
+        Measurement counters (RFC 8972 4.5) count only good ones."""
+        port = harness.free_port()
+        d = self.daemon(start=False, port=port, conf="")
+        path = self.key_file(d, KEY_A)
+        d.write_conf('listen = ( { address = "127.0.0.1"; port = %d; '
+                     'service = "stamp"; stamp_mode = "stateful"; '
+                     'stamp_key_file = "%s"; } );\n' % (port, path))
+        d.start()
+        s = self.sock()
+        dm = tlv(5, bytes(12))
+        for k in range(3):
+            r, _, _ = self.ask(s, port, auth_request(KEY_A, 100 + k,
+                                                     tlvs=dm))
+            self.assertIsNotNone(r)
+            (fl, ty, v), (hfl, hty, hv) = tlvs_of(r, base=112)
+            self.assertEqual((fl, ty, hfl, hty), (0, 5, 0, 8))
+            # S_TxC as sent; R_RxC and R_TxC: this one included.
+            self.assertEqual(struct.unpack("!III", v), (0, k + 1, k + 1))
+            self.assertEqual(struct.unpack("!I", r[:4])[0], k)
+            mac = hmac.new(bytes.fromhex(KEY_A), r[:4] + r[112:112 + 16],
+                           hashlib.sha256).digest()[:16]
+            self.assertEqual(hv, mac)
+            # A forged one with the same addresses, ports and SSID.
+            self.assertIsNone(self.ask(s, port, auth_request(KEY_B, 7,
+                                                             tlvs=dm))[0])
+        self.assertEqual(self.drops(d, "stamp-auth"), 3)
+
+    def test_low_ports_opt_in_and_reply_guard(self):
+        """With stamp_reply_low_ports a sender on echod's own port (862,
+        here the test's port on another loopback address) is answered,
+        but never a packet shaped like a reply (a T2 where a request
+        has zeros): two reflectors cannot bounce one."""
+        d, port = self.start('stamp_reply_low_ports = true;')
+        s = self.sock(bind=("127.0.0.2", port))
+        r, _, _ = self.ask(s, port, bytes(Sender(seq=21)))
+        self.assertEqual(parse(r).seq_sender, 21)
+        self.assertIsNone(self.ask(s, port, r)[0])  # the reply sent back
+        self.assertEqual(self.drops(d, "loop"), 1)
+        d2, port2 = self.start()  # without the opt-in
+        s2 = self.sock(bind=("127.0.0.2", port2))
+        self.assertIsNone(self.ask(s2, port2, bytes(Sender(seq=22)))[0])
+        self.assertEqual(self.drops(d2, "loop"), 1)
+
     def test_short_request_twamp_light(self):
         d, port = self.start()
         s = self.sock()
@@ -280,6 +333,12 @@ class Stamp(harness.TestCase):
         r = self.run_echod("-t", "-c", d.conf_path)
         self.assertEqual(r.returncode, 78, r.stderr)
         self.assertIn("listen[0].protocol: stamp is UDP only", r.stderr)
+        d.write_conf('listen = ( { address = "127.0.0.1"; port = %d; '
+                     'udp_rate_limit = 5; } );\n' % port)
+        r = self.run_echod("-t", "-c", d.conf_path)
+        self.assertEqual(r.returncode, 78, r.stderr)
+        self.assertIn("listen[0].udp_rate_limit: for UDP entries only",
+                      r.stderr)
 
     def test_ipv6_hop_limit(self):
         if not harness.ipv6_loopback():
