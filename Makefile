@@ -361,7 +361,8 @@ fuzz: deps
 	done; exit $$rc
 
 # Benchmark: echod at workers = 1 and workers = N (the CPUs in the affinity
-# mask) against a bare epoll echo loop, interleaved (figures go in
+# mask) against a bare epoll echo loop, and the STAMP reflector against a
+# bare UDP reflector (SCENARIOS=stamp), interleaved (figures go in
 # bench/README.md and issue notes, not in tests). RUNS, SECS, HOLD,
 # SYSCALLS, SPREAD, WORKERS_LIST, LOADERS, CLIENT_CPUS and SERVER_CPUS tune
 # it; see bench/README.md. BASE=path/to/echod adds another build as a
@@ -381,7 +382,13 @@ $(B)/bench/aclbench: bench/aclbench.c $(B)/libechod.a $(HDRS) | $(B)
 	$(CC) $(ALL_CPPFLAGS) $(BENCH_CFLAGS) -Isrc -o $@ $< $(B)/libechod.a \
 	    $(ALL_LDFLAGS) $(DEPS_LIBS)
 
+# The stamp scenario's load generator (a STAMP Session-Sender) and bare
+# UDP reflector are built by the pattern rule above, like echoload and
+# refecho.
+BENCH_TOOLS := $(B)/bench/echoload $(B)/bench/refecho $(B)/bench/stampload \
+               $(B)/bench/refudp
+
 .PHONY: bench
-bench: $(ECHOD) $(B)/bench/echoload $(B)/bench/refecho $(B)/bench/aclbench
-	$(PYTHON) bench/run.py ./$(ECHOD) $(B)/bench/echoload $(B)/bench/refecho
+bench: $(ECHOD) $(BENCH_TOOLS) $(B)/bench/aclbench
+	$(PYTHON) bench/run.py ./$(ECHOD) $(BENCH_TOOLS)
 	$(B)/bench/aclbench -n 100000

@@ -3,7 +3,8 @@
 in the affinity mask) against the floor, a bare epoll echo loop
 (refecho), all three on loopback and measured in the same interleaved run.
 
-  make bench            (or: bench/run.py ECHOD ECHOLOAD REFECHO)
+  make bench            (or: bench/run.py ECHOD ECHOLOAD REFECHO
+                        [STAMPLOAD REFUDP])
 
 See bench/README.md for the method and the figures. Scenarios (each run
 bounded by -d SECS and a hard subprocess timeout):
@@ -15,6 +16,11 @@ bounded by -d SECS and a hard subprocess timeout):
   scrape-p99    SCRAPE_CONNS (1000) connections, 64-byte ping-pong, on
                 echod (workers = 1) with a metrics listener: round-trip
                 p50/p99/p99.9 with a GET /metrics every second and without
+  stamp         echod's STAMP reflector (workers = 1) against a bare
+                recvmmsg/sendmmsg UDP reflector (refudp, with and without
+                timestamps): reflected packets per second with
+                STAMP_WINDOW packets in flight per socket, then the
+                residence time T3 - T2 at half echod's capacity
 Each round runs every server once, the order rotated round by round
 (ref w1 wN, w1 wN ref, wN ref w1, ...); RUNS rounds; medians per server.
 
@@ -29,6 +35,11 @@ Environment:
                              make -j2) and use it as BASE; needs git
   SCRAPE_SECS=5 SCRAPE_CONNS=1000
                              scrape-p99: seconds per run, connections
+  STAMP_RATE=0 STAMP_SOCKETS=4 STAMP_WINDOW=32 STAMP_TICK_US=100
+                             stamp: the residence run's packets per
+                             second (0: half echod's capacity), the load's
+                             sockets, packets in flight per socket (the
+                             capacity runs), the rate sender's tick
   SYSCALLS=1                 count syscalls per message (0: skip);
                              SYSCALL_TOOL=strace forces the fallback
   SPREAD=1                   accepted connections per worker, socket-
@@ -79,6 +90,10 @@ SCRAPE_SECS = int(os.environ.get("SCRAPE_SECS", "5"))
 SCRAPE_CONNS = int(os.environ.get("SCRAPE_CONNS", "1000"))
 SCRAPE_SIZE = 64
 SCRAPE_EVERY = 1.0  # seconds between two scrapes
+STAMP_RATE = int(os.environ.get("STAMP_RATE", "0"))
+STAMP_SOCKETS = int(os.environ.get("STAMP_SOCKETS", "4"))
+STAMP_WINDOW = int(os.environ.get("STAMP_WINDOW", "32"))
+STAMP_TICK_US = int(os.environ.get("STAMP_TICK_US", "100"))
 
 # name, echoload arguments, unit of the rate, unit of work
 SCENARIOS = [
@@ -97,6 +112,11 @@ RSS_TARGET = 128  # bytes per idle echod connection
 BASE_FLOOR = 0.97
 # A scrape a second moves p99 round-trip latency by at most this factor.
 SCRAPE_LIMIT = 1.05
+# STAMP, echod at one worker: reflected packets per second, that over the
+# bare reflector's, and the residence p99 at half its capacity.
+STAMP_PPS = 100000
+STAMP_RATIO = 0.80
+STAMP_RES_P99_US = 50
 
 STARTED = []  # every server process this script started, to end by PID
 
@@ -144,6 +164,19 @@ def cpu_s(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rq_wait_s(pid):
+    """Time all threads of pid spent runnable but waiting for a CPU
+    (schedstat), in seconds; 0 where the kernel keeps no schedstat."""
+    ns = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                ns += int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    return ns / 1e9
 
 
 def threads(pid):
@@ -358,10 +391,11 @@ def syscall_counter():
     return None
 
 
-def count_syscalls(tool, tmp, srv, echoload, args):
+def count_syscalls(tool, tmp, srv, echoload, args, run=None):
     """Syscalls (all, and epoll_wait) and context switches of every thread
     of srv during one load run, and the work of that run. perf stat -p
-    and strace -f -p both follow all threads."""
+    and strace -f -p both follow all threads. run: a function doing the
+    load run instead of echoload with args, returning its work."""
     out = os.path.join(tmp, "sys-%s.txt" % srv.name)
     if tool == "perf":
         cmd = ["perf", "stat", "-x", ",", "-e", "raw_syscalls:sys_enter",
@@ -374,7 +408,7 @@ def count_syscalls(tool, tmp, srv, echoload, args):
     try:
         time.sleep(0.5)  # let it attach (idle server: few syscalls)
         cs0 = ctx_switches(srv.pid)
-        _, work = load(echoload, srv.port, args)
+        work = run() if run else load(echoload, srv.port, args)[1]
         cs = ctx_switches(srv.pid) - cs0
     finally:
         tracer.send_signal(signal.SIGINT)
@@ -547,12 +581,18 @@ def spread_report(tmp, echod, echoload):
 
 # ---- modes ----
 
-def compare(tmp, echod, echoload, refecho, n, base):
+def compare(tmp, echod, echoload, refecho, n, base, stamp_tools):
     scen = [s for s in SCENARIOS if not ONLY or s[0] in ONLY]
     if scen:
         timed(tmp, echod, echoload, refecho, n, scen, base)
     if "scrape-p99" in ONLY or not ONLY:
         scrape_report(tmp, echod, echoload)
+    if "stamp" in ONLY or not ONLY:
+        if stamp_tools:
+            stamp_report(tmp, echod, *stamp_tools)
+        else:
+            print("stamp: no stampload and refudp given (run.py ECHOD "
+                  "ECHOLOAD REFECHO STAMPLOAD REFUDP); skipped\n")
     if "hold" in ONLY or not ONLY:
         hold_report(tmp, echod, echoload, refecho, n, base)
     if SPREAD and (not ONLY or "spread" in ONLY):
@@ -813,6 +853,236 @@ def scrape_report(tmp, echod, echoload):
     sys.stdout.flush()
 
 
+# ---- stamp ----
+
+STAMP_LEN = 44  # unauthenticated STAMP test packet
+
+
+def stamp_conf(tmp, port):
+    """echod at workers = 1 with one STAMP listen entry on port, its reply
+    limits at their maxima (the byte limits off), no control socket."""
+    path = os.path.join(tmp, "stamp.conf")
+    with open(path, "w") as f:
+        f.write('listen = ( { address = "127.0.0.1"; port = %d; '
+                'service = "stamp"; '
+                'udp_per_source_rate = 1000000; '
+                'udp_per_source_burst = 1000000; '
+                'udp_rate_limit = 1000000; udp_rate_burst = 1000000; '
+                'udp_rate_limit_bytes = 0; '
+                'udp_per_source_rate_bytes = 0; } );\n'
+                'workers = 1;\ncontrol_socket = "";\n'
+                'log_level = "notice";\n' % port)
+    return path
+
+
+def wait_udp(port, proc, timeout=10):
+    """Until a 44-octet STAMP packet to port comes back. A new socket (a
+    new source port) for each try: echod answers no port of a service
+    that answers datagrams itself, and one is in the ephemeral range."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.05)
+            try:
+                s.connect(("127.0.0.1", port))
+                s.send(bytes(STAMP_LEN))
+                if len(s.recv(2048)) >= STAMP_LEN:
+                    return
+            except OSError:  # refused (not bound yet) or the timeout
+                pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("UDP server on port %d did not start" % port)
+
+
+def start_stamp_servers(tmp, echod, refudp):
+    """bare (refudp: datagrams back unchanged), bare-ts (refudp -t: kernel
+    receive stamps, T2 and T3 written, one sendmmsg a batch), bare-ts1
+    (refudp -t -s: T3 and a sendmsg per reply, as echod) and echod (one
+    stamp worker)."""
+    servers = []
+    for name, extra in (("bare", []), ("bare-ts", ["-t"]),
+                        ("bare-ts1", ["-t", "-s"])):
+        port = free_port()
+        s = Server(name, [refudp] + extra + [str(port)], port)
+        servers.append(s)
+        wait_udp(port, s.proc)
+    port = free_port()
+    s = Server("echod", [echod, "-c", stamp_conf(tmp, port)], port)
+    servers.append(s)
+    wait_udp(port, s.proc)
+    return servers
+
+
+def stamp_run(stampload, srv, rate, secs=None):
+    """One stampload run against srv at rate (0: capacity); its figures
+    (numbers, or None for "na") plus the server's CPU per reflected
+    packet, us ("cpu_pkt")."""
+    secs = secs or SECS
+    cmd = [stampload, "-p", str(srv.port), "-d", str(secs), "-r", str(rate),
+           "-n", str(STAMP_SOCKETS), "-w", str(STAMP_WINDOW), "-t",
+           str(STAMP_TICK_US)]
+    if srv.name == "bare":
+        cmd.append("-e")  # its replies are the requests unchanged
+    if CLIENT_CPUS:
+        cmd = ["taskset", "-c", str(cpu_list(CLIENT_CPUS)[0])] + cmd
+    c0, w0 = cpu_s(srv.pid), rq_wait_s(srv.pid)
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True,
+                           timeout=secs + 60)
+    except subprocess.TimeoutExpired:
+        raise SystemExit("stampload timed out")
+    used = cpu_s(srv.pid) - c0
+    waited = rq_wait_s(srv.pid) - w0
+    if r.returncode != 0:
+        raise SystemExit("stampload failed: " + r.stderr)
+    kv = dict(f.split("=", 1) for f in r.stdout.split() if "=" in f)
+    fig = {k: (None if v == "na" else float(v)) for k, v in kv.items()
+           if k != "mode"}
+    if fig["bad"]:
+        raise SystemExit("stampload: %d bad replies from %s: %s"
+                         % (fig["bad"], srv.name, r.stdout))
+    fig["cpu_pkt"] = used / fig["reflected"] * 1e6 if fig["reflected"] \
+        else 0.0
+    fig["rq_ms"] = waited * 1e3 / secs  # per second of the run
+    return fig
+
+
+def stamp_rounds(servers, stampload, rate):
+    """RUNS rounds, every server once a round, the order rotated."""
+    res = {s.name: [] for s in servers}
+    for r in range(RUNS):
+        k = r % len(servers)
+        for srv in servers[k:] + servers[:k]:
+            res[srv.name].append(stamp_run(stampload, srv, rate))
+    return res
+
+
+def med(figs, key):
+    vals = [f[key] for f in figs if f[key] is not None]
+    return statistics.median(vals) if vals else None
+
+
+def mark(ok):
+    return "PASS" if ok else "UNDER"
+
+
+def stamp_report(tmp, echod, stampload, refudp):
+    """Capacity of echod's STAMP reflector at one worker against a bare
+    recvmmsg/sendmmsg reflector, then echod's residence time at half its
+    capacity (STAMP_RATE to fix the rate); see bench/README.md."""
+    load0 = os.getloadavg()
+    servers = start_stamp_servers(tmp, echod, refudp)
+    by = {s.name: s for s in servers}
+    try:
+        cap = stamp_rounds(servers, stampload, 0)
+        print("  stamp capacity done", file=sys.stderr, flush=True)
+        med_pps = {n: med(cap[n], "pps") for n in cap}
+        rate = STAMP_RATE or max(1000, int(med_pps["echod"] / 2 / 1000)
+                                 * 1000)
+        half = stamp_rounds([by["echod"], by["bare-ts1"]], stampload, rate)
+        print("  stamp residence done", file=sys.stderr, flush=True)
+        sys_rows = stamp_syscalls(tmp, servers, stampload) if SYSCALLS \
+            else None
+    finally:
+        for s in servers:
+            s.stop()
+    load1 = os.getloadavg()
+    print("STAMP reflector: %d-octet unauthenticated test packets from %d "
+          "sockets (sessions), %d s per run, echod workers = 1;\n"
+          "bare = refudp (recvmmsg/sendmmsg, batch 16, datagrams back "
+          "unchanged); bare-ts = refudp -t (kernel receive\nstamps, T2 and "
+          "T3 written, T3 once per batch); bare-ts1 = refudp -t -s (T3 and "
+          "a sendmsg per reply,\nas echod); load average %.2f %.2f %.2f "
+          "before, %.2f %.2f %.2f after"
+          % ((STAMP_LEN, STAMP_SOCKETS, SECS) + load0 + load1))
+    print("Capacity (stampload -r 0, %d packets in flight per socket), "
+          "median of %d runs" % (STAMP_WINDOW, RUNS))
+    print("%-8s %9s %9s %11s %9s %8s %9s" % (
+        "server", "pkt/s", "us/pkt", "loader-cpu", "rtt p50", "lost",
+        "rq ms/s"))
+    for n in cap:
+        print("%-8s %9.0f %9.2f %11.2f %9.0f %8.0f %9.1f" % (
+            n, med_pps[n], med(cap[n], "cpu_pkt"), med(cap[n], "cpu"),
+            med(cap[n], "rtt_p50_us"), sum(f["lost"] for f in cap[n]),
+            med(cap[n], "rq_ms")))
+    print("(us/pkt: the server's user+system CPU per reflected packet; "
+          "loader-cpu: stampload's CPU over the\nelapsed time, near 1.00 "
+          "when the load generator may be what limits the rate; rq ms/s: "
+          "the server's\ntime runnable but waiting for a CPU, per second, "
+          "from schedstat; lost: summed over the runs)")
+    e = cap["echod"]
+    for other in ("bare", "bare-ts", "bare-ts1"):
+        rr = [x["pps"] / y["pps"] for x, y in zip(e, cap[other])]
+        ratio = med_pps["echod"] / med_pps[other]
+        cpu = med(cap[other], "cpu_pkt") / med(e, "cpu_pkt")
+        target = "  target >= %.2f  %s (per-round: %s)" % (
+            STAMP_RATIO, mark(ratio >= STAMP_RATIO),
+            mark(statistics.median(rr) >= STAMP_RATIO)) \
+            if other == "bare" else ""
+        print("  echod/%-8s pkt/s = %.3f (median of per-round ratios %.3f);"
+              " CPU per packet %s/echod = %.3f%s"
+              % (other, ratio, statistics.median(rr), other, cpu, target))
+    print("  echod pkt/s = %.0f  target >= %d  %s" % (
+        med_pps["echod"], STAMP_PPS, mark(med_pps["echod"] >= STAMP_PPS)))
+    print("  per round, pkt/s (rq ms/s) echod/bare/bare-ts/bare-ts1: %s"
+          % ", ".join("/".join("%.0f (%.0f)" % (f["pps"], f["rq_ms"])
+                               for f in fs)
+                      for fs in zip(e, cap["bare"], cap["bare-ts"],
+                                    cap["bare-ts1"])))
+    print()
+    print("Residence T3 - T2 at %d pkt/s (%s), sent every %d us, from the "
+          "replies' timestamps, median of %d runs" % (
+              rate, "STAMP_RATE" if STAMP_RATE else
+              "half of echod's median capacity", STAMP_TICK_US, RUNS))
+    print("%-8s %10s %10s %10s %9s %9s %8s %8s %9s" % (
+        "server", "p50 us", "p99 us", "max us", "rtt p50", "rtt p99",
+        "lost", "skipped", "rq ms/s"))
+    for n in ("echod", "bare-ts1"):
+        f = half[n]
+        print("%-8s %10.1f %10.1f %10.1f %9.0f %9.0f %8.0f %8.0f %9.1f" % (
+            n, med(f, "res_p50_ns") / 1e3, med(f, "res_p99_ns") / 1e3,
+            med(f, "res_max_ns") / 1e3, med(f, "rtt_p50_us"),
+            med(f, "rtt_p99_us"), sum(x["lost"] for x in f),
+            sum(x["skipped"] for x in f), med(f, "rq_ms")))
+    p99 = med(half["echod"], "res_p99_ns") / 1e3
+    print("  echod residence p99 = %.1f us  target < %d us  %s" % (
+        p99, STAMP_RES_P99_US, mark(p99 < STAMP_RES_P99_US)))
+    print("  per round, p50/p99 us echod, bare-ts1: %s" % ", ".join(
+        "%.1f/%.1f %.1f/%.1f" % (x["res_p50_ns"] / 1e3,
+                                 x["res_p99_ns"] / 1e3,
+                                 y["res_p50_ns"] / 1e3,
+                                 y["res_p99_ns"] / 1e3)
+        for x, y in zip(half["echod"], half["bare-ts1"])))
+    print("  per round, rq ms/s echod, bare-ts1: %s" % ", ".join(
+        "%.0f %.0f" % (x["rq_ms"], y["rq_ms"])
+        for x, y in zip(half["echod"], half["bare-ts1"])))
+    print("(bare-ts1 is the floor for echod's way of stamping; bare has no "
+          "timestamps: stampload says res_*=na)")
+    if sys_rows:
+        print("Syscalls per reflected packet, one extra capacity run each "
+              "(%s); each cell: syscalls / epoll_waits / context switches"
+              % sys_rows[0])
+        print("  " + "   ".join("%s %s" % r for r in sys_rows[1:]))
+    print()
+    sys.stdout.flush()
+
+
+def stamp_syscalls(tmp, servers, stampload):
+    """[tool, (name, "s / w / c"), ...] or None without perf and strace."""
+    tool = syscall_counter()
+    if tool is None:
+        return None
+    rows = ["perf stat -p PID" if tool == "perf" else
+            "strace -f -c -p PID: slow, only the counts matter"]
+    for srv in servers:
+        cnt, waits, cs, work = count_syscalls(
+            tool, tmp, srv, None, None,
+            run=lambda s=srv: stamp_run(stampload, s, 0)["reflected"])
+        rows.append((srv.name, "%.2f / %.3f / %.3f" % (
+            cnt / work, waits / work, cs / work)))
+    return rows
+
+
 def hold_report(tmp, echod, echoload, refecho, n, base):
     """RSS per idle connection of each server, a fresh one each."""
     wn = "w%d" % n
@@ -870,6 +1140,7 @@ def scaling(tmp, echod, echoload, refecho):
 
 def main():
     echod, echoload, refecho = sys.argv[1:4]
+    stamp_tools = sys.argv[4:6] if len(sys.argv) >= 6 else None
     if SERVER_CPUS:
         n = len(cpu_list(SERVER_CPUS))
     else:
@@ -886,7 +1157,8 @@ def main():
         if WORKERS_LIST:
             scaling(tmp, echod, echoload, refecho)
         else:
-            compare(tmp, echod, echoload, refecho, n, build_base(tmp))
+            compare(tmp, echod, echoload, refecho, n, build_base(tmp),
+                    stamp_tools)
     finally:
         for s in list(STARTED):
             s.stop()
