@@ -47,7 +47,7 @@
      .max = (hi),                                                             \
      .required = false,                                                       \
      .reload = CFG_RELOAD,                                                    \
-     .doc = text},                                                            \
+     .doc = (text)},                                                          \
     {                                                                         \
         .name = #key, .type = CFG_INT, .scope = CFG_ITEM,                     \
         .off = CFG_LOFF(key), .def = (dflt), .min = (lo), .max = (hi),        \

@@ -69,12 +69,12 @@ void refl_rx_parse(struct msghdr *m, struct refl_rx *rx);
 
 /* What refl_build decided for a reply. */
 struct refl_reply {
-    size_t len;         /* reply bytes */
-    struct timespec t2; /* the T2 the reply carries */
-    bool cos;           /* send with tos: a Class of Service TLV chose it */
-    uint8_t tos;
+    size_t len;             /* reply bytes */
     struct stss_sess *sess; /* stateful: its session, for refl_sent */
+    struct timespec t2;     /* the T2 the reply carries */
     uint32_t seq;           /* the reply's own sequence number */
+    bool cos;               /* send with tos: a Class of Service TLV chose it */
+    uint8_t tos;
 };
 
 /*
