@@ -12,9 +12,11 @@ HIGH = 1 * MiB
 
 
 def refused(port):
+    """The listener is gone: refused, or reset because the handshake
+    landed in its backlog just before it closed."""
     try:
         connect(port).close()
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
         return True
     return False
 
