@@ -595,6 +595,38 @@ class TestCase(unittest.TestCase):
                            "did not stop reading")
         return q[1]
 
+    def check_stalled_clients(self, open_client, first_bytes, slots,
+                              timeout, echo_port):
+        """The main thread's request/answer listeners (metrics, control
+        socket): `slots` clients that send first_bytes and stall hold
+        every slot, so one more is closed at once; echoes on echo_port
+        meanwhile take < 0.5 s each; each stalled one is dropped,
+        unanswered, after `timeout` seconds (+-). open_client() returns
+        a connected socket."""
+        stalled = []
+        for _ in range(slots):
+            s = open_client()
+            s.settimeout(10 * SLOW)
+            s.sendall(first_bytes)
+            stalled.append(s)
+        t0 = time.monotonic()
+        extra = open_client()
+        extra.settimeout(10 * SLOW)
+        self.assertEqual(extra.recv(10), b"")
+        extra.close()
+        with tcp_from("127.0.0.2", echo_port) as e:
+            for _ in range(50):
+                a = time.monotonic()
+                e.sendall(b"x" * 512)
+                recv_exact(e, 512)
+                self.assertLess(time.monotonic() - a, 0.5 * SLOW)
+        for s in stalled:
+            self.assertEqual(s.recv(100), b"")
+            s.close()
+        took = time.monotonic() - t0
+        self.assertGreater(took, timeout - 1.0)
+        self.assertLess(took, timeout + 3.0 * SLOW)
+
     def daemon(self, *a, start=True, **kw):
         d = Daemon(*a, **kw)
         self.daemons.append(d)
