@@ -43,11 +43,14 @@
 /* Control data of one datagram: room for its packet info and whatever an
  * inherited socket was set up to add (a timestamp, say). */
 #define UDP_CTL_MAX 256
-/* STAMP replies sent by one sendmmsg: a reply's T3 is read before the
- * call, so it is early by the sending of the ones ahead of it (a few
- * microseconds each); one reply per call costs a system call each. At
- * measurement rates a batch holds one reply anyway. */
-#define UDP_STAMP_SEND 4
+/* STAMP replies sent by one sendmmsg: the replies of one receive batch,
+ * as the bare reflector the issue measures against sends them. A reply's
+ * T3 is read just before the call, so under load it is early by the
+ * sending of the ones ahead of it (a microsecond or two each on
+ * loopback); at measurement rates a batch holds one reply. One reply per
+ * call (T3 exact) cost 0.7-1.1 us a packet: 0.63-0.77 of the bare
+ * reflector's speed; 4 per call, 0.79-0.88 (bench/README.md). */
+#define UDP_STAMP_SEND UDP_BATCH
 
 struct udp_batch {
     struct mmsghdr in[UDP_BATCH];
