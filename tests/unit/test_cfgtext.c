@@ -148,18 +148,14 @@ static int
 setup_dir(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/echod-cft-XXXXXX");
-    return mkdtemp(dir) == NULL ? -1 : 0;
+    return t_mkdtemp(dir, sizeof(dir), "cft");
 }
 
 static int
 teardown_dir(void **state)
 {
-    char cmd[128];
-
     (void)state;
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return t_rmtree(dir);
 }
 
 int

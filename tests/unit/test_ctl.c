@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "unit.h"
 
 static enum ctl_state
 parse(const char *text, struct ctl_req *r)
@@ -138,18 +139,14 @@ static int
 setup_dir(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/echod-test-ctl-XXXXXX");
-    return mkdtemp(dir) == NULL ? -1 : 0;
+    return t_mkdtemp(dir, sizeof(dir), "ctl");
 }
 
 static int
 teardown_dir(void **state)
 {
-    char cmd[128];
-
     (void)state;
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return t_rmtree(dir);
 }
 
 static void

@@ -38,20 +38,6 @@ teardown(void **state)
     return 0;
 }
 
-/* addr:port as a sockaddr, in one of four rotating buffers: copy it to
- * keep it. */
-static const struct sockaddr *
-sa(const char *addr, unsigned port)
-{
-    static struct sockaddr_storage ss[4];
-    static int next;
-    struct sockaddr_storage *s = &ss[next++ % 4];
-    socklen_t len;
-
-    assert_int_equal(sock_addr(addr, (int)port, s, &len), 0);
-    return (const struct sockaddr *)s;
-}
-
 /* Take until refused (at most 100); returns how many were granted. */
 static int
 drain(const struct sockaddr *s, uint64_t now)
@@ -69,11 +55,11 @@ test_burst_then_rate(void **state)
 {
     (void)state;
     srate_configure(&t, 2, 3, 0, 0, 32, 64);
-    assert_int_equal(drain(sa("192.0.2.1", 4000), 1000), 3);
-    assert_int_equal(drain(sa("192.0.2.1", 4000), 1499), 0);
-    assert_int_equal(drain(sa("192.0.2.1", 4000), 1500), 1);
-    assert_int_equal(drain(sa("192.0.2.1", 4000), 2500), 2);
-    assert_int_equal(drain(sa("192.0.2.1", 4000), 99999), 3); /* capped */
+    assert_int_equal(drain(t_sa("192.0.2.1", 4000), 1000), 3);
+    assert_int_equal(drain(t_sa("192.0.2.1", 4000), 1499), 0);
+    assert_int_equal(drain(t_sa("192.0.2.1", 4000), 1500), 1);
+    assert_int_equal(drain(t_sa("192.0.2.1", 4000), 2500), 2);
+    assert_int_equal(drain(t_sa("192.0.2.1", 4000), 99999), 3); /* capped */
 }
 
 static void
@@ -81,17 +67,17 @@ test_what_is_one_source(void **state)
 {
     (void)state;
     /* Any port of one IPv4 address; IPv4-mapped is the same address. */
-    assert_int_equal(drain(sa("192.0.2.1", 4000), 0), 2);
-    assert_int_equal(drain(sa("192.0.2.1", 5000), 0), 0);
-    assert_int_equal(drain(sa("::ffff:192.0.2.1", 6000), 0), 0);
-    assert_int_equal(drain(sa("192.0.2.2", 4000), 0), 2);
+    assert_int_equal(drain(t_sa("192.0.2.1", 4000), 0), 2);
+    assert_int_equal(drain(t_sa("192.0.2.1", 5000), 0), 0);
+    assert_int_equal(drain(t_sa("::ffff:192.0.2.1", 6000), 0), 0);
+    assert_int_equal(drain(t_sa("192.0.2.2", 4000), 0), 2);
     /* One IPv6 /64, whatever the host part; another /64 is another. */
-    assert_int_equal(drain(sa("2001:db8:0:1::1", 4000), 0), 2);
-    assert_int_equal(drain(sa("2001:db8:0:1:ffff::9", 4000), 0), 0);
-    assert_int_equal(drain(sa("2001:db8:0:2::1", 4000), 0), 2);
+    assert_int_equal(drain(t_sa("2001:db8:0:1::1", 4000), 0), 2);
+    assert_int_equal(drain(t_sa("2001:db8:0:1:ffff::9", 4000), 0), 0);
+    assert_int_equal(drain(t_sa("2001:db8:0:2::1", 4000), 0), 2);
     /* ::1 and the IPv4 space do not collide. */
-    assert_int_equal(drain(sa("::1", 4000), 0), 2);
-    assert_int_equal(drain(sa("0.0.0.1", 4000), 0), 2);
+    assert_int_equal(drain(t_sa("::1", 4000), 0), 2);
+    assert_int_equal(drain(t_sa("0.0.0.1", 4000), 0), 2);
 }
 
 /* Ten times more fresh sources than slots, on a clock that stands still:
@@ -106,12 +92,12 @@ test_bounded_and_keeps_the_held_back(void **state)
     char addr[32];
 
     (void)state;
-    memcpy(&keep, sa("198.51.100.7", 4000), sizeof(keep));
+    memcpy(&keep, t_sa("198.51.100.7", 4000), sizeof(keep));
     assert_int_equal(drain(busy, 0), 2);
     for (int i = 0; i < 10 * SRATE_SLOTS; i++) {
         snprintf(addr, sizeof(addr), "10.%d.%d.%d", (i >> 16) & 255,
                  (i >> 8) & 255, i & 255);
-        assert_int_equal(srate_take(&t, sa(addr, 4000), 0, 0), SRATE_PASS);
+        assert_int_equal(srate_take(&t, t_sa(addr, 4000), 0, 0), SRATE_PASS);
         if (i % 7 == 0) {
             assert_int_equal(srate_take(&t, busy, 0, 0), SRATE_OVER_RATE);
         }
@@ -123,23 +109,23 @@ static void
 test_configure_resets_only_on_change(void **state)
 {
     (void)state;
-    assert_int_equal(drain(sa("192.0.2.9", 1), 0), 2);
+    assert_int_equal(drain(t_sa("192.0.2.9", 1), 0), 2);
     srate_configure(&t, 1, 2, 0, 0, 32, 64); /* the same: keep the state */
-    assert_int_equal(drain(sa("192.0.2.9", 1), 0), 0);
+    assert_int_equal(drain(t_sa("192.0.2.9", 1), 0), 0);
     srate_configure(&t, 1, 5, 0, 0, 32, 64); /* changed: all start afresh */
-    assert_int_equal(drain(sa("192.0.2.9", 1), 0), 5);
+    assert_int_equal(drain(t_sa("192.0.2.9", 1), 0), 5);
     /* Other prefixes make other sources: afresh as well. */
     srate_configure(&t, 1, 5, 0, 0, 32, 56);
-    assert_int_equal(drain(sa("192.0.2.9", 1), 0), 5);
+    assert_int_equal(drain(t_sa("192.0.2.9", 1), 0), 5);
     srate_configure(&t, 1, 5, 0, 0, 31, 56);
-    assert_int_equal(drain(sa("192.0.2.9", 1), 0), 5);
+    assert_int_equal(drain(t_sa("192.0.2.9", 1), 0), 5);
     /* A byte limit turned on, or changed, is a change too. */
     srate_configure(&t, 1, 5, 100, 200, 31, 56);
-    assert_int_equal(drain(sa("192.0.2.9", 1), 0), 5);
+    assert_int_equal(drain(t_sa("192.0.2.9", 1), 0), 5);
     srate_configure(&t, 1, 5, 100, 300, 31, 56);
-    assert_int_equal(drain(sa("192.0.2.9", 1), 0), 5);
+    assert_int_equal(drain(t_sa("192.0.2.9", 1), 0), 5);
     srate_configure(&t, 1, 5, 100, 300, 31, 56);
-    assert_int_equal(drain(sa("192.0.2.9", 1), 0), 0);
+    assert_int_equal(drain(t_sa("192.0.2.9", 1), 0), 0);
 }
 
 /* The byte bucket: a reply takes as many tokens as it has bytes, and it
@@ -155,7 +141,7 @@ test_bytes_both_or_neither(void **state)
     (void)state;
     /* 3 replies at once, 1000 bytes a second with 3000 at once. */
     srate_configure(&t, 1, 3, 1000, 3000, 32, 64);
-    memcpy(&keep, sa("192.0.2.5", 4000), sizeof(keep));
+    memcpy(&keep, t_sa("192.0.2.5", 4000), sizeof(keep));
     a = (const struct sockaddr *)&keep;
     assert_int_equal(srate_take(&t, a, 2000, 0), SRATE_PASS);
     for (int i = 0; i < 10; i++) {
@@ -172,7 +158,7 @@ test_bytes_both_or_neither(void **state)
     assert_int_equal(srate_take(&t, a, 1001, 1000), SRATE_OVER_BYTES);
     assert_int_equal(srate_take(&t, a, 1000, 1000), SRATE_PASS);
     /* Another source has its own byte bucket. */
-    assert_int_equal(srate_take(&t, sa("192.0.2.6", 4000), 3000, 1000),
+    assert_int_equal(srate_take(&t, t_sa("192.0.2.6", 4000), 3000, 1000),
                      SRATE_PASS);
 }
 
@@ -183,10 +169,10 @@ test_bytes_off(void **state)
     (void)state;
     srate_configure(&t, 1, 3, 0, 0, 32, 64);
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(srate_take(&t, sa("192.0.2.7", 4000), 65507, 0),
+        assert_int_equal(srate_take(&t, t_sa("192.0.2.7", 4000), 65507, 0),
                          SRATE_PASS);
     }
-    assert_int_equal(srate_take(&t, sa("192.0.2.7", 4000), 0, 0),
+    assert_int_equal(srate_take(&t, t_sa("192.0.2.7", 4000), 0, 0),
                      SRATE_OVER_RATE);
 }
 
@@ -202,14 +188,14 @@ test_bounded_keeps_the_held_back_by_bytes(void **state)
 
     (void)state;
     srate_configure(&t, 1, 100, 1, 1000, 32, 64);
-    memcpy(&keep, sa("198.51.100.8", 4000), sizeof(keep));
+    memcpy(&keep, t_sa("198.51.100.8", 4000), sizeof(keep));
     assert_int_equal(srate_take(&t, busy, 1000, 0), SRATE_PASS);
     for (int i = 0; i < 10 * SRATE_SLOTS; i++) {
         const struct sockaddr *s;
 
         snprintf(addr, sizeof(addr), "10.%d.%d.%d", (i >> 16) & 255,
                  (i >> 8) & 255, i & 255);
-        s = sa(addr, 4000);
+        s = t_sa(addr, 4000);
         assert_int_equal(srate_take(&t, s, 1, 0), SRATE_PASS);
         assert_int_equal(srate_take(&t, s, 1, 0), SRATE_PASS);
     }
@@ -224,22 +210,22 @@ test_prefix_lengths(void **state)
 {
     (void)state;
     srate_configure(&t, 1, 2, 0, 0, 24, 64);
-    assert_int_equal(drain(sa("10.0.0.1", 4000), 0), 2);
-    assert_int_equal(drain(sa("10.0.0.2", 4000), 0), 0);
-    assert_int_equal(drain(sa("::ffff:10.0.0.200", 4000), 0), 0);
-    assert_int_equal(drain(sa("10.0.1.1", 4000), 0), 2);
+    assert_int_equal(drain(t_sa("10.0.0.1", 4000), 0), 2);
+    assert_int_equal(drain(t_sa("10.0.0.2", 4000), 0), 0);
+    assert_int_equal(drain(t_sa("::ffff:10.0.0.200", 4000), 0), 0);
+    assert_int_equal(drain(t_sa("10.0.1.1", 4000), 0), 2);
 
     srate_configure(&t, 1, 2, 0, 0, 32, 64);
-    assert_int_equal(drain(sa("10.0.0.1", 4000), 0), 2);
-    assert_int_equal(drain(sa("10.0.0.2", 4000), 0), 2);
+    assert_int_equal(drain(t_sa("10.0.0.1", 4000), 0), 2);
+    assert_int_equal(drain(t_sa("10.0.0.2", 4000), 0), 2);
 
     srate_configure(&t, 1, 2, 0, 0, 32, 48);
-    assert_int_equal(drain(sa("2001:db8:1:2::1", 4000), 0), 2);
-    assert_int_equal(drain(sa("2001:db8:1:3::1", 4000), 0), 0);
-    assert_int_equal(drain(sa("2001:db8:2::1", 4000), 0), 2);
+    assert_int_equal(drain(t_sa("2001:db8:1:2::1", 4000), 0), 2);
+    assert_int_equal(drain(t_sa("2001:db8:1:3::1", 4000), 0), 0);
+    assert_int_equal(drain(t_sa("2001:db8:2::1", 4000), 0), 2);
     srate_configure(&t, 1, 2, 0, 0, 32, 128);
-    assert_int_equal(drain(sa("2001:db8:1:2::1", 4000), 0), 2);
-    assert_int_equal(drain(sa("2001:db8:1:2::2", 4000), 0), 2);
+    assert_int_equal(drain(t_sa("2001:db8:1:2::1", 4000), 0), 2);
+    assert_int_equal(drain(t_sa("2001:db8:1:2::2", 4000), 0), 2);
 }
 
 /* A table made with other prefixes uses them from its first take. */
@@ -249,12 +235,12 @@ test_prefix_lengths_from_init(void **state)
     (void)state;
     srate_fini(&t);
     assert_int_equal(srate_init(&t, 1, 1, 24, 48), 0);
-    assert_int_equal(srate_take(&t, sa("10.0.0.1", 4000), 0, 0), SRATE_PASS);
-    assert_int_equal(srate_take(&t, sa("10.0.0.2", 4000), 0, 0),
+    assert_int_equal(srate_take(&t, t_sa("10.0.0.1", 4000), 0, 0), SRATE_PASS);
+    assert_int_equal(srate_take(&t, t_sa("10.0.0.2", 4000), 0, 0),
                      SRATE_OVER_RATE);
-    assert_int_equal(srate_take(&t, sa("2001:db8:1:2::1", 4000), 0, 0),
+    assert_int_equal(srate_take(&t, t_sa("2001:db8:1:2::1", 4000), 0, 0),
                      SRATE_PASS);
-    assert_int_equal(srate_take(&t, sa("2001:db8:1:3::1", 4000), 0, 0),
+    assert_int_equal(srate_take(&t, t_sa("2001:db8:1:3::1", 4000), 0, 0),
                      SRATE_OVER_RATE);
 }
 

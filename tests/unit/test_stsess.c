@@ -51,21 +51,7 @@ teardown(void **state)
     return 0;
 }
 
-/* addr:port as a sockaddr, in one of four rotating buffers: copy it to
- * keep it. */
-static const struct sockaddr *
-sa(const char *addr, unsigned port)
-{
-    static struct sockaddr_storage ss[4];
-    static int next;
-    struct sockaddr_storage *s = &ss[next++ % 4];
-    socklen_t len;
-
-    assert_int_equal(sock_addr(addr, (int)port, s, &len), 0);
-    return (const struct sockaddr *)s;
-}
-
-/* Copy a to *ss, to keep it past four more sa() calls. */
+/* Copy a to *ss, to keep it past four more t_sa() calls. */
 static const struct sockaddr *
 keep(struct sockaddr_storage *ss, const struct sockaddr *a)
 {
@@ -77,7 +63,7 @@ keep(struct sockaddr_storage *ss, const struct sockaddr *a)
 static const struct sockaddr *
 here(void)
 {
-    return sa("192.0.2.100", 862);
+    return t_sa("192.0.2.100", 862);
 }
 
 /* The n-th spoofed source: 10.x.y.z port 4000. */
@@ -88,7 +74,7 @@ spoofed(int n)
 
     snprintf(addr, sizeof(addr), "10.%d.%d.%d", (n >> 16) & 255, (n >> 8) & 255,
              n & 255);
-    return sa(addr, 4000);
+    return t_sa(addr, 4000);
 }
 
 static struct stss_sess *
@@ -122,7 +108,7 @@ test_seq_from_zero(void **state)
     struct stss_sess *s;
 
     (void)state;
-    s = get(sa("198.51.100.7", 5000), here(), 7, 0);
+    s = get(t_sa("198.51.100.7", 5000), here(), 7, 0);
     assert_non_null(s);
     assert_int_equal(s->next_seq, 0);
     assert_int_equal(s->rx, 1);
@@ -130,7 +116,7 @@ test_seq_from_zero(void **state)
     assert_int_equal(stss_sent(s), 0);
     assert_int_equal(stss_sent(s), 1);
     assert_int_equal(s->tx, 2);
-    assert_ptr_equal(get(sa("198.51.100.7", 5000), here(), 7, 10), s);
+    assert_ptr_equal(get(t_sa("198.51.100.7", 5000), here(), 7, 10), s);
     assert_int_equal(s->rx, 2);
     assert_int_equal(stss_sent(s), 2);
     assert_int_equal(ctr_get(&t.created), 1);
@@ -143,31 +129,31 @@ test_what_is_one_session(void **state)
 {
     (void)state;
     for (long want = 0; want < 3; want++) {
-        assert_int_equal(exchange(sa("198.51.100.7", 5000), 0), want);
+        assert_int_equal(exchange(t_sa("198.51.100.7", 5000), 0), want);
     }
     /* Another SSID, peer port, peer address, local address, local port. */
-    assert_int_equal(reply(sa("198.51.100.7", 5000), here(), 2, 0), 0);
-    assert_int_equal(exchange(sa("198.51.100.7", 5001), 0), 0);
-    assert_int_equal(exchange(sa("198.51.100.8", 5000), 0), 0);
+    assert_int_equal(reply(t_sa("198.51.100.7", 5000), here(), 2, 0), 0);
+    assert_int_equal(exchange(t_sa("198.51.100.7", 5001), 0), 0);
+    assert_int_equal(exchange(t_sa("198.51.100.8", 5000), 0), 0);
     assert_int_equal(
-        reply(sa("198.51.100.7", 5000), sa("192.0.2.101", 862), 1, 0), 0);
+        reply(t_sa("198.51.100.7", 5000), t_sa("192.0.2.101", 862), 1, 0), 0);
     assert_int_equal(
-        reply(sa("198.51.100.7", 5000), sa("192.0.2.100", 863), 1, 0), 0);
+        reply(t_sa("198.51.100.7", 5000), t_sa("192.0.2.100", 863), 1, 0), 0);
     /* IPv4-mapped is IPv4, at either end. */
-    assert_int_equal(reply(sa("::ffff:198.51.100.7", 5000),
-                           sa("::ffff:192.0.2.100", 862), 1, 0),
+    assert_int_equal(reply(t_sa("::ffff:198.51.100.7", 5000),
+                           t_sa("::ffff:192.0.2.100", 862), 1, 0),
                      3);
     assert_int_equal(
-        reply(sa("198.51.100.7", 5000), sa("::ffff:192.0.2.100", 862), 1, 0),
+        reply(t_sa("198.51.100.7", 5000), t_sa("::ffff:192.0.2.100", 862), 1, 0),
         4);
     /* IPv6 alike; and ::c633:6407 is not 198.51.100.7. */
     for (long want = 0; want < 2; want++) {
         assert_int_equal(
-            reply(sa("2001:db8::7", 5000), sa("2001:db8::100", 862), 1, 0),
+            reply(t_sa("2001:db8::7", 5000), t_sa("2001:db8::100", 862), 1, 0),
             want);
     }
-    assert_int_equal(exchange(sa("::c633:6407", 5000), 0), 0);
-    assert_int_equal(exchange(sa("198.51.100.7", 5000), 0), 5);
+    assert_int_equal(exchange(t_sa("::c633:6407", 5000), 0), 0);
+    assert_int_equal(exchange(t_sa("198.51.100.7", 5000), 0), 5);
     assert_int_equal(ctr_get(&t.created), 8);
 }
 
@@ -180,7 +166,7 @@ test_other_family(void **state)
     (void)state;
     assert_null(get((const struct sockaddr *)&un, here(), 1, 0));
     assert_null(
-        get(sa("198.51.100.7", 5000), (const struct sockaddr *)&un, 1, 0));
+        get(t_sa("198.51.100.7", 5000), (const struct sockaddr *)&un, 1, 0));
     assert_int_equal(ctr_get(&t.created), 0);
     assert_int_equal(ctr_get(&t.refused), 0);
 }
@@ -189,7 +175,7 @@ static void
 test_idle_expiry(void **state)
 {
     struct sockaddr_storage ss;
-    const struct sockaddr *p = keep(&ss, sa("198.51.100.7", 5000));
+    const struct sockaddr *p = keep(&ss, t_sa("198.51.100.7", 5000));
 
     (void)state;
     assert_int_equal(exchange(p, 1000), 0);
@@ -207,7 +193,7 @@ static void
 test_idle_change(void **state)
 {
     struct sockaddr_storage ss;
-    const struct sockaddr *p = keep(&ss, sa("198.51.100.7", 5000));
+    const struct sockaddr *p = keep(&ss, t_sa("198.51.100.7", 5000));
 
     (void)state;
     assert_int_equal(exchange(p, 0), 0);
@@ -223,7 +209,7 @@ static void
 test_flood_one_set(void **state)
 {
     struct sockaddr_storage ss;
-    const struct sockaddr *real = keep(&ss, sa("198.51.100.7", 5000));
+    const struct sockaddr *real = keep(&ss, t_sa("198.51.100.7", 5000));
     uint64_t now = 0;
     long seq = 0;
     int n = 0;
@@ -272,7 +258,7 @@ static void
 test_flood_full_table(void **state)
 {
     struct sockaddr_storage ss;
-    const struct sockaddr *real = keep(&ss, sa("198.51.100.7", 5000));
+    const struct sockaddr *real = keep(&ss, t_sa("198.51.100.7", 5000));
     long seq = 0, got = 0;
     uint64_t now = 0;
 
@@ -307,7 +293,7 @@ static void
 test_stamp_followup(void **state)
 {
     struct timespec at = ts(100, 5), got;
-    struct stss_sess *s = get(sa("198.51.100.7", 5000), here(), 1, 0);
+    struct stss_sess *s = get(t_sa("198.51.100.7", 5000), here(), 1, 0);
     uint32_t seq = 99;
 
     (void)state;
@@ -329,7 +315,7 @@ test_stamp_followup(void **state)
     assert_int_equal(got.tv_sec, 100);
     /* Reply 1 sent, its stamp late: no follow-up for reply 2 (reply 0's
      * time is not reply 1's), until the stamp arrives. */
-    assert_ptr_equal(get(sa("198.51.100.7", 5000), here(), 1, 10), s);
+    assert_ptr_equal(get(t_sa("198.51.100.7", 5000), here(), 1, 10), s);
     stss_await(&t, s, stss_sent(s), 1001);
     assert_false(stss_followup(s, &seq, &got));
     assert_true(stss_stamped(&t, 1001, &at));
@@ -353,8 +339,8 @@ static void
 test_stamp_ring_overwritten(void **state)
 {
     struct timespec at = ts(7, 0), got;
-    struct stss_sess *a = get(sa("198.51.100.7", 5000), here(), 1, 0);
-    struct stss_sess *b = get(sa("198.51.100.8", 5000), here(), 1, 0);
+    struct stss_sess *a = get(t_sa("198.51.100.7", 5000), here(), 1, 0);
+    struct stss_sess *b = get(t_sa("198.51.100.8", 5000), here(), 1, 0);
     uint32_t seq;
 
     (void)state;
@@ -378,12 +364,12 @@ test_stamp_recycled_slot(void **state)
 
     (void)state;
     /* a is the oldest of a full set; then every one expires. */
-    a = get(sa("198.51.100.7", 5000), here(), 1, 0);
+    a = get(t_sa("198.51.100.7", 5000), here(), 1, 0);
     stss_await(&t, a, stss_sent(a), 42);
     for (; n < STSS_WAYS - 1; n++) {
         assert_non_null(get(spoofed(n), here(), 1, 1 + (uint64_t)n));
     }
-    b = get(sa("198.51.100.8", 5000), here(), 1, IDLE_MS + 100);
+    b = get(t_sa("198.51.100.8", 5000), here(), 1, IDLE_MS + 100);
     assert_ptr_equal(b, a); /* the same slot, another session */
     assert_int_equal(b->next_seq, 0);
     stss_await(&t, b, stss_sent(b), 43);
@@ -397,7 +383,7 @@ test_stamp_recycled_slot(void **state)
     for (int i = 0; i < STSS_WAYS - 1; n++, i++) {
         assert_non_null(get(spoofed(n), here(), 1, IDLE_MS + 200));
     }
-    a = get(sa("198.51.100.9", 5000), here(), 1,
+    a = get(t_sa("198.51.100.9", 5000), here(), 1,
             IDLE_MS + 100 + STSS_MIN_IDLE_MS);
     assert_ptr_equal(a, b);
     assert_int_equal(ctr_get(&t.evicted), 1);
@@ -407,7 +393,7 @@ test_stamp_recycled_slot(void **state)
 
     /* Expired and started again under its own key. */
     stss_await(&t, a, stss_sent(a), 45);
-    b = get(sa("198.51.100.9", 5000), here(), 1, 3 * IDLE_MS);
+    b = get(t_sa("198.51.100.9", 5000), here(), 1, 3 * IDLE_MS);
     assert_ptr_equal(a, b);
     assert_int_equal(b->next_seq, 0);
     assert_false(stss_stamped(&t, 45, &at));
@@ -421,7 +407,7 @@ test_clear(void **state)
 {
     struct timespec at = ts(1, 0);
     struct sockaddr_storage ss;
-    const struct sockaddr *p = keep(&ss, sa("198.51.100.7", 5000));
+    const struct sockaddr *p = keep(&ss, t_sa("198.51.100.7", 5000));
     struct stss_sess *s;
 
     (void)state;
@@ -447,7 +433,7 @@ test_init_bounds(void **state)
     assert_int_equal(stss_init(&u, STSS_SLOTS, 0), -1);
     stss_fini(&u); /* after a failed init: nothing to free */
     assert_int_equal(stss_init(&u, (size_t)2 * STSS_WAYS, 1), 0);
-    assert_non_null(stss_get(&u, sa("198.51.100.7", 5000), here(), 1, 0));
+    assert_non_null(stss_get(&u, t_sa("198.51.100.7", 5000), here(), 1, 0));
     stss_fini(&u);
     stss_fini(&u);
     stss_clear(&u); /* on a finished table: nothing */

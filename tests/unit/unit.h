@@ -1,8 +1,9 @@
 /*
  * unit.h - small helpers shared by the cmocka unit tests: a hard deadline,
  * a test clock that --wrap=clock_gettime cannot fake, deterministic
- * payloads, real kernel socket pairs (AF_UNIX and loopback TCP), and
- * asserting that a rendered text holds (or lacks) a part.
+ * payloads, real kernel socket pairs (AF_UNIX and loopback TCP), an
+ * address from text, a scratch directory, and asserting that a rendered
+ * text holds (or lacks) a part.
  *
  * Include after <cmocka.h>. Everything is static inline so that a test
  * that uses only part of it compiles without unused-function warnings.
@@ -17,6 +18,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -24,6 +26,7 @@
 #include <unistd.h>
 
 #include "loop.h"
+#include "sock.h"
 
 static inline void
 t_on_alarm(int sig)
@@ -303,6 +306,39 @@ t_lacks(const char *text, const char *part)
     if (strstr(text, part) != NULL) {
         fail_msg("unexpected: %s\n--- text:\n%s", part, text);
     }
+}
+
+/* addr:port as a sockaddr, in one of four rotating buffers: copy it to
+ * keep it. */
+static inline const struct sockaddr *
+t_sa(const char *addr, unsigned port)
+{
+    static struct sockaddr_storage ss[4];
+    static int next;
+    struct sockaddr_storage *s = &ss[next++ % 4];
+    socklen_t len;
+
+    assert_int_equal(sock_addr(addr, (int)port, s, &len), 0);
+    return (const struct sockaddr *)s;
+}
+
+/* A fresh directory /tmp/echod-NAME-XXXXXX in dir[len]; 0 or -1 (a
+ * cmocka setup's answer). */
+static inline int
+t_mkdtemp(char *dir, size_t len, const char *name)
+{
+    snprintf(dir, len, "/tmp/echod-%s-XXXXXX", name);
+    return mkdtemp(dir) == NULL ? -1 : 0;
+}
+
+/* Remove dir and what it holds; 0 or -1 (a cmocka teardown's answer). */
+static inline int
+t_rmtree(const char *dir)
+{
+    char cmd[160];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
 }
 
 #endif /* ECHOD_TEST_UNIT_H */
