@@ -545,6 +545,19 @@ class Daemon:
     def nfds(self):
         return len(os.listdir("/proc/%d/fd" % self.proc.pid))
 
+    def fd_targets(self):
+        """What echod's open fds point at. An fd the daemon closes
+        between the listing and the readlink (a client's connection
+        ending) is simply left out."""
+        d = "/proc/%d/fd" % self.proc.pid
+        out = []
+        for fd in os.listdir(d):
+            try:
+                out.append(os.readlink(os.path.join(d, fd)))
+            except FileNotFoundError:
+                pass
+        return out
+
     def cpu_seconds(self):
         with open("/proc/%d/stat" % self.proc.pid) as f:
             fields = f.read().rsplit(")", 1)[1].split()
