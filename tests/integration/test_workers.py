@@ -279,8 +279,11 @@ class Workers(harness.TestCase):
         self.assertEqual(sum(a for a, _ in figs), n)
         # The kernel wakes the first idle waiter of the socket's queue; a
         # worker that served goes to the back of it (loop_rotate), or else
-        # one worker takes all 40.
-        self.assertLessEqual(max(a for a, _ in figs), n // 2, figs)
+        # one worker takes all 40. How even it is depends on the load: a
+        # worker the scheduler has not yet let rotate is woken again (one
+        # CI run, with other tests loading the 2 CPUs: 28, 5, 4, 3), so
+        # the test asks only that every worker had its turn.
+        self.assertGreaterEqual(min(a for a, _ in figs), 1, figs)
         for s in live:
             s.close()
         self.assertEqual(d.stop(), 0)
