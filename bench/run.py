@@ -20,7 +20,8 @@ bounded by -d SECS and a hard subprocess timeout):
                 recvmmsg/sendmmsg UDP reflector (refudp, with and without
                 timestamps): reflected packets per second with
                 STAMP_WINDOW packets in flight per socket, then the
-                residence time T3 - T2 at half echod's capacity
+                residence time T3 - T2 at half echod's capacity, of
+                echod as it is by default and with stamp_busy_poll
 Each round runs every server once, the order rotated round by round
 (ref w1 wN, w1 wN ref, wN ref w1, ...); RUNS rounds; medians per server.
 
@@ -40,6 +41,7 @@ Environment:
                              second (0: half echod's capacity), the load's
                              sockets, packets in flight per socket (the
                              capacity runs), the rate sender's tick
+  STAMP_BUSY_POLL=50         stamp: echod-bp's stamp_busy_poll (us)
   SYSCALLS=1                 count syscalls per message (0: skip);
                              SYSCALL_TOOL=strace forces the fallback
   SPREAD=1                   accepted connections per worker, socket-
@@ -94,6 +96,8 @@ STAMP_RATE = int(os.environ.get("STAMP_RATE", "0"))
 STAMP_SOCKETS = int(os.environ.get("STAMP_SOCKETS", "4"))
 STAMP_WINDOW = int(os.environ.get("STAMP_WINDOW", "32"))
 STAMP_TICK_US = int(os.environ.get("STAMP_TICK_US", "100"))
+STAMP_BUSY_POLL = int(os.environ.get("STAMP_BUSY_POLL", "50"))
+RES_SERVERS = ("echod", "echod-bp", "bare-ts1")  # in the residence runs
 
 # name, echoload arguments, unit of the rate, unit of work
 SCENARIOS = [
@@ -858,20 +862,20 @@ def scrape_report(tmp, echod, echoload):
 STAMP_LEN = 44  # unauthenticated STAMP test packet
 
 
-def stamp_conf(tmp, port):
+def stamp_conf(tmp, port, busy_poll=0):
     """echod at workers = 1 with one STAMP listen entry on port, its reply
     limits at their maxima (the byte limits off), no control socket."""
-    path = os.path.join(tmp, "stamp.conf")
+    path = os.path.join(tmp, "stamp-%d.conf" % busy_poll)
     with open(path, "w") as f:
         f.write('listen = ( { address = "127.0.0.1"; port = %d; '
-                'service = "stamp"; '
+                'service = "stamp"; stamp_busy_poll = %d; '
                 'udp_per_source_rate = 1000000; '
                 'udp_per_source_burst = 1000000; '
                 'udp_rate_limit = 1000000; udp_rate_burst = 1000000; '
                 'udp_rate_limit_bytes = 0; '
                 'udp_per_source_rate_bytes = 0; } );\n'
                 'workers = 1;\ncontrol_socket = "";\n'
-                'log_level = "notice";\n' % port)
+                'log_level = "notice";\n' % (port, busy_poll))
     return path
 
 
@@ -897,8 +901,8 @@ def wait_udp(port, proc, timeout=10):
 def start_stamp_servers(tmp, echod, refudp):
     """bare (refudp: datagrams back unchanged), bare-ts (refudp -t: kernel
     receive stamps, T2 and T3 written, one sendmmsg a batch), bare-ts1
-    (refudp -t -s: T3 and a sendmsg per reply, as echod) and echod (one
-    stamp worker)."""
+    (refudp -t -s: T3 and a sendmsg per reply), echod (one stamp worker)
+    and echod-bp (the same with stamp_busy_poll)."""
     servers = []
     for name, extra in (("bare", []), ("bare-ts", ["-t"]),
                         ("bare-ts1", ["-t", "-s"])):
@@ -906,10 +910,11 @@ def start_stamp_servers(tmp, echod, refudp):
         s = Server(name, [refudp] + extra + [str(port)], port)
         servers.append(s)
         wait_udp(port, s.proc)
-    port = free_port()
-    s = Server("echod", [echod, "-c", stamp_conf(tmp, port)], port)
-    servers.append(s)
-    wait_udp(port, s.proc)
+    for name, bp in (("echod", 0), ("echod-bp", STAMP_BUSY_POLL)):
+        port = free_port()
+        s = Server(name, [echod, "-c", stamp_conf(tmp, port, bp)], port)
+        servers.append(s)
+        wait_udp(port, s.proc)
     return servers
 
 
@@ -944,6 +949,7 @@ def stamp_run(stampload, srv, rate, secs=None):
     fig["cpu_pkt"] = used / fig["reflected"] * 1e6 if fig["reflected"] \
         else 0.0
     fig["rq_ms"] = waited * 1e3 / secs  # per second of the run
+    fig["cpu_busy"] = used / secs          # the server's CPUs kept busy
     return fig
 
 
@@ -973,13 +979,17 @@ def stamp_report(tmp, echod, stampload, refudp):
     load0 = os.getloadavg()
     servers = start_stamp_servers(tmp, echod, refudp)
     by = {s.name: s for s in servers}
+    resident = [by[n] for n in RES_SERVERS]
     try:
-        cap = stamp_rounds(servers, stampload, 0)
+        # Busy polling changes nothing at capacity (the loop never
+        # sleeps there): echod-bp is only in the residence runs.
+        cap = stamp_rounds([s for s in servers if s.name != "echod-bp"],
+                           stampload, 0)
         print("  stamp capacity done", file=sys.stderr, flush=True)
         med_pps = {n: med(cap[n], "pps") for n in cap}
         rate = STAMP_RATE or max(1000, int(med_pps["echod"] / 2 / 1000)
                                  * 1000)
-        half = stamp_rounds([by["echod"], by["bare-ts1"]], stampload, rate)
+        half = stamp_rounds(resident, stampload, rate)
         print("  stamp residence done", file=sys.stderr, flush=True)
         sys_rows = stamp_syscalls(tmp, servers, stampload) if SYSCALLS \
             else None
@@ -992,9 +1002,10 @@ def stamp_report(tmp, echod, stampload, refudp):
           "bare = refudp (recvmmsg/sendmmsg, batch 16, datagrams back "
           "unchanged); bare-ts = refudp -t (kernel receive\nstamps, T2 and "
           "T3 written, T3 once per batch); bare-ts1 = refudp -t -s (T3 and "
-          "a sendmsg per reply,\nas echod); load average %.2f %.2f %.2f "
-          "before, %.2f %.2f %.2f after"
-          % ((STAMP_LEN, STAMP_SOCKETS, SECS) + load0 + load1))
+          "a sendmsg per reply);\nechod-bp = echod with stamp_busy_poll = %d; "
+          "load average %.2f %.2f %.2f before, %.2f %.2f %.2f after"
+          % ((STAMP_LEN, STAMP_SOCKETS, SECS, STAMP_BUSY_POLL) + load0 +
+             load1))
     print("Capacity (stampload -r 0, %d packets in flight per socket), "
           "median of %d runs" % (STAMP_WINDOW, RUNS))
     print("%-8s %9s %9s %11s %9s %8s %9s" % (
@@ -1034,30 +1045,33 @@ def stamp_report(tmp, echod, stampload, refudp):
           "replies' timestamps, median of %d runs" % (
               rate, "STAMP_RATE" if STAMP_RATE else
               "half of echod's median capacity", STAMP_TICK_US, RUNS))
-    print("%-8s %10s %10s %10s %9s %9s %8s %8s %9s" % (
+    print("%-8s %10s %10s %10s %9s %9s %8s %8s %9s %6s" % (
         "server", "p50 us", "p99 us", "max us", "rtt p50", "rtt p99",
-        "lost", "skipped", "rq ms/s"))
-    for n in ("echod", "bare-ts1"):
+        "lost", "skipped", "rq ms/s", "cpu"))
+    for n in RES_SERVERS:
         f = half[n]
-        print("%-8s %10.1f %10.1f %10.1f %9.0f %9.0f %8.0f %8.0f %9.1f" % (
-            n, med(f, "res_p50_ns") / 1e3, med(f, "res_p99_ns") / 1e3,
-            med(f, "res_max_ns") / 1e3, med(f, "rtt_p50_us"),
-            med(f, "rtt_p99_us"), sum(x["lost"] for x in f),
-            sum(x["skipped"] for x in f), med(f, "rq_ms")))
-    p99 = med(half["echod"], "res_p99_ns") / 1e3
-    print("  echod residence p99 = %.1f us  target < %d us  %s" % (
-        p99, STAMP_RES_P99_US, mark(p99 < STAMP_RES_P99_US)))
-    print("  per round, p50/p99 us echod, bare-ts1: %s" % ", ".join(
-        "%.1f/%.1f %.1f/%.1f" % (x["res_p50_ns"] / 1e3,
-                                 x["res_p99_ns"] / 1e3,
-                                 y["res_p50_ns"] / 1e3,
-                                 y["res_p99_ns"] / 1e3)
-        for x, y in zip(half["echod"], half["bare-ts1"])))
-    print("  per round, rq ms/s echod, bare-ts1: %s" % ", ".join(
-        "%.0f %.0f" % (x["rq_ms"], y["rq_ms"])
-        for x, y in zip(half["echod"], half["bare-ts1"])))
-    print("(bare-ts1 is the floor for echod's way of stamping; bare has no "
-          "timestamps: stampload says res_*=na)")
+        print("%-8s %10.1f %10.1f %10.1f %9.0f %9.0f %8.0f %8.0f %9.1f "
+              "%6.2f" % (
+                  n, med(f, "res_p50_ns") / 1e3, med(f, "res_p99_ns") / 1e3,
+                  med(f, "res_max_ns") / 1e3, med(f, "rtt_p50_us"),
+                  med(f, "rtt_p99_us"), sum(x["lost"] for x in f),
+                  sum(x["skipped"] for x in f), med(f, "rq_ms"),
+                  med(f, "cpu_busy")))
+    for n, bp in (("echod", 0), ("echod-bp", STAMP_BUSY_POLL)):
+        p99 = med(half[n], "res_p99_ns") / 1e3
+        print("  %s residence p99 = %.1f us (stamp_busy_poll = %d)  "
+              "target < %d us  %s" % (n, p99, bp, STAMP_RES_P99_US,
+                                      mark(p99 < STAMP_RES_P99_US)))
+    print("  per round, p50/p99 us %s: %s" % (", ".join(RES_SERVERS), ", ".join(
+        " ".join("%.1f/%.1f" % (x["res_p50_ns"] / 1e3, x["res_p99_ns"] / 1e3)
+                 for x in xs)
+        for xs in zip(*(half[n] for n in RES_SERVERS)))))
+    print("  per round, rq ms/s %s: %s" % (", ".join(RES_SERVERS), ", ".join(
+        " ".join("%.0f" % x["rq_ms"] for x in xs)
+        for xs in zip(*(half[n] for n in RES_SERVERS)))))
+    print("(bare-ts1 is the floor for stamping each reply alone; bare has "
+          "no timestamps: stampload says res_*=na;\ncpu: the server's CPU "
+          "time over the run's, 1.00 = one CPU kept busy)")
     if sys_rows:
         print("Syscalls per reflected packet, one extra capacity run each "
               "(%s); each cell: syscalls / epoll_waits / context switches"

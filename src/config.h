@@ -94,11 +94,12 @@ struct cfg_listen {
     int64_t udp_per_source_burst;
     int64_t udp_per_source_rate_bytes;
     /* service = "stamp": */
-    char stamp_mode[CFG_SERVICE_MAX]; /* "stateless" or "stateful" */
+    char stamp_mode[CFG_SERVICE_MAX];  /* "stateless" or "stateful" */
     char stamp_key_file[CFG_PATH_MAX]; /* "" = unauthenticated */
-    bool stamp_reply_low_ports;       /* opt out of the low-port guard */
-    size_t stamp_key_len;             /* 0 = unauthenticated */
-    uint8_t stamp_key[CFG_KEY_MAX];   /* read from stamp_key_file */
+    bool stamp_reply_low_ports;        /* opt out of the low-port guard */
+    int64_t stamp_busy_poll;           /* microseconds, 0 = off */
+    size_t stamp_key_len;              /* 0 = unauthenticated */
+    uint8_t stamp_key[CFG_KEY_MAX];    /* read from stamp_key_file */
 };
 
 struct cfg {
@@ -122,7 +123,7 @@ struct cfg {
     /* "" = none. CFG_CONTROL_DEFAULT may fail with a warning (no
      * /run/echod outside the service); any other path must work. */
     char control_socket[CFG_PATH_MAX];
-    int64_t udp_rate_limit;   /* UDP replies per second, all sources */
+    int64_t udp_rate_limit; /* UDP replies per second, all sources */
     int64_t udp_rate_burst;
     int64_t udp_rate_limit_bytes; /* their bytes per second, 0 = off */
     int64_t udp_per_source_rate;  /* UDP replies per second, one source */

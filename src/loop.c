@@ -79,6 +79,25 @@ loop_update_now(struct loop *l)
     l->now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+static uint64_t
+loop_mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+}
+
+void
+loop_busy_poll(struct loop *l, unsigned us)
+{
+    uint64_t until = loop_mono_ns() + (uint64_t)us * 1000;
+
+    if (until > l->poll_until) {
+        l->poll_until = until;
+    }
+}
+
 void
 loop_io_init(struct loop_io *io, int fd, const struct loop_ops *ops)
 {
@@ -237,6 +256,13 @@ loop_run_once(struct loop *l, int max_wait_ms)
     timeout = list_empty(&l->ready) ? loop_next_timeout(l) : 0;
     if (max_wait_ms >= 0 && (timeout < 0 || timeout > max_wait_ms)) {
         timeout = max_wait_ms;
+    }
+    if (timeout != 0 && l->poll_until != 0) {
+        if (loop_mono_ns() < l->poll_until) {
+            timeout = 0;
+        } else {
+            l->poll_until = 0;
+        }
     }
     n = epoll_wait(l->epfd, ev, LOOP_MAX_EVENTS, timeout);
     if (n < 0) {

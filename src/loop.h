@@ -59,6 +59,9 @@ struct loop {
     struct list timers;
     struct outq_pool pool;
     char *scratch; /* LOOP_SCRATCH bytes */
+    /* Busy polling (loop_busy_poll): CLOCK_MONOTONIC nanoseconds before
+     * which epoll_wait does not block; 0 = off. */
+    uint64_t poll_until;
 };
 
 /* Returns 0, or -1 with errno (epoll_create1 or malloc failed). */
@@ -93,6 +96,12 @@ void loop_ready(struct loop *l, struct loop_io *io);
  * the current batch. */
 void loop_close(struct loop *l, struct loop_io *io);
 
+/* Do not sleep for the next `us` microseconds: until then epoll_wait
+ * is called with no timeout, so the next datagram is seen without a
+ * wake-up (what the kernel's scheduler and an idle CPU add to a
+ * reply's delay). Extends, never shortens, a window already open. */
+void loop_busy_poll(struct loop *l, unsigned us);
+
 void loop_timer_init(struct loop_timer *t, void (*fn)(struct loop_timer *));
 /* (Re)arm to fire once at `deadline` (loop->now milliseconds). */
 void loop_timer_arm(struct loop *l, struct loop_timer *t, uint64_t deadline);
@@ -108,8 +117,8 @@ loop_timer_armed(const struct loop_timer *t)
 }
 
 /* One iteration: wait (at most max_wait_ms, -1 = no cap; 0 while the
- * ready list is not empty), dispatch, serve the ready list snapshot, run
- * expired timers, free closed owners. */
+ * ready list is not empty or a busy-poll window is open), dispatch, serve the
+ * ready list snapshot, run expired timers, free closed owners. */
 void loop_run_once(struct loop *l, int max_wait_ms);
 
 #endif /* ECHOD_LOOP_H */

@@ -1064,6 +1064,9 @@ udp_serve(struct bset_sock *u, unsigned budget)
             udp_answer(u, (unsigned)n);
         }
     }
+    if (done != 0 && u->pol != NULL && u->pol->busy_poll_us != 0) {
+        loop_busy_poll(u->local->loop, u->pol->busy_poll_us);
+    }
     return u->readable;
 }
 

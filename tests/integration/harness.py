@@ -558,11 +558,31 @@ class Daemon:
                 pass
         return out
 
-    def cpu_seconds(self):
-        with open("/proc/%d/stat" % self.proc.pid) as f:
+    def cpu_seconds(self, tid=None):
+        """User + system CPU of the process, or of its thread tid."""
+        path = "/proc/%d/stat" % self.proc.pid if tid is None else \
+            "/proc/%d/task/%d/stat" % (self.proc.pid, tid)
+        with open(path) as f:
             fields = f.read().rsplit(")", 1)[1].split()
         ticks = int(fields[11]) + int(fields[12])
         return ticks / os.sysconf("SC_CLK_TCK")
+
+    def thread(self, name):
+        """The id of echod's thread called name (echod-w0: worker 0)."""
+        task = "/proc/%d/task" % self.proc.pid
+        for tid in os.listdir(task):
+            try:
+                with open(os.path.join(task, tid, "comm")) as f:
+                    if f.read().strip() == name:
+                        return int(tid)
+            except FileNotFoundError:
+                pass
+        raise KeyError(name)
+
+    def thread_state(self, tid):
+        """R (running or runnable), S (sleeping), ... of a thread."""
+        with open("/proc/%d/task/%d/stat" % (self.proc.pid, tid)) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
 
     def cleanup(self):
         self.kill()

@@ -11,7 +11,8 @@ real send time; a 14-octet TWAMP-Light request answered with 44 octets;
 authenticated mode with a good key (reply HMAC verified) and a wrong one
 (no reply, counted); the rate limits, the low-port guard and its opt-in,
 allow/deny; a reload changing the mode and the key; the counters and the
-residence histogram."""
+residence histogram; stamp_busy_poll keeping the worker awake while
+packets come, and only then."""
 import errno
 import hashlib
 import hmac
@@ -410,3 +411,58 @@ class Stamp(harness.TestCase):
             self.assertEqual(struct.unpack("!I", r[:4])[0], k)
             mac = hmac.new(bytes.fromhex(KEY_B), r[:96], hashlib.sha256)
             self.assertEqual(r[96:112], mac.digest()[:16])
+
+    def test_busy_poll_only_while_packets_come(self):
+        busy, quiet = harness.free_port(), harness.free_port()
+        conf = ('listen = ( { address = "127.0.0.1"; port = %d; '
+                'service = "stamp"; stamp_busy_poll = 100000; }, '
+                '{ address = "127.0.0.1"; port = %d; service = "stamp"; } '
+                ');\nworkers = 1;\n' % (busy, quiet))
+        d = self.daemon(conf=conf, port=busy)
+        w = d.thread("echod-w0")
+        s = self.sock()
+
+        def session(port):
+            """50 packets, one every 20 ms: the worker's CPU seconds and
+            how often it was seen running between them."""
+            cpu, running = d.cpu_seconds(w), 0
+            for i in range(50):
+                r, _, _ = self.ask(s, port, bytes(Sender(seq=i)))
+                self.assertEqual(parse(r).seq_sender, i)
+                time.sleep(0.02)  # the sender's pacing
+                running += d.thread_state(w) == "R"
+            return d.cpu_seconds(w) - cpu, running
+
+        q_cpu, q_running = session(quiet)
+        b_cpu, b_running = session(busy)
+        print("\nworker over 50 packets in 1 s: %.2f s CPU, running at "
+              "%d of 50 looks with stamp_busy_poll = 100000; %.2f s, %d "
+              "without" % (b_cpu, b_running, q_cpu, q_running))
+        # A window of 100 ms and a packet every 20 ms: it never sleeps.
+        self.assertGreater(b_cpu, 0.3)
+        self.assertGreater(b_running, 35)
+        self.assertLess(q_cpu, 0.15)
+        self.assertLess(q_running, 15)
+        # The packets stop, and 100 ms later so does the polling.
+        harness.wait_for(lambda: d.thread_state(w) == "S", 10,
+                         "the worker asleep after the window")
+        cpu = d.cpu_seconds(w)
+        time.sleep(0.3)  # an interval to measure over, not a readiness wait
+        self.assertLess(d.cpu_seconds(w) - cpu, 0.05)
+
+    def test_busy_poll_only_for_stamp(self):
+        port = harness.free_port()
+        d = self.daemon(start=False, port=port, conf="")
+        d.write_conf('listen = ( { address = "127.0.0.1"; port = %d; '
+                     'protocol = "udp"; stamp_busy_poll = 50; } );\n'
+                     % port)
+        r = self.run_echod("-t", "-c", d.conf_path)
+        self.assertEqual(r.returncode, 78, r.stderr)
+        self.assertRegex(r.stderr, r":1: .*listen\[0\]\.stamp_busy_poll: "
+                         r"only for service = \"stamp\"")
+        d.write_conf('listen = ( { address = "127.0.0.1"; port = %d; '
+                     'service = "stamp"; stamp_busy_poll = 100001; } );\n'
+                     % port)
+        r = self.run_echod("-t", "-c", d.conf_path)
+        self.assertEqual(r.returncode, 78, r.stderr)
+        self.assertIn("stamp_busy_poll", r.stderr)

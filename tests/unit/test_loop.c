@@ -402,6 +402,41 @@ test_wait_is_capped(void **state)
     loop_timer_disarm(&timers[0]);
 }
 
+/* An open busy-poll window keeps epoll_wait from blocking: with no timer
+ * and no cap, one blocking wait would hang until alarm() ends the test.
+ * A later, shorter window does not cut it short, and once it has passed
+ * the loop forgets it (and may sleep again). */
+static void
+test_busy_poll_window(void **state)
+{
+    uint64_t until;
+
+    (void)state;
+    loop_busy_poll(&loop, 10 * 1000 * 1000); /* 10 s */
+    until = loop.poll_until;
+    assert_true(until != 0);
+    loop_busy_poll(&loop, 1);
+    assert_true(loop.poll_until == until);
+    for (int i = 0; i < 100; i++) {
+        loop_run_once(&loop, -1);
+    }
+    assert_true(loop.poll_until == until);
+
+    loop.poll_until = 0;
+    loop_busy_poll(&loop, 1000); /* 1 ms */
+    until = loop.poll_until;
+    for (;;) { /* let it pass (CLOCK_MONOTONIC, as the loop's) */
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        if ((uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec > until) {
+            break;
+        }
+    }
+    loop_run_once(&loop, 1); /* a wait it may block in */
+    assert_true(loop.poll_until == 0);
+}
+
 int
 main(void)
 {
@@ -420,6 +455,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_hup_becomes_in_out, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_wait_is_capped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy_poll_window, setup, teardown),
     };
 
     t_deadline(30);
