@@ -416,12 +416,12 @@ const struct cfg_key cfg_keys[] = {
      .off = CFG_LOFF(stamp_busy_poll),
      .def = 0,
      .min = 0,
-     .max = 100000,
+     .max = 10000,
      .required = false,
      .reload = CFG_RELOAD,
      .doc = "STAMP: microseconds a worker keeps polling, without sleeping, "
-            "after a test packet (0 = off): a lower residence time for "
-            "CPU."},
+            "after answering a test packet (0 = off): a lower residence "
+            "time for CPU."},
     {.name = NULL},
 };
 

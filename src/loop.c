@@ -2,7 +2,8 @@
  * loop.c - epoll instance, dispatch, ready list, timers, deferred free.
  *
  * Owns: the epoll fd, the cached monotonic time, the ready and closed
- * lists, the few named timers, the scratch buffer and the chunk pool.
+ * lists, the few named timers, the busy-poll window, the scratch buffer
+ * and the chunk pool.
  * Never knows what TCP is: it calls owners back only through the
  * callbacks stored in their struct loop_io.
  * Invariants: an io is on at most one of ready/closed (one node); a closed
@@ -76,22 +77,19 @@ loop_update_now(struct loop *l)
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    l->now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static uint64_t
-loop_mono_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+    l->now_ns = (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+    l->now = l->now_ns / 1000000;
 }
 
 void
 loop_busy_poll(struct loop *l, unsigned us)
 {
-    uint64_t until = loop_mono_ns() + (uint64_t)us * 1000;
+    struct timespec ts;
+    uint64_t until;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    until = (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec +
+            (uint64_t)us * 1000;
 
     if (until > l->poll_until) {
         l->poll_until = until;
@@ -258,7 +256,7 @@ loop_run_once(struct loop *l, int max_wait_ms)
         timeout = max_wait_ms;
     }
     if (timeout != 0 && l->poll_until != 0) {
-        if (loop_mono_ns() < l->poll_until) {
+        if (l->now_ns < l->poll_until) {
             timeout = 0;
         } else {
             l->poll_until = 0;

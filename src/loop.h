@@ -53,7 +53,8 @@ struct loop_timer {
 
 struct loop {
     int epfd;
-    uint64_t now; /* monotonic milliseconds, read once per iteration */
+    uint64_t now;    /* monotonic milliseconds, read once per iteration */
+    uint64_t now_ns; /* the same reading in nanoseconds */
     struct list ready;
     struct list closed;
     struct list timers;
@@ -96,10 +97,13 @@ void loop_ready(struct loop *l, struct loop_io *io);
  * the current batch. */
 void loop_close(struct loop *l, struct loop_io *io);
 
-/* Do not sleep for the next `us` microseconds: until then epoll_wait
- * is called with no timeout, so the next datagram is seen without a
- * wake-up (what the kernel's scheduler and an idle CPU add to a
- * reply's delay). Extends, never shortens, a window already open. */
+/* Do not sleep for the next `us` microseconds (from now: the clock is
+ * read, as a turn may have outlasted a short window): until then
+ * epoll_wait gets a zero timeout, so the next datagram is seen without
+ * a wake-up (what the scheduler and an idle CPU add to a reply's
+ * delay). Extends, never shortens, a window already open. The loop
+ * checks it against its cached `now_ns`, so it may run over by one
+ * iteration. */
 void loop_busy_poll(struct loop *l, unsigned us);
 
 void loop_timer_init(struct loop_timer *t, void (*fn)(struct loop_timer *));

@@ -844,6 +844,7 @@ udp_answer_stamp(struct bset_sock *u, unsigned n, const int *why,
     struct refl_reply rep[UDP_STAMP_SEND];
     unsigned idx[UDP_STAMP_SEND];
     unsigned k = 0;
+    bool replied = false;
 
     for (unsigned i = 0; i < n; i++) {
         struct sockaddr_storage here;
@@ -866,6 +867,7 @@ udp_answer_stamp(struct bset_sock *u, unsigned n, const int *why,
         }
         udp_stamp_msg(u, k, i, &d[i], &rep[k]);
         idx[k++] = i;
+        replied = true;
         if (k == UDP_STAMP_SEND) {
             udp_send_stamps(u, k, rep, idx);
             k = 0;
@@ -873,6 +875,12 @@ udp_answer_stamp(struct bset_sock *u, unsigned n, const int *why,
     }
     if (k > 0) {
         udp_send_stamps(u, k, rep, idx);
+    }
+    /* Only a request that passed every guard and check opens the
+     * window: a denied, limited or forged flood cannot keep the worker
+     * polling. */
+    if (replied && pol->stamp_busy_poll_us != 0) {
+        loop_busy_poll(set->loop, pol->stamp_busy_poll_us);
     }
     if (pol->stamp_stateful) {
         /* Software transmit stamps come as the reply leaves: collect
@@ -1063,9 +1071,6 @@ udp_serve(struct bset_sock *u, unsigned budget)
         } else {
             udp_answer(u, (unsigned)n);
         }
-    }
-    if (done != 0 && u->pol != NULL && u->pol->busy_poll_us != 0) {
-        loop_busy_poll(u->local->loop, u->pol->busy_poll_us);
     }
     return u->readable;
 }

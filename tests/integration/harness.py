@@ -579,6 +579,14 @@ class Daemon:
                 pass
         raise KeyError(name)
 
+    def awake_seconds(self, tid):
+        """Time the thread spent running or runnable (waiting for a
+        CPU), from schedstat: unlike CPU time, load elsewhere on the
+        machine does not lower it."""
+        with open("/proc/%d/task/%d/schedstat" % (self.proc.pid, tid)) as f:
+            run, wait = f.read().split()[:2]
+        return (int(run) + int(wait)) / 1e9
+
     def thread_state(self, tid):
         """R (running or runnable), S (sleeping), ... of a thread."""
         with open("/proc/%d/task/%d/stat" % (self.proc.pid, tid)) as f:

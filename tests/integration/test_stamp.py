@@ -412,43 +412,60 @@ class Stamp(harness.TestCase):
             mac = hmac.new(bytes.fromhex(KEY_B), r[:96], hashlib.sha256)
             self.assertEqual(r[96:112], mac.digest()[:16])
 
-    def test_busy_poll_only_while_packets_come(self):
+    def test_busy_poll_only_while_answered_packets_come(self):
         busy, quiet = harness.free_port(), harness.free_port()
         conf = ('listen = ( { address = "127.0.0.1"; port = %d; '
-                'service = "stamp"; stamp_busy_poll = 100000; }, '
+                'service = "stamp"; stamp_busy_poll = %d; '
+                'allow = [ "127.0.0.1" ]; }, '
                 '{ address = "127.0.0.1"; port = %d; service = "stamp"; } '
-                ');\nworkers = 1;\n' % (busy, quiet))
-        d = self.daemon(conf=conf, port=busy)
-        w = d.thread("echod-w0")
+                ');\nworkers = 1;\n')
+        d = self.daemon(conf=conf % (busy, 10000, quiet), port=busy)
         s = self.sock()
+        # A reply: the worker is in its loop, and so has its name.
+        self.assertIsNotNone(self.ask(s, quiet, bytes(Sender(seq=0)))[0])
+        w = d.thread("echod-w0")
 
-        def session(port):
-            """50 packets, one every 20 ms: the worker's CPU seconds and
-            how often it was seen running between them."""
-            cpu, running = d.cpu_seconds(w), 0
-            for i in range(50):
-                r, _, _ = self.ask(s, port, bytes(Sender(seq=i)))
-                self.assertEqual(parse(r).seq_sender, i)
-                time.sleep(0.02)  # the sender's pacing
+        def session(port, src=s, answered=True):
+            """A packet every 5 ms for 1 s: the share of that time the
+            worker was running or waiting for a CPU (schedstat: so load
+            on the machine does not change it), and how often it was
+            seen running between packets."""
+            awake, t0, running = d.awake_seconds(w), time.monotonic(), 0
+            for i in range(200):
+                if answered:
+                    r, _, _ = self.ask(src, port, bytes(Sender(seq=i)))
+                    self.assertEqual(parse(r).seq_sender, i)
+                else:
+                    src.sendto(bytes(Sender(seq=i)), ("127.0.0.1", port))
+                time.sleep(0.005)  # the sender's pacing
                 running += d.thread_state(w) == "R"
-            return d.cpu_seconds(w) - cpu, running
+            return ((d.awake_seconds(w) - awake) / (time.monotonic() - t0),
+                    running / 200)
 
-        q_cpu, q_running = session(quiet)
-        b_cpu, b_running = session(busy)
-        print("\nworker over 50 packets in 1 s: %.2f s CPU, running at "
-              "%d of 50 looks with stamp_busy_poll = 100000; %.2f s, %d "
-              "without" % (b_cpu, b_running, q_cpu, q_running))
-        # A window of 100 ms and a packet every 20 ms: it never sleeps.
-        self.assertGreater(b_cpu, 0.3)
-        self.assertGreater(b_running, 35)
-        self.assertLess(q_cpu, 0.15)
-        self.assertLess(q_running, 15)
-        # The packets stop, and 100 ms later so does the polling.
+        figs = {"quiet": session(quiet), "busy": session(busy)}
+        # The packets stop, and 10 ms later so does the polling.
         harness.wait_for(lambda: d.thread_state(w) == "S", 10,
                          "the worker asleep after the window")
-        cpu = d.cpu_seconds(w)
+        awake = d.awake_seconds(w)
         time.sleep(0.3)  # an interval to measure over, not a readiness wait
-        self.assertLess(d.cpu_seconds(w) - cpu, 0.05)
+        figs["after"] = (d.awake_seconds(w) - awake) / 0.3, 0
+        # Refused by allow: no reply, no window.
+        figs["refused"] = session(busy, self.sock(bind=("127.0.0.2", 0)),
+                                  answered=False)
+        self.assertEqual(self.drops(d, "acl"), 200)
+        # A reload turns it off.
+        d.write_conf(conf % (busy, 0, quiet))
+        d.signal(signal.SIGHUP)
+        d.wait_notify("READY=1")
+        figs["off"] = session(busy)
+        print("\nworker awake / seen running, a packet every 5 ms: " +
+              ", ".join("%s %.2f/%.2f" % (k, a, r)
+                        for k, (a, r) in figs.items()))
+        self.assertGreater(figs["busy"][0], 0.7)
+        self.assertGreater(figs["busy"][1], 0.7)
+        for k in ("quiet", "after", "refused", "off"):
+            self.assertLess(figs[k][0], 0.2, k)
+            self.assertLess(figs[k][1], 0.3, k)
 
     def test_busy_poll_only_for_stamp(self):
         port = harness.free_port()
@@ -461,7 +478,7 @@ class Stamp(harness.TestCase):
         self.assertRegex(r.stderr, r":1: .*listen\[0\]\.stamp_busy_poll: "
                          r"only for service = \"stamp\"")
         d.write_conf('listen = ( { address = "127.0.0.1"; port = %d; '
-                     'service = "stamp"; stamp_busy_poll = 100001; } );\n'
+                     'service = "stamp"; stamp_busy_poll = 10001; } );\n'
                      % port)
         r = self.run_echod("-t", "-c", d.conf_path)
         self.assertEqual(r.returncode, 78, r.stderr)
