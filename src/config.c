@@ -410,6 +410,17 @@ const struct cfg_key cfg_keys[] = {
      .reload = CFG_RELOAD,
      .doc = "STAMP: also answer senders on ports below 1024 (and the "
             "other loop-guarded ports)."},
+    {.name = "stamp_timestamp",
+     .type = CFG_STRING,
+     .scope = CFG_ITEM,
+     .off = CFG_LOFF(stamp_timestamp),
+     .def_str = "ntp",
+     .min = 1,
+     .max = CFG_SERVICE_MAX - 1,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "STAMP: the format of the reply's timestamps, \"ntp\" (64-bit "
+            "NTP) or \"ptp\" (PTPv2 truncated, TAI)."},
     {.name = "stamp_busy_poll",
      .type = CFG_INT,
      .scope = CFG_ITEM,
@@ -435,6 +446,7 @@ const struct cfg_listen cfg_default_listen[] = {
      .protocol = CFG_PROTO_TCP,
      .proxy_timeout = 5,
      .stamp_mode = "stateless",
+     .stamp_timestamp = "ntp",
      .udp_rate_limit = 1000,
      .udp_rate_burst = 200,
      .udp_rate_limit_bytes = 1250000,
@@ -448,6 +460,7 @@ const struct cfg_listen cfg_default_listen[] = {
      .protocol = CFG_PROTO_TCP,
      .proxy_timeout = 5,
      .stamp_mode = "stateless",
+     .stamp_timestamp = "ntp",
      .udp_rate_limit = 1000,
      .udp_rate_burst = 200,
      .udp_rate_limit_bytes = 1250000,
@@ -1080,6 +1093,8 @@ cfg_check_not_stamp(struct cfg_ctx *x, const config_setting_t *item,
         key = "stamp_reply_low_ports";
     } else if (l->stamp_busy_poll != 0) {
         key = "stamp_busy_poll";
+    } else if (strcmp(l->stamp_timestamp, "ntp") != 0) {
+        key = "stamp_timestamp";
     }
     if (key == NULL) {
         return 0;
@@ -1117,6 +1132,13 @@ cfg_check_stamp(struct cfg_ctx *x, const config_setting_t *item,
         return cfg_fail(x, config_setting_get_member(item, "stamp_mode"),
                         "%s.stamp_mode: expected \"stateless\" or "
                         "\"stateful\"",
+                        label);
+    }
+    if (strcmp(l->stamp_timestamp, "ntp") != 0 &&
+        strcmp(l->stamp_timestamp, "ptp") != 0) {
+        return cfg_fail(x,
+                        config_setting_get_member(item, "stamp_timestamp"),
+                        "%s.stamp_timestamp: expected \"ntp\" or \"ptp\"",
                         label);
     }
     if (l->stamp_key_file[0] == '\0') {

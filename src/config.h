@@ -98,6 +98,7 @@ struct cfg_listen {
     char stamp_key_file[CFG_PATH_MAX]; /* "" = unauthenticated */
     bool stamp_reply_low_ports;        /* opt out of the low-port guard */
     int64_t stamp_busy_poll;           /* microseconds, 0 = off */
+    char stamp_timestamp[CFG_SERVICE_MAX]; /* "ntp" or "ptp" */
     size_t stamp_key_len;              /* 0 = unauthenticated */
     uint8_t stamp_key[CFG_KEY_MAX];    /* read from stamp_key_file */
 };

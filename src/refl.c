@@ -157,11 +157,29 @@ refl_session(struct refl *r, const uint8_t *data, size_t len, bool auth,
     return s;
 }
 
+/* PTP timestamps count TAI: the kernel's clocks are UTC, and the TAI
+ * offset it knows (from the NTP daemon) goes on top. */
+static int32_t
+refl_ptp(struct refl *r, struct stamp_params *p)
+{
+    p->ptp = true;
+    p->clock = stamp_clock_ptp(r->clock);
+    if (r->clock.tai <= 0 && !r->tai_warned) {
+        log_warn("STAMP: PTP timestamps, but the kernel does not know TAI - "
+                 "UTC (no NTP daemon has set it; chrony does with "
+                 "leapsectz): they are UTC, and replies say the clock is "
+                 "not synchronised");
+        r->tai_warned = true;
+    }
+    return r->clock.tai > 0 ? r->clock.tai : 0;
+}
+
 enum stamp_drop
-refl_build(struct refl *r, bool stateful, const void *key, size_t key_len,
-           uint8_t *data, size_t len, size_t cap, const struct refl_rx *rx,
-           const struct sockaddr *local, const struct sockaddr *peer,
-           uint64_t now_ms, struct refl_reply *rep)
+refl_build(struct refl *r, bool stateful, bool ptp, const void *key,
+           size_t key_len, uint8_t *data, size_t len, size_t cap,
+           const struct refl_rx *rx, const struct sockaddr *local,
+           const struct sockaddr *peer, uint64_t now_ms,
+           struct refl_reply *rep)
 {
     struct stamp_params p;
     struct stamp_result res;
@@ -175,6 +193,7 @@ refl_build(struct refl *r, bool stateful, const void *key, size_t key_len,
     p.key = key_len > 0 ? key : NULL;
     p.key_len = key_len;
     p.clock = r->clock;
+    rep->tai = ptp ? refl_ptp(r, &p) : 0;
     p.rx_method = STAMP_TSM_SW;
     p.tx_method = STAMP_TSM_SW;
     p.ttl = rx->ttl;
@@ -208,12 +227,14 @@ refl_build(struct refl *r, bool stateful, const void *key, size_t key_len,
             p.mode = STAMP_STATELESS;
         }
     }
+    rep->t2 = p.t2;
+    p.t2.tv_sec += rep->tai;
+    p.fu_time.tv_sec += p.fu_valid ? rep->tai : 0;
     d = stamp_reflect(data, len, &p, data, cap, &res);
     if (d != STAMP_OK) {
         return d;
     }
     rep->len = res.len;
-    rep->t2 = p.t2;
     rep->cos = res.cos;
     rep->tos = res.tos;
     rep->sess = s;
@@ -224,12 +245,15 @@ refl_build(struct refl *r, bool stateful, const void *key, size_t key_len,
 }
 
 struct timespec
-refl_stamp_t3(uint8_t *data, size_t len, const void *key, size_t key_len)
+refl_stamp_t3(uint8_t *data, size_t len, int32_t tai, const void *key,
+              size_t key_len)
 {
-    struct timespec t3;
+    struct timespec t3, on;
 
     clock_gettime(CLOCK_REALTIME, &t3);
-    (void)stamp_set_t3(data, len, &t3, key_len > 0 ? key : NULL, key_len);
+    on = t3;
+    on.tv_sec += tai;
+    (void)stamp_set_t3(data, len, &on, key_len > 0 ? key : NULL, key_len);
     return t3;
 }
 

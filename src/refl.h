@@ -41,6 +41,7 @@ struct refl {
     struct stamp_clock clock;
     uint64_t clock_at; /* loop ms of the last read; 0: never */
     bool clock_warned; /* adjtimex failed, and the log said so */
+    bool tai_warned;   /* PTP without the kernel's TAI offset: said */
     struct stss sess;  /* stateful sessions (allocated with the first) */
     bool sess_ok;
     /* T3 - T2 of every reply sent, decades of seconds as the echo delay
@@ -71,7 +72,9 @@ void refl_rx_parse(struct msghdr *m, struct refl_rx *rx);
 struct refl_reply {
     size_t len;             /* reply bytes */
     struct stss_sess *sess; /* stateful: its session, for refl_sent */
-    struct timespec t2;     /* the T2 the reply carries */
+    struct timespec t2;     /* T2, CLOCK_REALTIME (the residence's start) */
+    int32_t tai;            /* seconds the reply's times add: TAI - UTC
+                               for PTP timestamps, else 0 */
     uint32_t seq;           /* the reply's own sequence number */
     bool cos;               /* send with tos: a Class of Service TLV chose it */
     uint8_t tos;
@@ -80,22 +83,25 @@ struct refl_reply {
 /*
  * Build the reply to data[0..len) in place (data holds cap bytes, at
  * least STAMP_UNAUTH_LEN), for a stamp socket whose entry says stateful,
- * key and key_len. local and peer: where the request went and came from.
+ * ptp (PTPv2 timestamps, TAI; else NTP), key and key_len. local and
+ * peer: where the request went and came from.
  * now_ms: the loop's clock. Returns STAMP_OK and fills *rep, or why not
  * (counted by the caller). A stateful request the session table has no
  * place for is answered as a stateless one (stsess.h says why).
  */
-enum stamp_drop refl_build(struct refl *r, bool stateful, const void *key,
-                           size_t key_len, uint8_t *data, size_t len,
+enum stamp_drop refl_build(struct refl *r, bool stateful, bool ptp,
+                           const void *key, size_t key_len, uint8_t *data,
+                           size_t len,
                            size_t cap, const struct refl_rx *rx,
                            const struct sockaddr *local,
                            const struct sockaddr *peer, uint64_t now_ms,
                            struct refl_reply *rep);
 
 /* T3, as late as possible: write it (and the HMAC over it) into the
- * reply; returns T3 for refl_sent. */
-struct timespec refl_stamp_t3(uint8_t *data, size_t len, const void *key,
-                              size_t key_len);
+ * reply, tai seconds on (refl_reply.tai); returns T3 (CLOCK_REALTIME)
+ * for refl_sent. */
+struct timespec refl_stamp_t3(uint8_t *data, size_t len, int32_t tai,
+                              const void *key, size_t key_len);
 
 /* The reply went out (sendmmsg took it) with T3 t3: count its residence
  * time T3 - T2, and in stateful mode the transmit stamp id it will be

@@ -195,6 +195,17 @@ stamp_errest(int state, int status, long esterror, long maxerror, bool ptp)
                       st_ee_value(esterror > 0 ? (uint64_t)esterror : 0));
 }
 
+struct stamp_clock
+stamp_clock_ptp(struct stamp_clock c)
+{
+    c.errest |= STAMP_EE_Z;
+    if (c.tai <= 0) {
+        c.errest = stamp_errest(TIME_ERROR, STA_UNSYNC, 0, 0, true);
+        c.sync = STAMP_SYNC_LOCAL;
+    }
+    return c;
+}
+
 int
 stamp_clock_read(struct stamp_clock *c, bool ptp)
 {
@@ -206,6 +217,7 @@ stamp_clock_read(struct stamp_clock *c, bool ptp)
     saved = errno;
     c->errest = stamp_errest(state, tx.status, tx.esterror, tx.maxerror, ptp);
     c->sync = (c->errest & STAMP_EE_S) ? STAMP_SYNC_NTP : STAMP_SYNC_LOCAL;
+    c->tai = state >= 0 ? tx.tai : 0;
     if (state < 0) {
         errno = saved;
         return -1;

@@ -140,6 +140,8 @@ enum stamp_drop {
 struct stamp_clock {
     uint16_t errest; /* the 16-bit Error Estimate field */
     uint8_t sync;    /* STAMP_SYNC_NTP when synchronised, else _LOCAL */
+    int32_t tai;     /* TAI - UTC, seconds, as the kernel has it (0: not
+                        set, as when no NTP daemon told it) */
 };
 
 /* Everything stamp_reflect needs besides the request bytes. */
@@ -282,5 +284,13 @@ uint16_t stamp_errest(int state, int status, long esterror, long maxerror,
  * failed, in which case *c says unsynchronised.
  */
 int stamp_clock_read(struct stamp_clock *c, bool ptp);
+
+/*
+ * The clock c (read for NTP timestamps) as PTP timestamps see it: Z set,
+ * and while the kernel does not know TAI - UTC (c->tai 0) unsynchronised
+ * with the largest error, as CLOCK_REALTIME + 0 is then UTC, 37 seconds
+ * and more from TAI.
+ */
+struct stamp_clock stamp_clock_ptp(struct stamp_clock c);
 
 #endif /* ECHOD_STAMP_H */

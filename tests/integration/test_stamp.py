@@ -5,7 +5,8 @@ replies (the authenticated layout, which scapy lacks, is built here by
 hand with hmac and hashlib). Checked: sequence numbers stateless and
 stateful over many sessions; T2 <= T3, both inside the sender's send and
 receive times; the sender's TTL (IPv4) and Hop Limit (IPv6) reflected;
-SSID copied; Extra Padding copied byte-exact; an unknown TLV back with U,
+SSID copied; PTP timestamps (Z, TAI) when asked for; Extra Padding
+copied byte-exact; an unknown TLV back with U,
 a malformed one with M; Follow-Up Telemetry carrying the previous reply's
 real send time; a 14-octet TWAMP-Light request answered with 44 octets;
 authenticated mode with a good key (reply HMAC verified) and a wrong one
@@ -411,6 +412,44 @@ class Stamp(harness.TestCase):
             self.assertEqual(struct.unpack("!I", r[:4])[0], k)
             mac = hmac.new(bytes.fromhex(KEY_B), r[:96], hashlib.sha256)
             self.assertEqual(r[96:112], mac.digest()[:16])
+
+    def test_ptp_timestamps(self):
+        d, port = self.start('stamp_timestamp = "ptp";')
+        s = self.sock()
+        t0 = time.clock_gettime(time.CLOCK_TAI)
+        r, _, _ = self.ask(s, port, bytes(Sender(seq=3, ssid=4)))
+        t1 = time.clock_gettime(time.CLOCK_TAI)
+        rep = parse(r)
+        self.assertEqual((rep.seq_sender, rep.ssid), (3, 4))
+        err = struct.unpack("!H", r[12:14])[0]
+        self.assertTrue(err & 0x4000, "Z (PTP) not set: %#x" % err)
+        # PTPv2 truncated: the low 32 bits of TAI seconds, nanoseconds.
+        t3s, t3n = struct.unpack("!II", r[4:12])
+        t2s, t2n = struct.unpack("!II", r[16:24])
+        base = int(t0) - int(t0) % (1 << 32)
+        t2, t3 = base + t2s + t2n / 1e9, base + t3s + t3n / 1e9
+        self.assertLess(t2n, 10**9)
+        self.assertLess(t3n, 10**9)
+        self.assertLessEqual(t0 - 1e-6, t2)
+        self.assertLessEqual(t2, t3)
+        self.assertLessEqual(t3, t1 + 1e-6)
+        if abs(t0 - time.time()) < 1:
+            # The kernel knows no TAI offset (no NTP daemon set it): the
+            # times are UTC, so the reply says unsynchronised, and why.
+            self.assertEqual(err, 0x7FFF)
+            d.wait_log(r"STAMP: PTP timestamps, but the kernel does not "
+                       r"know TAI - UTC")
+        port2 = harness.free_port()
+        d2 = self.daemon(start=False, port=port2, conf="")
+        for entry, why in (('service = "stamp"; stamp_timestamp = "gps";',
+                            'stamp_timestamp: expected "ntp" or "ptp"'),
+                           ('protocol = "udp"; stamp_timestamp = "ptp";',
+                            'stamp_timestamp: only for service = "stamp"')):
+            d2.write_conf('listen = ( { address = "127.0.0.1"; port = %d; '
+                          '%s } );\n' % (port2, entry))
+            r = self.run_echod("-t", "-c", d2.conf_path)
+            self.assertEqual(r.returncode, 78, r.stderr)
+            self.assertIn(why, r.stderr)
 
     def test_busy_poll_only_while_answered_packets_come(self):
         busy, quiet = harness.free_port(), harness.free_port()

@@ -40,6 +40,7 @@ static struct {
     int err; /* errno when ret is -1 */
     int status;
     long esterror, maxerror;
+    int tai;
     int calls;
     unsigned modes; /* what the caller asked for */
 } fake;
@@ -56,6 +57,7 @@ __wrap_adjtimex(struct timex *tx)
     tx->status = fake.status;
     tx->esterror = fake.esterror;
     tx->maxerror = fake.maxerror;
+    tx->tai = fake.tai;
     return fake.ret;
 }
 
@@ -319,6 +321,40 @@ test_clock_read_wrapped(void **state)
     assert_int_equal(errno, EPERM);
     assert_int_equal(c.errest, 0x3FFF);
     assert_int_equal(c.sync, STAMP_SYNC_LOCAL);
+}
+
+/* The TAI offset comes with the clock's state; for PTP timestamps a
+ * clock without one is unsynchronised (its times are UTC, not TAI), and
+ * one with it keeps its Error Estimate, with Z. */
+static void
+test_clock_ptp(void **state)
+{
+    struct stamp_clock c, p;
+
+    (void)state;
+    fake.ret = TIME_OK;
+    fake.esterror = 1;
+    fake.maxerror = 2000;
+    fake.tai = 37;
+    assert_int_equal(stamp_clock_read(&c, false), 0);
+    assert_int_equal(c.tai, 37);
+    p = stamp_clock_ptp(c);
+    assert_int_equal(p.errest, 0x8587 | STAMP_EE_Z);
+    assert_int_equal(p.sync, STAMP_SYNC_NTP);
+    assert_int_equal(p.tai, 37);
+
+    fake.tai = 0;
+    assert_int_equal(stamp_clock_read(&c, false), 0);
+    assert_int_equal(c.errest, 0x8587); /* NTP timestamps need no TAI */
+    p = stamp_clock_ptp(c);
+    assert_int_equal(p.errest, 0x7FFF);
+    assert_int_equal(p.sync, STAMP_SYNC_LOCAL);
+
+    fake.ret = -1;
+    fake.err = EPERM;
+    fake.tai = 37; /* not believed from a failed call */
+    assert_int_equal(stamp_clock_read(&c, false), -1);
+    assert_int_equal(c.tai, 0);
 }
 
 /* ---- base packets ---- */
@@ -1040,6 +1076,7 @@ main(void)
         cmocka_unit_test_setup(test_timestamp_info_and_access, setup),
         cmocka_unit_test_setup(test_location_tlv, setup),
         cmocka_unit_test_setup(test_in_place, setup),
+        cmocka_unit_test_setup(test_clock_ptp, setup),
     };
 
     t_deadline(30);
