@@ -61,7 +61,7 @@ struct bset_pol {
     bool stamp;
     bool stamp_stateful;
     bool stamp_low_ports;
-    bool stamp_ptp; /* PTPv2 timestamps (TAI), else NTP */
+    bool stamp_ptp;              /* PTPv2 timestamps (TAI), else NTP */
     uint32_t stamp_busy_poll_us; /* loop_busy_poll after replies; 0: off */
     size_t stamp_key_len;        /* 0: unauthenticated */
     uint8_t stamp_key[CFG_KEY_MAX];

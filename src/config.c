@@ -1136,8 +1136,7 @@ cfg_check_stamp(struct cfg_ctx *x, const config_setting_t *item,
     }
     if (strcmp(l->stamp_timestamp, "ntp") != 0 &&
         strcmp(l->stamp_timestamp, "ptp") != 0) {
-        return cfg_fail(x,
-                        config_setting_get_member(item, "stamp_timestamp"),
+        return cfg_fail(x, config_setting_get_member(item, "stamp_timestamp"),
                         "%s.stamp_timestamp: expected \"ntp\" or \"ptp\"",
                         label);
     }

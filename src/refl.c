@@ -164,11 +164,12 @@ refl_ptp(struct refl *r, struct stamp_params *p)
 {
     p->ptp = true;
     p->clock = stamp_clock_ptp(r->clock);
-    if (r->clock.tai <= 0 && !r->tai_warned) {
-        log_warn("STAMP: PTP timestamps, but the kernel does not know TAI - "
-                 "UTC (no NTP daemon has set it; chrony does with "
-                 "leapsectz): they are UTC, and replies say the clock is "
-                 "not synchronised");
+    /* Where adjtimex is denied, refl_clock has said why already. */
+    if (r->clock.tai <= 0 && !r->tai_warned && !r->clock_warned) {
+        log_warnx("STAMP: PTP timestamps, but the kernel does not know TAI "
+                  "- UTC (the time daemon sets it: chrony with leapsectz, "
+                  "ntpd with a leap file, linuxptp's phc2sys): they are UTC, "
+                  "and replies say the clock is not synchronised");
         r->tai_warned = true;
     }
     return r->clock.tai > 0 ? r->clock.tai : 0;
@@ -178,8 +179,7 @@ enum stamp_drop
 refl_build(struct refl *r, bool stateful, bool ptp, const void *key,
            size_t key_len, uint8_t *data, size_t len, size_t cap,
            const struct refl_rx *rx, const struct sockaddr *local,
-           const struct sockaddr *peer, uint64_t now_ms,
-           struct refl_reply *rep)
+           const struct sockaddr *peer, uint64_t now_ms, struct refl_reply *rep)
 {
     struct stamp_params p;
     struct stamp_result res;

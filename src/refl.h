@@ -91,8 +91,7 @@ struct refl_reply {
  */
 enum stamp_drop refl_build(struct refl *r, bool stateful, bool ptp,
                            const void *key, size_t key_len, uint8_t *data,
-                           size_t len,
-                           size_t cap, const struct refl_rx *rx,
+                           size_t len, size_t cap, const struct refl_rx *rx,
                            const struct sockaddr *local,
                            const struct sockaddr *peer, uint64_t now_ms,
                            struct refl_reply *rep);

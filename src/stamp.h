@@ -140,8 +140,8 @@ enum stamp_drop {
 struct stamp_clock {
     uint16_t errest; /* the 16-bit Error Estimate field */
     uint8_t sync;    /* STAMP_SYNC_NTP when synchronised, else _LOCAL */
-    int32_t tai;     /* TAI - UTC, seconds, as the kernel has it (0: not
-                        set, as when no NTP daemon told it) */
+    int32_t tai;     /* TAI - UTC, seconds, as the kernel has it (0: no
+                        time daemon has set it) */
 };
 
 /* Everything stamp_reflect needs besides the request bytes. */
@@ -151,7 +151,10 @@ struct stamp_params {
     const void *key;    /* authenticated mode's HMAC key; NULL: none */
     size_t key_len;     /* any length (HMAC hashes a long key first) */
     bool checked;       /* stamp_check said STAMP_OK for these bytes */
-    bool ptp;           /* PTPv2 truncated timestamps (Z = 1), else NTP */
+    /* PTPv2 truncated timestamps (Z = 1), else NTP. Every time given
+     * here (t2, fu_time) and to stamp_set_t3 is written as it is: pass
+     * TAI (CLOCK_REALTIME + the TAI offset) for PTP, UTC for NTP. */
+    bool ptp;
     struct timespec t2; /* receive time of the request (kernel stamp) */
     struct stamp_clock clock;
     uint8_t rx_method; /* how T2 was taken (STAMP_TSM_*) */

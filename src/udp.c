@@ -769,8 +769,7 @@ udp_send_stamps(struct bset_sock *u, unsigned n, const struct refl_reply *rep,
 
     for (unsigned j = 0; j < n; j++) {
         t3[j] = refl_stamp_t3(b->data[idx[j]], rep[j].len, rep[j].tai,
-                              pol->stamp_key,
-                              pol->stamp_key_len);
+                              pol->stamp_key, pol->stamp_key_len);
     }
     while (k < n) {
         int r;
@@ -857,12 +856,11 @@ udp_answer_stamp(struct bset_sock *u, unsigned n, const int *why,
             continue;
         }
         refl_rx_parse(&b->in[i].msg_hdr, &rx);
-        dr = refl_build(&set->refl, pol->stamp_stateful, pol->stamp_ptp,
-                        pol->stamp_key,
-                        pol->stamp_key_len, b->data[i], b->in[i].msg_len,
-                        sizeof(b->data[i]), &rx, udp_local(u, &d[i], &here),
-                        (const struct sockaddr *)&b->peer[i], set->loop->now,
-                        &rep[k]);
+        dr = refl_build(
+            &set->refl, pol->stamp_stateful, pol->stamp_ptp, pol->stamp_key,
+            pol->stamp_key_len, b->data[i], b->in[i].msg_len,
+            sizeof(b->data[i]), &rx, udp_local(u, &d[i], &here),
+            (const struct sockaddr *)&b->peer[i], set->loop->now, &rep[k]);
         if (dr != STAMP_OK) {
             udp_drop(u, udp_stamp_drop(dr), &b->peer[i]);
             continue;

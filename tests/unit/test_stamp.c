@@ -11,7 +11,9 @@
  * stateless and stateful sequence numbers, SSID, TTL, T2/T3; the base
  * HMAC (good, bad, wrong key, short); TWAMP-Light short requests; padding;
  * each TLV type's answer, U, M and I flags; in-place and separate buffers
- * giving the same reply.
+ * giving the same reply. And one level up, a worker's reflector (refl.c)
+ * with PTP timestamps: the kernel's TAI offset added once to T2, T3 (under
+ * the HMAC too) and Follow-Up Telemetry's time, never to the residence.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,6 +30,7 @@
 
 #include <nettle/hmac.h>
 
+#include "refl.h"
 #include "stamp.h"
 #include "unit.h"
 
@@ -355,6 +358,136 @@ test_clock_ptp(void **state)
     fake.tai = 37; /* not believed from a failed call */
     assert_int_equal(stamp_clock_read(&c, false), -1);
     assert_int_equal(c.tai, 0);
+}
+
+/* ---- refl: PTP times on a worker ---- */
+
+/* The request's T2 as the kernel's receive stamp would give it. */
+static struct refl_rx
+rx_at(time_t sec, long nsec)
+{
+    struct refl_rx rx;
+
+    memset(&rx, 0, sizeof(rx));
+    rx.t2.tv_sec = sec;
+    rx.t2.tv_nsec = nsec;
+    rx.have_t2 = true;
+    rx.ttl = 64;
+    return rx;
+}
+
+/* A PTPv2 truncated timestamp of CLOCK_REALTIME time t plus tai. */
+static uint64_t
+ptp_of(const struct timespec *t, int tai)
+{
+    return ((uint64_t)(t->tv_sec + tai) & 0xFFFFFFFFu) << 32 |
+           (uint64_t)t->tv_nsec;
+}
+
+static void
+test_refl_ptp_adds_tai(void **state)
+{
+    static struct refl r; /* zeroed: a valid empty one */
+    struct refl_rx rx = rx_at(1700000000, 123456789);
+    struct refl_reply rep;
+    struct timespec before, t3, after;
+    uint8_t b[2048];
+
+    (void)state;
+    fake.ret = TIME_OK;
+    fake.esterror = 1;
+    fake.maxerror = 2000;
+    fake.tai = 37;
+    req_unauth(b);
+    assert_int_equal(refl_build(&r, false, true, NULL, 0, b, 44, sizeof(b), &rx,
+                                NULL, NULL, 1000, &rep),
+                     STAMP_OK);
+    assert_int_equal(rep.tai, 37);
+    assert_true(rep.t2.tv_sec == 1700000000); /* the residence's start */
+    assert_int_equal(rd16(b + 12), 0x8587 | STAMP_EE_Z);
+    assert_true(rd64(b + 16) == ptp_of(&rx.t2, 37));
+    clock_gettime(CLOCK_REALTIME, &before);
+    t3 = refl_stamp_t3(b, rep.len, rep.tai, NULL, 0);
+    clock_gettime(CLOCK_REALTIME, &after);
+    assert_true(rd64(b + 4) == ptp_of(&t3, 37));
+    assert_true(t3.tv_sec >= before.tv_sec && t3.tv_sec <= after.tv_sec);
+
+    /* The same request for NTP timestamps: nothing added. */
+    req_unauth(b);
+    assert_int_equal(refl_build(&r, false, false, NULL, 0, b, 44, sizeof(b),
+                                &rx, NULL, NULL, 1000, &rep),
+                     STAMP_OK);
+    assert_int_equal(rep.tai, 0);
+    assert_int_equal(rd16(b + 12), 0x8587);
+    assert_true(rd64(b + 16) == stamp_ntp(&rx.t2));
+
+    /* Authenticated: T3 at @16 with the offset, and the HMAC over it. */
+    req_auth(b);
+    assert_int_equal(refl_build(&r, false, true, key, KEYLEN, b, 112, sizeof(b),
+                                &rx, NULL, NULL, 1000, &rep),
+                     STAMP_OK);
+    t3 = refl_stamp_t3(b, rep.len, rep.tai, key, KEYLEN);
+    assert_true(rd64(b + 16) == ptp_of(&t3, 37));
+    {
+        uint8_t mac[16];
+
+        mac16(b, 96, NULL, 0, mac);
+        assert_memory_equal(b + 96, mac, 16);
+    }
+    refl_fini(&r);
+}
+
+/* Stateful: the previous reply's send time, reported by Follow-Up
+ * Telemetry, is in TAI too; a kernel without the offset gives UTC and a
+ * clock that says so. */
+static void
+test_refl_ptp_followup_and_no_tai(void **state)
+{
+    static struct refl r;
+    struct refl_rx rx = rx_at(1700000000, 0);
+    struct sockaddr_in here = {.sin_family = AF_INET, .sin_port = htons(862)};
+    struct sockaddr_in peer = {.sin_family = AF_INET, .sin_port = htons(40000)};
+    const struct timespec sent = {1700000100, 5};
+    struct refl_reply rep;
+    struct timespec t3;
+    uint8_t b[2048];
+    size_t len;
+
+    (void)state;
+    here.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fake.ret = TIME_OK;
+    fake.esterror = 1;
+    fake.maxerror = 2000;
+    fake.tai = 37;
+    for (int k = 0; k < 2; k++) {
+        req_unauth(b);
+        len = tlv(b, 44, STAMP_FLAG_U, STAMP_TLV_FOLLOWUP, 16);
+        memset(b + 48, 0, 16);
+        assert_int_equal(refl_build(&r, true, true, NULL, 0, b, len, sizeof(b),
+                                    &rx, (const struct sockaddr *)&here,
+                                    (const struct sockaddr *)&peer, 1000, &rep),
+                         STAMP_OK);
+        assert_non_null(rep.sess);
+        t3 = refl_stamp_t3(b, rep.len, rep.tai, NULL, 0);
+        refl_sent(&r, &rep, &t3, 7 + (uint32_t)k);
+        /* The kernel's transmit stamp of this reply. */
+        assert_true(stss_stamped(&r.sess, 7 + (uint32_t)k, &sent));
+    }
+    /* The second reply reports the first (sequence 0) at sent + 37. */
+    assert_int_equal(rd32(b + 48), 0);
+    assert_true(rd64(b + 52) == ptp_of(&sent, 37));
+    refl_fini(&r);
+
+    memset(&r, 0, sizeof(r));
+    fake.tai = 0;
+    req_unauth(b);
+    assert_int_equal(refl_build(&r, false, true, NULL, 0, b, 44, sizeof(b), &rx,
+                                NULL, NULL, 1000, &rep),
+                     STAMP_OK);
+    assert_int_equal(rep.tai, 0);
+    assert_int_equal(rd16(b + 12), 0x7FFF);
+    assert_true(rd64(b + 16) == ptp_of(&rx.t2, 0));
 }
 
 /* ---- base packets ---- */
@@ -1077,6 +1210,8 @@ main(void)
         cmocka_unit_test_setup(test_location_tlv, setup),
         cmocka_unit_test_setup(test_in_place, setup),
         cmocka_unit_test_setup(test_clock_ptp, setup),
+        cmocka_unit_test_setup(test_refl_ptp_adds_tai, setup),
+        cmocka_unit_test_setup(test_refl_ptp_followup_and_no_tai, setup),
     };
 
     t_deadline(30);
