@@ -963,6 +963,14 @@ srv_start_workers(void)
                  (unsigned long long)srv.watchdog_ms, srv.pool.n);
         loop_timer_arm(&srv.loop, &srv.watchdog_timer, srv.loop.now);
     }
+    /* READY=1 once every worker serves its sockets, as after a reload:
+     * a worker not yet scheduled would otherwise join a shared socket's
+     * queue late, behind workers that already took turns. */
+    if (wrk_pool_sync(&srv.pool, SRV_SYNC_MS) < 0) {
+        log_warn("not every worker started within %d ms; the rest will "
+                 "serve when they run",
+                 SRV_SYNC_MS);
+    }
     srv_status_text(srv.status, sizeof(srv.status));
     log_notice("echod %s ready: %zu listener(s), max_connections %zu, "
                "max_connections_per_source %lld%s, %zu worker(s)",
