@@ -64,6 +64,17 @@ __wrap_adjtimex(struct timex *tx)
     return fake.ret;
 }
 
+/* A clock synchronised within 1 us (Error Estimate 0x8587), with the
+ * kernel's TAI offset tai. */
+static void
+fake_synced(int tai)
+{
+    fake.ret = TIME_OK;
+    fake.esterror = 1;
+    fake.maxerror = 2000;
+    fake.tai = tai;
+}
+
 static int
 setup(void **state)
 {
@@ -302,9 +313,7 @@ test_clock_read_wrapped(void **state)
     struct stamp_clock c;
 
     (void)state;
-    fake.ret = TIME_OK;
-    fake.esterror = 1;
-    fake.maxerror = 2000;
+    fake_synced(0);
     assert_int_equal(stamp_clock_read(&c, false), 0);
     assert_int_equal(fake.calls, 1);
     assert_int_equal(fake.modes, 0); /* it must never set the clock */
@@ -335,10 +344,7 @@ test_clock_ptp(void **state)
     struct stamp_clock c, p;
 
     (void)state;
-    fake.ret = TIME_OK;
-    fake.esterror = 1;
-    fake.maxerror = 2000;
-    fake.tai = 37;
+    fake_synced(37);
     assert_int_equal(stamp_clock_read(&c, false), 0);
     assert_int_equal(c.tai, 37);
     p = stamp_clock_ptp(c);
@@ -394,10 +400,7 @@ test_refl_ptp_adds_tai(void **state)
     uint8_t b[2048];
 
     (void)state;
-    fake.ret = TIME_OK;
-    fake.esterror = 1;
-    fake.maxerror = 2000;
-    fake.tai = 37;
+    fake_synced(37);
     req_unauth(b);
     assert_int_equal(refl_build(&r, false, true, NULL, 0, b, 44, sizeof(b), &rx,
                                 NULL, NULL, 1000, &rep),
@@ -456,10 +459,7 @@ test_refl_ptp_followup_and_no_tai(void **state)
     (void)state;
     here.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    fake.ret = TIME_OK;
-    fake.esterror = 1;
-    fake.maxerror = 2000;
-    fake.tai = 37;
+    fake_synced(37);
     for (int k = 0; k < 2; k++) {
         req_unauth(b);
         len = tlv(b, 44, STAMP_FLAG_U, STAMP_TLV_FOLLOWUP, 16);
