@@ -47,9 +47,10 @@ bset_pol_new(const struct cfg *c, const struct cfg_listen *cl)
     p->proxy_from = acl_ref(cl->proxy_from);
     p->proxy_timeout_ms = (uint32_t)cl->proxy_timeout * 1000;
     p->stamp = cfg_listen_stamp(cl);
-    p->stamp_stateful = strcmp(cl->stamp_mode, "stateful") == 0;
+    p->stamp_opts.stateful = strcmp(cl->stamp_mode, "stateful") == 0;
+    p->stamp_opts.ptp = strcmp(cl->stamp_timestamp, "ptp") == 0;
+    p->stamp_opts.cos_permit = cl->stamp_honour_dscp ? UINT64_MAX : 0;
     p->stamp_low_ports = cl->stamp_reply_low_ports;
-    p->stamp_ptp = strcmp(cl->stamp_timestamp, "ptp") == 0;
     p->stamp_busy_poll_us = (uint32_t)cl->stamp_busy_poll;
     p->stamp_key_len = cl->stamp_key_len;
     memcpy(p->stamp_key, cl->stamp_key, cl->stamp_key_len);

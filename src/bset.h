@@ -27,6 +27,7 @@
 #include "config.h"
 #include "list.h"
 #include "loop.h"
+#include "refl.h"
 #include "sock.h"
 #include "stats.h"
 
@@ -59,9 +60,8 @@ struct bset_pol {
     struct udp_limit *lim;
     /* service = "stamp" (see refl.h) */
     bool stamp;
-    bool stamp_stateful;
+    struct refl_opts stamp_opts;
     bool stamp_low_ports;
-    bool stamp_ptp;              /* PTPv2 timestamps (TAI), else NTP */
     uint32_t stamp_busy_poll_us; /* loop_busy_poll after replies; 0: off */
     size_t stamp_key_len;        /* 0: unauthenticated */
     uint8_t stamp_key[CFG_KEY_MAX];

@@ -421,6 +421,17 @@ const struct cfg_key cfg_keys[] = {
      .reload = CFG_RELOAD,
      .doc = "STAMP: the format of the reply's timestamps, \"ntp\" (64-bit "
             "NTP) or \"ptp\" (PTPv2 truncated, TAI)."},
+    {.name = "stamp_honour_dscp",
+     .type = CFG_BOOL,
+     .scope = CFG_ITEM,
+     .off = CFG_LOFF(stamp_honour_dscp),
+     .def = 0,
+     .min = 0,
+     .max = 1,
+     .required = false,
+     .reload = CFG_RELOAD,
+     .doc = "STAMP: send a reply with the DSCP its Class of Service TLV "
+            "asks for (else the DSCP the request came with)."},
     {.name = "stamp_busy_poll",
      .type = CFG_INT,
      .scope = CFG_ITEM,
@@ -1093,6 +1104,8 @@ cfg_check_not_stamp(struct cfg_ctx *x, const config_setting_t *item,
         key = "stamp_reply_low_ports";
     } else if (l->stamp_busy_poll != 0) {
         key = "stamp_busy_poll";
+    } else if (l->stamp_honour_dscp) {
+        key = "stamp_honour_dscp";
     } else if (strcmp(l->stamp_timestamp, "ntp") != 0) {
         key = "stamp_timestamp";
     }

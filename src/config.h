@@ -97,6 +97,7 @@ struct cfg_listen {
     char stamp_mode[CFG_SERVICE_MAX];  /* "stateless" or "stateful" */
     char stamp_key_file[CFG_PATH_MAX]; /* "" = unauthenticated */
     bool stamp_reply_low_ports;        /* opt out of the low-port guard */
+    bool stamp_honour_dscp;            /* CoS TLV: reply with DSCP1 */
     int64_t stamp_busy_poll;           /* microseconds, 0 = off */
     char stamp_timestamp[CFG_SERVICE_MAX]; /* "ntp" or "ptp" */
     size_t stamp_key_len;              /* 0 = unauthenticated */

@@ -176,7 +176,7 @@ refl_ptp(struct refl *r, struct stamp_params *p)
 }
 
 enum stamp_drop
-refl_build(struct refl *r, bool stateful, bool ptp, const void *key,
+refl_build(struct refl *r, const struct refl_opts *o, const void *key,
            size_t key_len, uint8_t *data, size_t len, size_t cap,
            const struct refl_rx *rx, const struct sockaddr *local,
            const struct sockaddr *peer, uint64_t now_ms, struct refl_reply *rep)
@@ -189,11 +189,12 @@ refl_build(struct refl *r, bool stateful, bool ptp, const void *key,
     memset(&p, 0, sizeof(p));
     memset(rep, 0, sizeof(*rep));
     refl_clock(r, now_ms);
-    p.mode = stateful ? STAMP_STATEFUL : STAMP_STATELESS;
+    p.mode = o->stateful ? STAMP_STATEFUL : STAMP_STATELESS;
     p.key = key_len > 0 ? key : NULL;
     p.key_len = key_len;
     p.clock = r->clock;
-    rep->tai = ptp ? refl_ptp(r, &p) : 0;
+    p.cos_permit = o->cos_permit;
+    rep->tai = o->ptp ? refl_ptp(r, &p) : 0;
     p.rx_method = STAMP_TSM_SW;
     p.tx_method = STAMP_TSM_SW;
     p.ttl = rx->ttl;
@@ -208,7 +209,7 @@ refl_build(struct refl *r, bool stateful, bool ptp, const void *key,
         clock_gettime(CLOCK_REALTIME, &p.t2);
         ctr_add(&r->no_t2, 1);
     }
-    if (stateful) {
+    if (o->stateful) {
         /* A forged or short packet must not touch a session: check it
          * before anything is counted. */
         d = stamp_check(data, len, p.key, key_len);

@@ -68,6 +68,14 @@ void refl_sum_hist(const struct refl *r, uint64_t *hist, uint64_t *sum_ns);
 /* Parse m's control data into *rx. */
 void refl_rx_parse(struct msghdr *m, struct refl_rx *rx);
 
+/* What a stamp entry says of its replies (its policy holds one). */
+struct refl_opts {
+    bool stateful;       /* numbered per session; DM and Follow-Up */
+    bool ptp;            /* PTPv2 timestamps in TAI, else NTP */
+    uint64_t cos_permit; /* bit d: a Class of Service TLV may ask for
+                            DSCP d for its reply (0: never) */
+};
+
 /* What refl_build decided for a reply. */
 struct refl_reply {
     size_t len;             /* reply bytes */
@@ -82,14 +90,13 @@ struct refl_reply {
 
 /*
  * Build the reply to data[0..len) in place (data holds cap bytes, at
- * least STAMP_UNAUTH_LEN), for a stamp socket whose entry says stateful,
- * ptp (PTPv2 timestamps, TAI; else NTP), key and key_len. local and
- * peer: where the request went and came from.
+ * least STAMP_UNAUTH_LEN), for a stamp socket whose entry says o, key
+ * and key_len. local and peer: where the request went and came from.
  * now_ms: the loop's clock. Returns STAMP_OK and fills *rep, or why not
  * (counted by the caller). A stateful request the session table has no
  * place for is answered as a stateless one (stsess.h says why).
  */
-enum stamp_drop refl_build(struct refl *r, bool stateful, bool ptp,
+enum stamp_drop refl_build(struct refl *r, const struct refl_opts *o,
                            const void *key, size_t key_len, uint8_t *data,
                            size_t len, size_t cap, const struct refl_rx *rx,
                            const struct sockaddr *local,

@@ -856,11 +856,11 @@ udp_answer_stamp(struct bset_sock *u, unsigned n, const int *why,
             continue;
         }
         refl_rx_parse(&b->in[i].msg_hdr, &rx);
-        dr = refl_build(
-            &set->refl, pol->stamp_stateful, pol->stamp_ptp, pol->stamp_key,
-            pol->stamp_key_len, b->data[i], b->in[i].msg_len,
-            sizeof(b->data[i]), &rx, udp_local(u, &d[i], &here),
-            (const struct sockaddr *)&b->peer[i], set->loop->now, &rep[k]);
+        dr = refl_build(&set->refl, &pol->stamp_opts, pol->stamp_key,
+                        pol->stamp_key_len, b->data[i], b->in[i].msg_len,
+                        sizeof(b->data[i]), &rx, udp_local(u, &d[i], &here),
+                        (const struct sockaddr *)&b->peer[i], set->loop->now,
+                        &rep[k]);
         if (dr != STAMP_OK) {
             udp_drop(u, udp_stamp_drop(dr), &b->peer[i]);
             continue;
@@ -882,7 +882,7 @@ udp_answer_stamp(struct bset_sock *u, unsigned n, const int *why,
     if (replied && pol->stamp_busy_poll_us != 0) {
         loop_busy_poll(set->loop, pol->stamp_busy_poll_us);
     }
-    if (pol->stamp_stateful) {
+    if (pol->stamp_opts.stateful) {
         /* Software transmit stamps come as the reply leaves: collect
          * them for the sessions' next Follow-Up Telemetry TLVs. */
         refl_errqueue(&set->refl, u->io.fd, u->slot, u->tx_epoch,
@@ -1083,7 +1083,7 @@ udp_run(struct bset_sock *u)
 
     /* A transmit stamp may come after its batch was answered (EPOLLERR
      * then wakes us): file it before the session's next reply. */
-    if (u->pol != NULL && u->pol->stamp && u->pol->stamp_stateful) {
+    if (u->pol != NULL && u->pol->stamp && u->pol->stamp_opts.stateful) {
         refl_errqueue(&set->refl, u->io.fd, u->slot, u->tx_epoch,
                       2 * UDP_BATCH);
     }

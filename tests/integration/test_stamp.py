@@ -5,7 +5,8 @@ replies (the authenticated layout, which scapy lacks, is built here by
 hand with hmac and hashlib). Checked: sequence numbers stateless and
 stateful over many sessions; T2 <= T3, both inside the sender's send and
 receive times; the sender's TTL (IPv4) and Hop Limit (IPv6) reflected;
-SSID copied; PTP timestamps (Z, TAI) when asked for; Extra Padding
+SSID copied; PTP timestamps (Z, TAI) when asked for; the Class of
+Service TLV's DSCP1 followed or not (stamp_honour_dscp); Extra Padding
 copied byte-exact; an unknown TLV back with U,
 a malformed one with M; Follow-Up Telemetry carrying the previous reply's
 real send time; a 14-octet TWAMP-Light request answered with 44 octets;
@@ -412,6 +413,30 @@ class Stamp(harness.TestCase):
             self.assertEqual(struct.unpack("!I", r[:4])[0], k)
             mac = hmac.new(bytes.fromhex(KEY_B), r[:96], hashlib.sha256)
             self.assertEqual(r[96:112], mac.digest()[:16])
+
+    def test_class_of_service_dscp(self):
+        honour, keep = harness.free_port(), harness.free_port()
+        conf = ('listen = ( { address = "127.0.0.1"; port = %d; '
+                'service = "stamp"; stamp_honour_dscp = true; }, '
+                '{ address = "127.0.0.1"; port = %d; service = "stamp"; } '
+                ');\n' % (honour, keep))
+        self.daemon(conf=conf, port=honour)
+        s = self.sock()
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 10 << 2)  # AF11
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
+        # RFC 8972 4.4: DSCP1 (46, EF) asked for, the rest zero.
+        req = bytes(Sender(seq=9)) + tlv(4, bytes([46 << 2, 0, 0, 0]))
+        for port, dscp, rp in ((honour, 46, 0), (keep, 10, 1)):
+            s.sendto(req, ("127.0.0.1", port))
+            r, anc, _, _ = s.recvmsg(2048, socket.CMSG_SPACE(4))
+            tos = [c[2][0] for c in anc
+                   if c[:2] == (socket.IPPROTO_IP, socket.IP_TOS)]
+            self.assertEqual(tos, [dscp << 2], port)  # ECN Not-ECT
+            flags, type_, v = tlvs_of(r)[0]
+            self.assertEqual((flags, type_), (0, 4))
+            self.assertEqual(v[0] >> 2, 46)  # DSCP1 as asked
+            self.assertEqual((v[0] & 3) << 4 | v[1] >> 4, 10)  # DSCP2
+            self.assertEqual(v[1] & 3, rp)  # RP: 0 followed, 1 not
 
     def test_ptp_timestamps(self):
         d, port = self.start('stamp_timestamp = "ptp";')

@@ -382,6 +382,10 @@ rx_at(time_t sec, long nsec)
     return rx;
 }
 
+static const struct refl_opts ntp1 = {.stateful = false, .ptp = false};
+static const struct refl_opts ptp1 = {.stateful = false, .ptp = true};
+static const struct refl_opts ptp_sessions = {.stateful = true, .ptp = true};
+
 /* A PTPv2 truncated timestamp of CLOCK_REALTIME time t plus tai. */
 static uint64_t
 ptp_of(const struct timespec *t, int tai)
@@ -402,8 +406,8 @@ test_refl_ptp_adds_tai(void **state)
     (void)state;
     fake_synced(37);
     req_unauth(b);
-    assert_int_equal(refl_build(&r, false, true, NULL, 0, b, 44, sizeof(b), &rx,
-                                NULL, NULL, 1000, &rep),
+    assert_int_equal(refl_build(&r, &ptp1, NULL, 0, b, 44, sizeof(b), &rx, NULL,
+                                NULL, 1000, &rep),
                      STAMP_OK);
     assert_int_equal(rep.tai, 37);
     assert_true(rep.t2.tv_sec == 1700000000); /* the residence's start */
@@ -417,8 +421,8 @@ test_refl_ptp_adds_tai(void **state)
 
     /* The same request for NTP timestamps: nothing added. */
     req_unauth(b);
-    assert_int_equal(refl_build(&r, false, false, NULL, 0, b, 44, sizeof(b),
-                                &rx, NULL, NULL, 1000, &rep),
+    assert_int_equal(refl_build(&r, &ntp1, NULL, 0, b, 44, sizeof(b), &rx, NULL,
+                                NULL, 1000, &rep),
                      STAMP_OK);
     assert_int_equal(rep.tai, 0);
     assert_int_equal(rd16(b + 12), 0x8587);
@@ -426,8 +430,8 @@ test_refl_ptp_adds_tai(void **state)
 
     /* Authenticated: T3 at @16 with the offset, and the HMAC over it. */
     req_auth(b);
-    assert_int_equal(refl_build(&r, false, true, key, KEYLEN, b, 112, sizeof(b),
-                                &rx, NULL, NULL, 1000, &rep),
+    assert_int_equal(refl_build(&r, &ptp1, key, KEYLEN, b, 112, sizeof(b), &rx,
+                                NULL, NULL, 1000, &rep),
                      STAMP_OK);
     t3 = refl_stamp_t3(b, rep.len, rep.tai, key, KEYLEN);
     assert_true(rd64(b + 16) == ptp_of(&t3, 37));
@@ -464,8 +468,9 @@ test_refl_ptp_followup_and_no_tai(void **state)
         req_unauth(b);
         len = tlv(b, 44, STAMP_FLAG_U, STAMP_TLV_FOLLOWUP, 16);
         memset(b + 48, 0, 16);
-        assert_int_equal(refl_build(&r, true, true, NULL, 0, b, len, sizeof(b),
-                                    &rx, (const struct sockaddr *)&here,
+        assert_int_equal(refl_build(&r, &ptp_sessions, NULL, 0, b, len,
+                                    sizeof(b), &rx,
+                                    (const struct sockaddr *)&here,
                                     (const struct sockaddr *)&peer, 1000, &rep),
                          STAMP_OK);
         assert_non_null(rep.sess);
@@ -482,8 +487,8 @@ test_refl_ptp_followup_and_no_tai(void **state)
     memset(&r, 0, sizeof(r));
     fake.tai = 0;
     req_unauth(b);
-    assert_int_equal(refl_build(&r, false, true, NULL, 0, b, 44, sizeof(b), &rx,
-                                NULL, NULL, 1000, &rep),
+    assert_int_equal(refl_build(&r, &ptp1, NULL, 0, b, 44, sizeof(b), &rx, NULL,
+                                NULL, 1000, &rep),
                      STAMP_OK);
     assert_int_equal(rep.tai, 0);
     assert_int_equal(rd16(b + 12), 0x7FFF);
