@@ -394,6 +394,20 @@ ptp_of(const struct timespec *t, int tai)
            (uint64_t)t->tv_nsec;
 }
 
+#define REFL_BUF 2048 /* a worker's datagram buffer, as large as needed */
+
+/* A worker's reply to a plain 44-octet request (no TLVs, no addresses)
+ * received at rx, built in b (REFL_BUF octets). */
+static void
+reflect_plain(struct refl *r, const struct refl_opts *o,
+              const struct refl_rx *rx, uint8_t *b, struct refl_reply *rep)
+{
+    req_unauth(b);
+    assert_int_equal(
+        refl_build(r, o, NULL, 0, b, 44, REFL_BUF, rx, NULL, NULL, 1000, rep),
+        STAMP_OK);
+}
+
 static void
 test_refl_ptp_adds_tai(void **state)
 {
@@ -401,14 +415,11 @@ test_refl_ptp_adds_tai(void **state)
     struct refl_rx rx = rx_at(1700000000, 123456789);
     struct refl_reply rep;
     struct timespec before, t3, after;
-    uint8_t b[2048];
+    uint8_t b[REFL_BUF];
 
     (void)state;
     fake_synced(37);
-    req_unauth(b);
-    assert_int_equal(refl_build(&r, &ptp1, NULL, 0, b, 44, sizeof(b), &rx, NULL,
-                                NULL, 1000, &rep),
-                     STAMP_OK);
+    reflect_plain(&r, &ptp1, &rx, b, &rep);
     assert_int_equal(rep.tai, 37);
     assert_true(rep.t2.tv_sec == 1700000000); /* the residence's start */
     assert_int_equal(rd16(b + 12), 0x8587 | STAMP_EE_Z);
@@ -420,10 +431,7 @@ test_refl_ptp_adds_tai(void **state)
     assert_true(t3.tv_sec >= before.tv_sec && t3.tv_sec <= after.tv_sec);
 
     /* The same request for NTP timestamps: nothing added. */
-    req_unauth(b);
-    assert_int_equal(refl_build(&r, &ntp1, NULL, 0, b, 44, sizeof(b), &rx, NULL,
-                                NULL, 1000, &rep),
-                     STAMP_OK);
+    reflect_plain(&r, &ntp1, &rx, b, &rep);
     assert_int_equal(rep.tai, 0);
     assert_int_equal(rd16(b + 12), 0x8587);
     assert_true(rd64(b + 16) == stamp_ntp(&rx.t2));
@@ -457,7 +465,7 @@ test_refl_ptp_followup_and_no_tai(void **state)
     const struct timespec sent = {1700000100, 5};
     struct refl_reply rep;
     struct timespec t3;
-    uint8_t b[2048];
+    uint8_t b[REFL_BUF];
     size_t len;
 
     (void)state;
@@ -486,10 +494,7 @@ test_refl_ptp_followup_and_no_tai(void **state)
 
     memset(&r, 0, sizeof(r));
     fake.tai = 0;
-    req_unauth(b);
-    assert_int_equal(refl_build(&r, &ptp1, NULL, 0, b, 44, sizeof(b), &rx, NULL,
-                                NULL, 1000, &rep),
-                     STAMP_OK);
+    reflect_plain(&r, &ptp1, &rx, b, &rep);
     assert_int_equal(rep.tai, 0);
     assert_int_equal(rd16(b + 12), 0x7FFF);
     assert_true(rd64(b + 16) == ptp_of(&rx.t2, 0));
